@@ -1,0 +1,389 @@
+"""Figure helpers shared by every chapter of the book, on matplotlib + seaborn.
+
+One look across the book:
+
+- :data:`FREQ_CMAP` (``"magma"``) is the one sequential colour map for every frequency map (centred
+  log-magnitude spectra) and every heat map of errors; :data:`PALETTE` (seaborn ``"colorblind"``) is the one
+  categorical palette for lines (methods, losses, up-sampling kinds).
+- Frequency axes are always labelled in **cycles/pixel** (Nyquist = 0.5), power axes as *log power*.
+- Every helper draws into an ``Axes`` it is given (or makes a figure when told to) and returns that ``Axes``
+  (or the ``Figure``), so a chapter can compose panels freely and tests can inspect what was drawn.
+
+Spectra are computed with :mod:`specvae.spectral` (imported on first use), so the figures show exactly the
+quantities the losses and metrics use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = [
+    "FREQ_CMAP",
+    "ERROR_CMAP",
+    "PALETTE",
+    "FREQ_LABEL",
+    "POWER_LABEL",
+    "set_style",
+    "palette",
+    "frequency_map",
+    "radial_spectra",
+    "image_grid",
+    "loss_curves",
+    "error_heatmap",
+]
+
+#: the sequential colour map of every frequency map in the book
+FREQ_CMAP = "magma"
+#: the sequential colour map of every error heat map (the same map, so "bright = more" reads the same)
+ERROR_CMAP = FREQ_CMAP
+#: the categorical palette of every line plot in the book
+PALETTE = "colorblind"
+#: axis label of a radial frequency axis
+FREQ_LABEL = "spatial frequency (cycles/pixel)"
+#: axis label of a log power axis
+POWER_LABEL = "log power"
+
+
+def set_style(context: str = "notebook", font_scale: float = 1.0) -> None:
+    """Apply the book's seaborn theme (white grid, :data:`PALETTE`, readable sizes) to matplotlib.
+
+    Call once at the top of a chapter. ``context`` is a seaborn context ("paper", "notebook", "talk").
+    """
+    sns.set_theme(context=context, style="whitegrid", palette=PALETTE, font_scale=font_scale)
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "image.cmap": FREQ_CMAP,
+            "axes.titlesize": "medium",
+            "figure.constrained_layout.use": True,
+        }
+    )
+
+
+def palette(n: int) -> list[tuple[float, float, float]]:
+    """The first ``n`` colours of the book's categorical palette (cycled when ``n`` exceeds its length)."""
+    return list(sns.color_palette(PALETTE, n))
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _as_image_batch(img: Any) -> torch.Tensor:
+    """(H,W) | (C,H,W) | (N,C,H,W) tensor/array -> float32 (N,C,H,W)."""
+    t = img if isinstance(img, torch.Tensor) else torch.as_tensor(np.asarray(img))
+    t = t.detach().float().cpu()
+    if t.ndim == 2:
+        t = t[None, None]
+    elif t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4:
+        raise ValueError(
+            f"expected an image of shape (H, W), (C, H, W) or (N, C, H, W); got shape {tuple(t.shape)}"
+        )
+    if t.shape[1] not in (1, 3):
+        raise ValueError(f"expected 1 or 3 channels in dim 1; got shape {tuple(t.shape)} (is it channels-last?)")
+    return t
+
+
+def _freq_extent(h: int, w: int) -> tuple[float, float, float, float]:
+    """imshow extent so that pixel centres of a centred (fftshift) spectrum sit at their frequencies."""
+    fx = np.fft.fftshift(np.fft.fftfreq(w))
+    fy = np.fft.fftshift(np.fft.fftfreq(h))
+    dx = 1.0 / w
+    dy = 1.0 / h
+    # origin="lower": y grows upwards
+    return (fx[0] - dx / 2, fx[-1] + dx / 2, fy[0] - dy / 2, fy[-1] + dy / 2)
+
+
+def frequency_map(
+    ax: Axes,
+    img: Any,
+    *,
+    spectrum: bool = False,
+    title: str | None = None,
+    colorbar: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = FREQ_CMAP,
+) -> Axes:
+    """Draw the centred log-magnitude spectrum ``log|F(u, v)|`` of an image, axes in cycles/pixel.
+
+    Args:
+        ax: the axes to draw into.
+        img: an image in [0, 1], ``(H, W)``, ``(C, H, W)`` or ``(N, C, H, W)`` (tensor or array). Colour
+            images are converted to gray (ITU-R 601 luma, :func:`specvae.spectral.to_gray`); a batch shows the
+            mean log-magnitude over its images. With ``spectrum=True``, ``img`` is already a centred 2-D
+            log-magnitude map ``(H, W)`` (e.g. an average computed elsewhere) and is drawn as is.
+        spectrum: see ``img``.
+        title: axes title.
+        colorbar: add a colour bar labelled "log magnitude".
+        vmin, vmax: colour limits (pass the same to several maps to compare them).
+        cmap: colour map; keep the default :data:`FREQ_CMAP` so maps agree across the book.
+
+    Returns:
+        ``ax``; the drawn image is ``ax.images[-1]`` and its array is the plotted map.
+    """
+    if spectrum:
+        m = _as_numpy(img)
+        if m.ndim != 2:
+            raise ValueError(f"with spectrum=True, img must be a 2-D (H, W) map; got shape {m.shape}")
+    else:
+        from specvae import spectral
+
+        x = _as_image_batch(img)
+        if x.shape[1] == 3:
+            x = spectral.to_gray(x)
+        m = spectral.log_magnitude(x).mean(dim=(0, 1)).numpy()
+    h, w = m.shape
+    im = ax.imshow(m, cmap=cmap, origin="lower", extent=_freq_extent(h, w), vmin=vmin, vmax=vmax,
+                   interpolation="nearest")
+    ax.set_xlabel("$f_x$ (cycles/pixel)")
+    ax.set_ylabel("$f_y$ (cycles/pixel)")
+    ax.grid(False)
+    if title is not None:
+        ax.set_title(title)
+    if colorbar:
+        cb = ax.figure.colorbar(im, ax=ax, shrink=0.8)
+        cb.set_label("log magnitude")
+    return ax
+
+
+def radial_spectra(
+    ax: Axes,
+    profiles: Mapping[str, tuple[Any, Any, Any]],
+    *,
+    ylabel: str = POWER_LABEL,
+    xlabel: str = FREQ_LABEL,
+    logx: bool = False,
+    title: str | None = None,
+    band: bool = True,
+    legend: bool = True,
+    colors: Mapping[str, Any] | None = None,
+) -> Axes:
+    """Draw azimuthally integrated spectra: one line (mean) and a shaded ±1 std band per entry.
+
+    Args:
+        ax: the axes to draw into.
+        profiles: ``{label: (freqs, mean, std)}`` with 1-D arrays of equal length; ``freqs`` in cycles/pixel
+            (e.g. :func:`specvae.spectral.frequency_axis`), ``mean``/``std`` the profile across images
+            (``std`` may be None for no band). Lines keep the dict's order and the book's palette.
+        ylabel, xlabel: axis labels (defaults: "log power", "spatial frequency (cycles/pixel)").
+        logx: logarithmic frequency axis (for power-law plots; the DC bin at 0 is then not shown).
+        title: axes title.
+        band: draw the ±std bands.
+        legend: draw a legend.
+        colors: optional ``{label: colour}`` to keep a method's colour fixed across figures.
+
+    Returns:
+        ``ax``; ``ax.lines[i]`` holds the i-th profile's mean as drawn.
+    """
+    if not profiles:
+        raise ValueError("profiles is empty: pass {label: (freqs, mean, std)}")
+    cols = palette(len(profiles))
+    for i, (label, entry) in enumerate(profiles.items()):
+        if len(entry) != 3:
+            raise ValueError(f"profile {label!r} must be (freqs, mean, std); got {len(entry)} items")
+        f, mu, sd = entry
+        f, mu = _as_numpy(f).ravel(), _as_numpy(mu).ravel()
+        if f.shape != mu.shape:
+            raise ValueError(f"profile {label!r}: freqs has {f.size} values but mean has {mu.size}")
+        c = (colors or {}).get(label, cols[i])
+        ax.plot(f, mu, label=str(label), color=c, lw=1.6)
+        if band and sd is not None:
+            s = _as_numpy(sd).ravel()
+            if s.shape != mu.shape:
+                raise ValueError(f"profile {label!r}: std has {s.size} values but mean has {mu.size}")
+            ax.fill_between(f, mu - s, mu + s, color=c, alpha=0.2, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    if legend:
+        ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def image_grid(
+    rows: Any,
+    *,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    ncols: int | None = None,
+    cell_size: float = 1.3,
+    cmap: str = "gray",
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    fig: Figure | None = None,
+) -> Figure:
+    """Show images in a grid: one row per batch (e.g. originals, then reconstructions of each model).
+
+    Args:
+        rows: a list of batches ``[(N, C, H, W), ...]`` (one grid row each, equal ``N``), or one batch
+            ``(N, C, H, W)`` laid out in rows of ``ncols`` (default: all in one row). Values in [0, 1];
+            gray images are drawn with ``cmap``, values outside [vmin, vmax] are clipped.
+        row_labels: one label per row (drawn as the y label of its first image).
+        col_labels: one title per column.
+        ncols: columns when ``rows`` is a single batch.
+        cell_size: inches per image.
+        cmap: colour map for 1-channel images.
+        vmin, vmax: display range.
+        fig: draw into this figure (its contents are cleared) instead of a new one.
+
+    Returns:
+        The figure; ``fig.axes`` are the cells in row-major order.
+    """
+    if isinstance(rows, (torch.Tensor, np.ndarray)):
+        batch = _as_image_batch(rows)
+        n = batch.shape[0]
+        ncols = ncols or n
+        grid = [batch[i : i + ncols] for i in range(0, n, ncols)]
+    else:
+        grid = [_as_image_batch(r) for r in rows]
+        if not grid:
+            raise ValueError("rows is empty")
+    nrows = len(grid)
+    ncols_ = max(b.shape[0] for b in grid)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"{len(row_labels)} row labels for {nrows} rows")
+    if col_labels is not None and len(col_labels) > ncols_:
+        raise ValueError(f"{len(col_labels)} column labels for {ncols_} columns")
+    if fig is None:
+        fig = plt.figure(figsize=(cell_size * ncols_ + 0.6, cell_size * nrows + 0.3))
+    else:
+        fig.clf()
+    axes = fig.subplots(nrows, ncols_, squeeze=False)
+    for r, batch in enumerate(grid):
+        for c in range(ncols_):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if c >= batch.shape[0]:
+                ax.set_visible(False)
+                continue
+            im = batch[c].clamp(vmin, vmax).numpy()
+            if im.shape[0] == 1:
+                ax.imshow(im[0], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            else:
+                ax.imshow((im.transpose(1, 2, 0) - vmin) / (vmax - vmin), interpolation="nearest")
+            if r == 0 and col_labels is not None and c < len(col_labels):
+                ax.set_title(str(col_labels[c]), fontsize="small")
+            if c == 0 and row_labels is not None:
+                ax.set_ylabel(str(row_labels[r]), fontsize="small")
+    return fig
+
+
+def loss_curves(
+    ax: Axes,
+    history: Any,
+    *,
+    keys: Sequence[str] | None = None,
+    step_key: str = "step",
+    logy: bool = True,
+    label_prefix: str = "",
+    ylabel: str = "loss",
+    title: str | None = None,
+    color: Any = None,
+    linestyles: Sequence[str] = ("-", "--", ":", "-."),
+) -> Axes:
+    """Plot training curves from a ``FitResult.history``-style record.
+
+    Args:
+        ax: the axes to draw into.
+        history: ``{"step": [...], term: [...], ...}`` (dict of lists/arrays) or a pandas DataFrame with those
+            columns.
+        keys: the terms to draw (default: every column but ``step_key``).
+        step_key: the column of training steps (x axis).
+        logy: logarithmic y axis (losses span decades).
+        label_prefix: prepended to each line's label (to overlay several runs on one axes).
+        ylabel: y label.
+        title: axes title.
+        color: one colour for all terms of this history (else the palette, one per term); terms then differ by
+            line style.
+        linestyles: the styles cycled through the terms when ``color`` is given.
+
+    Returns:
+        ``ax``; one line per term.
+    """
+    if hasattr(history, "to_dict") and hasattr(history, "columns"):
+        history = {c: history[c].to_numpy() for c in history.columns}
+    if step_key not in history:
+        raise KeyError(f"history has no {step_key!r} column; it has {sorted(history)}")
+    steps = _as_numpy(history[step_key]).ravel()
+    keys = [k for k in history if k != step_key] if keys is None else list(keys)
+    missing = [k for k in keys if k not in history]
+    if missing:
+        raise KeyError(f"history has no term(s) {missing}; it has {sorted(history)}")
+    cols = palette(len(keys))
+    for i, k in enumerate(keys):
+        y = _as_numpy(history[k]).ravel()
+        if y.shape != steps.shape:
+            raise ValueError(f"term {k!r} has {y.size} values but {step_key!r} has {steps.size}")
+        kw = dict(color=cols[i]) if color is None else dict(color=color, ls=linestyles[i % len(linestyles)])
+        ax.plot(steps, y, label=f"{label_prefix}{k}", lw=1.4, **kw)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def error_heatmap(
+    ax: Axes,
+    values: Any,
+    *,
+    x: Sequence[Any],
+    y: Sequence[Any],
+    xlabel: str,
+    ylabel: str,
+    cbar_label: str = "normalised error",
+    title: str | None = None,
+    vmin: float | None = 0.0,
+    vmax: float | None = None,
+    max_xticks: int = 8,
+    fmt_y: str = "{:g}",
+    fmt_x: str = "{:g}",
+) -> Axes:
+    """A heat map of ``values[i, j]`` (row i ↔ ``y[i]``, column j ↔ ``x[j]``) in :data:`ERROR_CMAP`.
+
+    Used e.g. for "error of each frequency (rows) over training steps (columns)". Row 0 is drawn at the bottom.
+
+    Returns:
+        ``ax``; the drawn image is ``ax.images[-1]``.
+    """
+    v = _as_numpy(values)
+    if v.ndim != 2 or v.shape != (len(y), len(x)):
+        raise ValueError(f"values must have shape (len(y), len(x)) = ({len(y)}, {len(x)}); got {v.shape}")
+    im = ax.imshow(v, cmap=ERROR_CMAP, origin="lower", aspect="auto", vmin=vmin, vmax=vmax,
+                   interpolation="nearest")
+    xt = np.unique(np.linspace(0, len(x) - 1, min(max_xticks, len(x))).round().astype(int))
+    ax.set_xticks(xt, [fmt_x.format(x[i]) for i in xt])
+    yt = np.unique(np.linspace(0, len(y) - 1, min(max_xticks, len(y))).round().astype(int))
+    ax.set_yticks(yt, [fmt_y.format(y[i]) for i in yt])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(False)
+    if title is not None:
+        ax.set_title(title)
+    cb = ax.figure.colorbar(im, ax=ax)
+    cb.set_label(cbar_label)
+    return ax

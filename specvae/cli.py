@@ -1,0 +1,256 @@
+"""The ``specvae`` command.
+
+::
+
+    specvae book execute [--preset P | --smoke] [CHAPTER ...] [-p KEY VALUE ...] [--output-dir DIR]
+    specvae book build [--strict] [-W]
+    specvae book status
+    specvae run CHAPTER --preset P [--workers N] [--set KEY=VALUE ...] [--no-train]
+    specvae weights fetch [--offline]
+    specvae data check
+
+Everything heavy (torch, papermill, the chapter modules) is imported inside the subcommand that needs it, so
+``specvae --help`` is fast and works even when one of the modules is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from typing import Any, Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def _params(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
+    from specvae.book import parse_param_value
+
+    return {key: parse_param_value(value) for key, value in (pairs or [])}
+
+
+def _overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    from specvae.book import parse_param_value
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"specvae run: --set takes KEY=VALUE (got {item!r}), e.g. --set steps=2000")
+        out[key.strip()] = parse_param_value(value.strip())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- book
+def _cmd_book_execute(args: argparse.Namespace) -> int:
+    from specvae import book
+
+    preset = "smoke" if args.smoke else args.preset
+    if args.smoke and args.preset not in (None, "smoke"):
+        raise SystemExit("specvae book execute: --smoke and --preset contradict each other; give one of them")
+    if preset is not None:
+        _check_preset(preset)
+    try:
+        paths = book.execute_chapters(
+            args.chapters, preset, _params(args.param), root=args.root, output_dir=args.output_dir,
+            progress=not args.quiet, keep_going=args.keep_going, timeout=args.timeout,
+        )
+    except (ValueError, FileNotFoundError, book.ChapterExecutionError) as exc:
+        print(f"specvae book execute: {exc}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _check_preset(preset: str) -> None:
+    """Reject unknown preset names early, with the list of valid ones (specvae.experiments when present)."""
+    try:
+        from specvae.experiments import check_preset
+    except ImportError:
+        names = ("smoke", "cpu", "gpu", "paper")
+        if preset not in names:
+            raise SystemExit(f"unknown preset {preset!r}; valid presets: {', '.join(names)}")
+        return
+    try:
+        check_preset(preset)
+    except (ValueError, KeyError) as exc:
+        raise SystemExit(str(exc)) from exc
+
+
+def _cmd_book_build(args: argparse.Namespace) -> int:
+    from specvae import book
+
+    try:
+        html = book.build_book(args.root, strict=args.strict, warnings_as_errors=args.warnings_as_errors,
+                               all_pages=args.all, quiet=args.quiet)
+    except book.BookBuildError as exc:
+        print(f"specvae book build: {exc}", file=sys.stderr)
+        return 1
+    print(f"book built: {html / 'index.html'}")
+    return 0
+
+
+def _cmd_book_status(args: argparse.Namespace) -> int:
+    from specvae import book
+
+    statuses = book.check_chapters(args.root)
+    if not statuses:
+        print("no chapters found")
+    for status in statuses:
+        print(status.message())
+    _, missing = book.available_toc(args.root)
+    for doc in missing:
+        print(f"{doc}: listed in _toc.yml but missing")
+    return 0 if all(s.ok for s in statuses) and not missing else 1
+
+
+# ----------------------------------------------------------------------------------------------------- run
+def _chapter_module(name: str):
+    """The experiments module of a chapter given as ``01``, ``01_simpler_is_better`` or ``simpler_is_better``."""
+    from specvae import book
+
+    try:
+        slug = book.resolve_chapter(name).slug
+    except ValueError as exc:
+        try:  # a chapter whose notebook is not written yet may still have its module
+            slug = book.Chapter.from_name(name).slug
+        except ValueError:
+            slug = name
+            if importlib.util.find_spec(f"specvae.experiments.{slug}") is None:
+                raise SystemExit(str(exc)) from exc
+    try:
+        return importlib.import_module(f"specvae.experiments.{slug}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"specvae.experiments.{slug}":
+            raise SystemExit(f"chapter {name!r} has no module specvae/experiments/{slug}.py") from exc
+        raise
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    module = _chapter_module(args.chapter)
+    _check_preset(args.preset)
+    if not hasattr(module, "run_all"):
+        raise SystemExit(f"{module.__name__} has no run_all(preset, *, workers, train, **overrides)")
+    frame = module.run_all(args.preset, workers=args.workers, train=not args.no_train, **_overrides(args.set))
+    try:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
+            print(frame.to_string() if hasattr(frame, "to_string") else frame)
+    except ImportError:  # pragma: no cover
+        print(frame)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ weights / data
+def _cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from specvae.metrics import weights
+
+    result = weights.fetch_all(offline=args.offline)
+    if result is not None:
+        if isinstance(result, dict):
+            for name, path in result.items():
+                print(f"{name}: {path}")
+        else:
+            print(result)
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from specvae import data
+
+    result = data.check_data()
+    if result is None:
+        return 0
+    if hasattr(result, "to_string"):
+        print(result.to_string())
+    elif isinstance(result, dict):
+        for name, state in result.items():
+            print(f"{name}: {state}")
+    else:
+        print(result)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The ``specvae`` argument parser (subcommands ``book``, ``run``, ``weights``, ``data``)."""
+    parser = argparse.ArgumentParser(
+        prog="specvae",
+        description="specvae: a reproducible study of how autoencoders lose (and recover) high-frequency detail.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    book_p = sub.add_parser("book", help="execute chapters into book/ and build the HTML book")
+    book_sub = book_p.add_subparsers(dest="book_command", metavar="BOOK_COMMAND")
+    book_sub.required = True
+
+    ex = book_sub.add_parser(
+        "execute", help="run chapters (notebooks/NN_name.py) with papermill into book/NN_name.ipynb",
+        description="Run chapters with papermill. CHAPTER is 00, 00_spectral_bias or spectral_bias; "
+                    "none means all chapters.",
+    )
+    ex.add_argument("chapters", nargs="*", metavar="CHAPTER")
+    ex.add_argument("--preset", default=None, help="smoke | cpu | gpu | paper (default: the notebook's own)")
+    ex.add_argument("--smoke", action="store_true", help="same as --preset smoke")
+    ex.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                    help="a papermill parameter, typed like papermill's -p (int, float, bool, none, str) "
+                         "or YAML for [lists] and {maps}; repeatable")
+    ex.add_argument("--output-dir", default=None, help="where the executed notebooks go (default: book/)")
+    ex.add_argument("--root", default=None, help="project root (default: found from the current folder)")
+    ex.add_argument("--keep-going", action="store_true", help="run the remaining chapters when one fails")
+    ex.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: none)")
+    ex.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    ex.set_defaults(func=_cmd_book_execute)
+
+    bd = book_sub.add_parser("build", help="render the HTML book from the stored executed chapters (no execution)")
+    bd.add_argument("--strict", action="store_true",
+                    help="fail (build nothing) when a chapter is stale, not executed, has no banner, "
+                         "or a _toc.yml entry is missing")
+    bd.add_argument("-W", "--warnings-as-errors", action="store_true", help="turn Sphinx warnings into errors")
+    bd.add_argument("--all", action="store_true", help="rebuild every page, not only the changed ones")
+    bd.add_argument("--root", default=None, help="project root (default: found from the current folder)")
+    bd.add_argument("-q", "--quiet", action="store_true", help="less Sphinx output")
+    bd.set_defaults(func=_cmd_book_build)
+
+    st = book_sub.add_parser("status", help="list chapters: up to date, stale, not executed, missing")
+    st.add_argument("--root", default=None)
+    st.set_defaults(func=_cmd_book_status)
+
+    run = sub.add_parser("run", help="train and evaluate a chapter's runs (stored under book/results/) and "
+                                     "print the results table")
+    run.add_argument("chapter", metavar="CHAPTER", help="00, 00_spectral_bias or spectral_bias")
+    run.add_argument("--preset", required=True, help="smoke | cpu | gpu | paper")
+    run.add_argument("--workers", type=int, default=1, help="processes side by side (default 1)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a run-config field, e.g. --set steps=2000; repeatable")
+    run.add_argument("--no-train", action="store_true", help="only load stored results; a missing one is an error")
+    run.set_defaults(func=_cmd_run)
+
+    w = sub.add_parser("weights", help="pretrained networks for the metrics (LPIPS, FID Inception)")
+    w_sub = w.add_subparsers(dest="weights_command", metavar="WEIGHTS_COMMAND")
+    w_sub.required = True
+    wf = w_sub.add_parser("fetch", help="find or download every pretrained network the metrics need")
+    wf.add_argument("--offline", action="store_true", help="only look for local files; never download")
+    wf.set_defaults(func=_cmd_weights_fetch)
+
+    d = sub.add_parser("data", help="data sets")
+    d_sub = d.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    d_sub.required = True
+    dc = d_sub.add_parser("check", help="report which data sets are found under SPECVAE_DATA (and substitutes)")
+    dc.set_defaults(func=_cmd_data_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``specvae`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,725 @@
+"""The one training loop of specvae: :func:`fit`.
+
+Every model of the book trains through :func:`fit`. Models and losses plug in without subclassing anything: the
+caller passes an *objective*, a plain function
+
+    ``objective(model, batch, step) -> (loss, terms)``
+
+that runs the model on a batch and returns the scalar loss to minimise and a dict of named terms to log
+(tensors or floats). ``step`` is the number of optimizer updates the model has had so far (0 on the first call).
+
+What the loop does for every model:
+
+- **devices and speed**: ``device="auto"`` picks CUDA when present. On CUDA the objective runs under bf16
+  autocast (``amp=True``; spectral code disables autocast itself and works in float32), the model and batches
+  use ``channels_last`` (``channels_last=True``), Adam is fused, and ``compile=True`` compiles the model in place
+  with :func:`torch.compile` (state-dict keys are unchanged). On the CPU ``amp`` and ``channels_last`` are no-ops.
+- **data**: a ``uint8`` tensor ``(N, C, H, W)`` (or an :class:`~specvae.data.ImageData`) is moved to the device
+  once and batched there by :class:`specvae.data.TensorBatcher`; any object with the TensorBatcher protocol
+  (``next(obj)`` gives a batch; ``state_dict()``/``load_state_dict()`` for resuming) can be passed instead.
+- **optimisation**: Adam/AdamW/SGD, optional linear warm-up and step decay of the learning rate, gradient
+  clipping by global norm (the pre-clip norm is logged as ``grad_norm``), optional EMA of the weights.
+- **logging**: every ``log_every`` steps the *averages* of the loss and of each term over the interval are
+  appended to ``history`` and shown in the tqdm bar.
+- **safety**: a non-finite loss stops the run with :class:`NonFiniteLossError`, naming the step and the terms.
+- **checkpoints and resume**: with ``run_dir`` set, the model, optimizer, EMA, batcher, RNG states (Python,
+  NumPy, torch CPU and CUDA), step and history are written atomically to ``run_dir/checkpoint.pt`` every
+  ``checkpoint_every`` steps and at the end. ``fit`` called again with the same ``run_dir`` continues from there,
+  and a run killed and restarted ends with exactly the same history and weights as an uninterrupted one
+  (bit-for-bit on the CPU; on CUDA as far as the kernels used are deterministic, see ``deterministic``).
+
+Ref: the practices listed for the training loop in ``DESIGN.md`` (bf16 autocast with float32 FFTs, channels_last,
+clipping, EMA as in taming-transformers/ldm ``LitEma``, checkpoint/resume, tqdm progress); PyTorch docs for
+:class:`torch.autocast`, :func:`torch.nn.utils.clip_grad_norm_` and reproducibility
+(https://pytorch.org/docs/stable/notes/randomness.html).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "TrainConfig",
+    "FitResult",
+    "fit",
+    "EMA",
+    "Objective",
+    "Callback",
+    "NonFiniteLossError",
+    "CheckpointMismatchError",
+    "CHECKPOINT_NAME",
+    "load_checkpoint",
+    "seed_everything",
+    "resolve_device",
+]
+
+#: file name of the checkpoint inside ``run_dir``
+CHECKPOINT_NAME = "checkpoint.pt"
+#: version of the checkpoint layout; a checkpoint of another version is refused with a clear error
+CHECKPOINT_VERSION = 1
+
+#: ``objective(model, batch, step) -> (loss, terms)``
+Objective = Callable[[nn.Module, Any, int], "tuple[Tensor, Mapping[str, Tensor | float]]"]
+#: ``callback(step, model, terms)``, called after every optimizer update (``step`` = updates done so far)
+Callback = Callable[[int, nn.Module, Mapping[str, Any]], None]
+
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+# fields that may change between a run and its resumption (they do not change the maths of a step)
+_RESUMABLE_CHANGES = ("steps", "checkpoint_every", "device", "compile")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite during training (the message names the step and the terms)."""
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint in ``run_dir`` was written by another training configuration or model."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (everything :func:`fit` needs besides model, objective and data).
+
+    Args:
+        steps: total optimizer updates of the run (a resumed run counts the ones already done).
+        batch_size: images per batch (used when ``fit`` builds the batcher from a tensor).
+        lr: base learning rate.
+        betas: Adam/AdamW betas.
+        weight_decay: weight decay (L2 for Adam/SGD, decoupled for AdamW).
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        momentum: SGD momentum (ignored by Adam/AdamW).
+        grad_clip: clip the global gradient norm to this value; ``None`` = no clipping.
+        amp: bf16 autocast around the objective (CUDA only; a no-op on the CPU).
+        channels_last: channels-last memory format for model and batches (CUDA only).
+        compile: compile the model in place with ``torch.compile``.
+        ema_decay: keep an exponential moving average of the weights with this decay (e.g. 0.999); ``None`` = off.
+        checkpoint_every: write a checkpoint every this many steps (0 = only at the end); needs ``run_dir``.
+        log_every: append interval averages of the loss terms to ``history`` every this many steps.
+        seed: seeds Python, NumPy and torch at the start of the run, and the batcher's shuffling.
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        warmup_steps: linear learning-rate warm-up over this many steps (0 = none).
+        lr_decay: multiply the learning rate by this factor every ``lr_decay_every`` steps (1.0 = constant).
+        lr_decay_every: steps between two decays (0 = no decay), e.g. one epoch in steps.
+        deterministic: call ``torch.use_deterministic_algorithms(True, warn_only=True)`` during the run (set
+            ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` on CUDA); slower, for bit-exact reruns on GPUs.
+    """
+
+    steps: int
+    batch_size: int
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    grad_clip: float | None = None
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    ema_decay: float | None = None
+    checkpoint_every: int = 0
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    momentum: float = 0.0
+    warmup_steps: int = 0
+    lr_decay: float = 1.0
+    lr_decay_every: int = 0
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
+
+        for name in ("steps", "batch_size", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(name, "must be a positive integer")
+        for name in ("checkpoint_every", "seed", "warmup_steps", "lr_decay_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise bad(name, "must be an integer >= 0")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise bad("lr", "must be a positive finite number")
+        if len(tuple(self.betas)) != 2 or not all(0.0 <= float(b) < 1.0 for b in self.betas):
+            raise bad("betas", "must be two numbers in [0, 1)")
+        if self.weight_decay < 0:
+            raise bad("weight_decay", "must be >= 0")
+        if self.optimizer not in _OPTIMIZERS:
+            raise bad("optimizer", f"unknown optimizer; choose one of {', '.join(_OPTIMIZERS)}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise bad("grad_clip", "must be None (no clipping) or a positive number")
+        if self.ema_decay is not None and not (0.0 < self.ema_decay < 1.0):
+            raise bad("ema_decay", "must be None (no EMA) or a number strictly between 0 and 1, e.g. 0.999")
+        if not (0.0 < self.lr_decay <= 1.0):
+            raise bad("lr_decay", "must be in (0, 1] (1.0 = no decay)")
+        if self.momentum < 0:
+            raise bad("momentum", "must be >= 0")
+        if not isinstance(self.device, (str, torch.device)):
+            raise bad("device", "must be a string such as 'auto', 'cpu' or 'cuda'")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate used for the update made at ``step`` (0-based): warm-up times step decay."""
+        factor = 1.0
+        if self.warmup_steps > 0:
+            factor *= min(1.0, (step + 1) / self.warmup_steps)
+        if self.lr_decay_every > 0 and self.lr_decay != 1.0:
+            factor *= self.lr_decay ** (step // self.lr_decay_every)
+        return self.lr * factor
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        model: the trained model (in ``eval()`` mode, on the training device).
+        ema_model: the EMA copy of the model (``eval()`` mode) or ``None`` when ``ema_decay`` is ``None``.
+        history: ``{"step": [...], "loss": [...], <term>: [...], ...}``, interval averages every ``log_every``
+            steps, plus the average of the last partial interval when ``steps`` is not a multiple of
+            ``log_every``; ``step`` counts updates done. A term missing in part of an interval
+            is averaged over the steps that had it; a term absent from a whole interval is NaN there.
+        steps: updates done in total.
+        wall_time_s: seconds spent in this call (a resumed run: since the resume).
+        images_per_s: training throughput of this call (images seen / wall time).
+        resumed_from: the step the run was resumed from, or ``None`` for a fresh run.
+        total_wall_time_s: training seconds summed over this call and the calls it resumed.
+        run_dir: the checkpoint folder, or ``None``.
+        device: the device the run used.
+    """
+
+    model: nn.Module
+    ema_model: nn.Module | None
+    history: dict[str, list[float]]
+    steps: int
+    wall_time_s: float
+    images_per_s: float
+    resumed_from: int | None
+    total_wall_time_s: float = 0.0
+    run_dir: Path | None = None
+    device: str = "cpu"
+
+
+class EMA:
+    """Exponential moving average of a model's weights.
+
+    After each optimizer update, ``ema ← decay·ema + (1 − decay)·θ`` for every floating-point parameter; the
+    first update copies θ (the convention of :class:`torch.optim.swa_utils.AveragedModel`). Buffers (e.g.
+    BatchNorm running statistics) are copied, not averaged.
+
+    We keep our own small class instead of ``AveragedModel`` so that :attr:`module` is a plain copy of the
+    model (same class, same ``state_dict`` keys, no ``n_averaged`` buffer), which evaluation and saving code can
+    treat exactly like the model itself.
+
+    Ref: taming-transformers / latent-diffusion ``LitEma`` (the EMA of weights used for evaluation);
+    ``torch.optim.swa_utils.get_ema_multi_avg_fn`` (same update rule).
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be strictly between 0 and 1, got {decay!r}")
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model)
+        self.module.eval()
+        self.module.requires_grad_(False)
+        self.num_updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Fold the current weights of ``model`` (same architecture) into the average."""
+        ema_params = dict(self.module.named_parameters())
+        averaged, current = [], []
+        for name, param in model.named_parameters():
+            target = ema_params[name]
+            if self.num_updates == 0 or not target.is_floating_point():
+                target.copy_(param.detach())
+            else:
+                averaged.append(target)
+                current.append(param.detach().to(target.dtype))
+        if averaged:
+            torch._foreach_lerp_(averaged, current, 1.0 - self.decay)
+        ema_buffers = dict(self.module.named_buffers())
+        for name, buf in model.named_buffers():
+            ema_buffers[name].copy_(buf.detach())
+        self.num_updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "num_updates": self.num_updates, "decay": self.decay}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.num_updates = int(state["num_updates"])
+        self.decay = float(state["decay"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds all CUDA devices
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; other names are checked (clear error if CUDA is missing)."""
+    if isinstance(device, torch.device):
+        resolved = device
+    elif device == "auto":
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} asks for CUDA, but CUDA is not available here; "
+                         "use device='auto' or 'cpu'")
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
+
+
+def _rng_state() -> dict[str, Any]:
+    """RNG states as tensors/plain Python values (loadable with ``torch.load(weights_only=True)``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = [s.cpu() for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:
+            warnings.warn("checkpoint holds CUDA RNG states for a different number of GPUs; "
+                          "they were not restored (sampling on the GPU will differ from an uninterrupted run)",
+                          stacklevel=3)
+
+
+def _config_state(config: TrainConfig) -> dict[str, Any]:
+    state = dataclasses.asdict(config)
+    state["device"] = str(state["device"])
+    return state
+
+
+def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read ``run_dir/checkpoint.pt`` (written by :func:`fit`) as a dict.
+
+    Keys: ``version``, ``step``, ``config`` (TrainConfig as dict), ``model`` (state dict), ``optimizer``,
+    ``ema`` (or ``None``), ``batcher``, ``rng``, ``history``, ``accumulator``, ``total_wall_time_s``,
+    ``model_class``.
+    """
+    path = Path(run_dir) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train with fit(..., run_dir={str(run_dir)!r}) first")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name and what to do
+        raise CheckpointMismatchError(
+            f"could not read the checkpoint {path} ({type(err).__name__}: {err}); it may come from another "
+            f"specvae version. Delete it or pass resume=False to start the run over.") from err
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointMismatchError(
+            f"{path} is not a specvae checkpoint of layout version {CHECKPOINT_VERSION}; delete it or pass "
+            "resume=False to start the run over")
+    return state
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    from specvae.experiments.atomic import atomic_write
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+
+
+def _make_batcher(data: Any, config: TrainConfig, device: torch.device) -> Any:
+    images = getattr(data, "images", None)
+    if isinstance(images, Tensor) and not isinstance(data, Tensor) and not hasattr(data, "__next__"):
+        data = images  # an ImageData
+    if isinstance(data, Tensor):
+        if data.dtype != torch.uint8 or data.ndim != 4:
+            raise TypeError(
+                f"fit() expects images as a uint8 tensor (N, C, H, W); got dtype={data.dtype}, shape="
+                f"{tuple(data.shape)}. Convert float images in [0, 1] with (x * 255).round().to(torch.uint8), "
+                "or pass a batcher object (next(obj) -> batch) instead.")
+        if data.shape[0] < config.batch_size:
+            raise ValueError(f"the data hold {data.shape[0]} images, fewer than batch_size={config.batch_size}; "
+                             "lower batch_size or use more images")
+        from specvae.data import TensorBatcher
+
+        return TensorBatcher(data.to(device), config.batch_size, device=device, seed=config.seed)
+    if not hasattr(data, "__next__"):
+        if hasattr(data, "__iter__"):
+            raise TypeError(
+                f"fit() got a {type(data).__name__}, which is iterable but not an iterator; pass a uint8 tensor, "
+                "a specvae.data.TensorBatcher, or an object with __next__ (and state_dict/load_state_dict to "
+                "resume exactly)")
+        raise TypeError(f"fit() cannot train on a {type(data).__name__}; pass a uint8 tensor (N, C, H, W) or a "
+                        "specvae.data.TensorBatcher")
+    return data
+
+
+def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+    if isinstance(batch, Tensor):
+        if batch.device != device:
+            batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.ndim == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(b, device, channels_last) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
+    return batch
+
+
+def _make_optimizer(params: list[nn.Parameter], config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, **fused)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, **fused)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+class _IntervalMeans:
+    """Running sums of the loss terms over one logging interval, kept on the device (no sync per step)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor | float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, terms: Mapping[str, Tensor | float]) -> None:
+        for name, value in terms.items():
+            if isinstance(value, Tensor):
+                value = value.detach().float()
+            prev = self.sums.get(name)
+            self.sums[name] = value if prev is None else prev + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        names = list(self.sums)
+        tensors = [n for n in names if isinstance(self.sums[n], Tensor)]
+        values: dict[str, float] = {n: float(self.sums[n]) for n in names if n not in tensors}
+        if tensors:  # one device→host copy for all terms
+            stacked = torch.stack([self.sums[n].reshape(()).to(torch.float64) for n in tensors]).cpu().tolist()
+            values.update(zip(tensors, stacked))
+        return {n: values[n] / self.counts[n] for n in names}
+
+    def reset(self) -> None:
+        self.sums.clear()
+        self.counts.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.sums.items()},
+                "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: Mapping[str, Any], device: torch.device) -> None:
+        self.sums = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in state["sums"].items()}
+        self.counts = dict(state["counts"])
+
+
+def _check_objective_output(out: Any, step: int) -> tuple[Tensor, dict[str, Tensor | float]]:
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"the objective must return (loss, terms); at step {step} it returned {type(out).__name__}")
+    loss, terms = out
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
+        raise TypeError(f"the objective's loss must be a scalar tensor; at step {step} it is "
+                        f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, Tensor) else ''}")
+    if not loss.requires_grad:
+        raise RuntimeError(f"the objective's loss at step {step} does not require grad: it is not connected to "
+                           "the model's parameters (was it computed under torch.no_grad() or detached?)")
+    if not isinstance(terms, Mapping):
+        raise TypeError(f"the objective's terms must be a dict of name -> tensor/float, got {type(terms).__name__}")
+    checked: dict[str, Tensor | float] = {}
+    for name, value in terms.items():
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise TypeError(f"loss term {name!r} must be a scalar; got shape {tuple(value.shape)} at step {step}")
+        elif not isinstance(value, (int, float)):
+            raise TypeError(f"loss term {name!r} must be a tensor or a float; got {type(value).__name__}")
+        checked[str(name)] = value
+    return loss.reshape(()), checked
+
+
+def _format_terms(values: Mapping[str, float]) -> dict[str, str]:
+    return {k: f"{v:.4g}" for k, v in values.items()}
+
+
+def _nonfinite_message(step: int, values: Mapping[str, float], last_ckpt: int | None, exact: bool) -> str:
+    where = f"at step {step}" if exact else f"in the logging interval that ends at step {step}"
+    terms = ", ".join(f"{k}={v:.6g}" for k, v in values.items())
+    resume = (f" The last checkpoint is at step {last_ckpt}." if last_ckpt is not None else "")
+    return (f"non-finite loss {where} ({terms}). Lower the learning rate, set TrainConfig.grad_clip, or check the "
+            f"objective for log(0), division by zero or exploding terms.{resume}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the loop
+# ----------------------------------------------------------------------------------------------------------
+def fit(
+    model: nn.Module,
+    objective: Objective,
+    data: Any,
+    config: TrainConfig,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    callbacks: Iterable[Callback] = (),
+) -> FitResult:
+    """Train ``model`` by minimising ``objective`` on ``data`` for ``config.steps`` optimizer updates.
+
+    Args:
+        model: any ``nn.Module``; moved to the device (and to channels_last on CUDA). Everything trainable must
+            be a parameter of ``model`` (a loss with learnable weights belongs inside it).
+        objective: ``objective(model, batch, step) -> (loss, terms)``; ``loss`` is a scalar tensor, ``terms``
+            maps names to scalar tensors or floats (logged; ``"loss"`` is logged automatically). ``step`` is the
+            number of updates done before this one (0-based), so ``step < k`` means "during the first k steps".
+        data: a ``uint8`` tensor ``(N, C, H, W)`` or an ``ImageData`` (batched by ``TensorBatcher`` on the
+            device, shuffled with ``config.seed``), or a batcher object (``next(obj)`` gives a batch; needs
+            ``state_dict``/``load_state_dict`` when ``run_dir`` is set, so a resumed run sees the same batches).
+        config: the :class:`TrainConfig`.
+        run_dir: folder for ``checkpoint.pt``; ``None`` = no checkpoints (then ``checkpoint_every`` must be 0).
+        resume: continue from ``run_dir/checkpoint.pt`` when it exists (``False``: start over, overwriting it).
+        progress: show a tqdm bar with the running loss terms.
+        callbacks: ``cb(step, model, terms)`` called after every update (``step`` = updates done, 1-based;
+            ``terms`` holds the step's loss terms as detached tensors), e.g. to snapshot reconstructions.
+
+    Returns:
+        :class:`FitResult`.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (message names the step and terms).
+        CheckpointMismatchError: ``run_dir`` holds a checkpoint of a different config or model.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a specvae.train.TrainConfig, got {type(config).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(objective):
+        raise TypeError("objective must be a function objective(model, batch, step) -> (loss, terms)")
+    callbacks = tuple(callbacks)
+    device = resolve_device(config.device)
+    cuda = device.type == "cuda"
+    channels_last = cuda and config.channels_last
+    use_amp = cuda and config.amp
+
+    ckpt_path: Path | None = None
+    if run_dir is not None:
+        ckpt_path = Path(run_dir) / CHECKPOINT_NAME
+    elif config.checkpoint_every:
+        raise ValueError(f"TrainConfig.checkpoint_every={config.checkpoint_every} needs a run_dir to write the "
+                         "checkpoints to; pass run_dir=... (e.g. specvae.paths.runs_root() / '<run name>')")
+
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    seed_everything(config.seed)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters (requires_grad=True); nothing to fit")
+    optimizer = _make_optimizer(params, config, device)
+    ema = EMA(model, config.ema_decay) if config.ema_decay is not None else None
+    batcher = _make_batcher(data, config, device)
+    if ckpt_path is not None and not (hasattr(batcher, "state_dict") and hasattr(batcher, "load_state_dict")):
+        raise TypeError(f"the batcher {type(batcher).__name__} has no state_dict()/load_state_dict(), so a resumed "
+                        "run could not see the same batches; use specvae.data.TensorBatcher or add them")
+
+    start = 0
+    history: dict[str, list[float]] = {"step": []}
+    means = _IntervalMeans()
+    resumed_from: int | None = None
+    total_wall = 0.0
+    last_ckpt: int | None = None
+    if ckpt_path is not None and resume and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path.parent)
+        _check_resumable(state, config, model, ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        batcher.load_state_dict(state["batcher"])
+        _set_rng_state(state["rng"])
+        history = {k: list(v) for k, v in state["history"].items()}
+        means.load_state_dict(state["accumulator"], device)
+        start = resumed_from = last_ckpt = int(state["step"])
+        total_wall = float(state["total_wall_time_s"])
+
+    if config.compile:
+        model.compile()
+
+    def checkpoint(step: int, wall: float) -> None:
+        assert ckpt_path is not None
+        _save_checkpoint(ckpt_path, {
+            "version": CHECKPOINT_VERSION,
+            "step": step,
+            "config": _config_state(config),
+            "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "batcher": batcher.state_dict(),
+            "rng": _rng_state(),
+            "history": history,
+            "accumulator": means.state_dict(),
+            "total_wall_time_s": wall,
+        })
+
+    def flush(step: int) -> dict[str, float]:
+        values = means.means()
+        if not all(math.isfinite(v) for v in values.values()):
+            raise NonFiniteLossError(_nonfinite_message(step, values, last_ckpt, exact=False))
+        n_before = len(history["step"])
+        history["step"].append(step)
+        for name, value in values.items():
+            history.setdefault(name, [math.nan] * n_before).append(value)
+        for name, column in history.items():
+            if len(column) < n_before + 1:
+                column.append(math.nan)
+        means.reset()
+        return values
+
+    bar = tqdm(total=config.steps, initial=start, disable=not progress, desc=type(model).__name__,
+               unit="step", dynamic_ncols=True, leave=True)
+    model.train()
+    scheduled = config.warmup_steps > 0 or (config.lr_decay_every > 0 and config.lr_decay != 1.0)
+    images_seen = 0
+    t0 = time.perf_counter()
+    step = start
+    try:
+        for step in range(start, config.steps):
+            batch = _to_device(next(batcher), device, channels_last)
+            if scheduled:
+                lr = config.lr_at(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss, terms = _check_objective_output(objective(model, batch, step), step)
+            if not cuda and not math.isfinite(float(loss.detach())):  # on the CPU this check costs nothing
+                shown = {"loss": float(loss.detach())}
+                shown.update({k: float(v.detach() if isinstance(v, Tensor) else v) for k, v in terms.items()})
+                raise NonFiniteLossError(_nonfinite_message(step, shown, last_ckpt, exact=True))
+            loss.backward()
+            logged: dict[str, Tensor | float] = {"loss": loss.detach()}
+            logged.update({k: (v.detach() if isinstance(v, Tensor) else v) for k, v in terms.items()})
+            if config.grad_clip is not None:
+                logged["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            if ema is not None:
+                ema.update(model)
+            means.add(logged)
+            if isinstance(batch, Tensor):
+                images_seen += batch.shape[0]
+            elif isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+                images_seen += batch[0].shape[0]
+            else:
+                images_seen += config.batch_size
+            done = step + 1
+            for cb in callbacks:
+                cb(done, model, logged)
+            if done % config.log_every == 0:
+                values = flush(done)
+                bar.set_postfix(_format_terms(values), refresh=False)
+            if (ckpt_path is not None and config.checkpoint_every and done % config.checkpoint_every == 0
+                    and done != config.steps):
+                if means.sums:  # make sure no non-finite loss goes into a checkpoint
+                    pending = means.means()
+                    if not all(math.isfinite(v) for v in pending.values()):
+                        raise NonFiniteLossError(_nonfinite_message(done, pending, last_ckpt, exact=False))
+                checkpoint(done, total_wall + time.perf_counter() - t0)
+                last_ckpt = done
+            bar.update(1)
+        if cuda:
+            torch.cuda.synchronize(device)
+        wall = time.perf_counter() - t0
+        if means.sums:  # the last, partial logging interval
+            pending = means.means()
+            if not all(math.isfinite(v) for v in pending.values()):
+                raise NonFiniteLossError(_nonfinite_message(config.steps, pending, last_ckpt, exact=False))
+        if ckpt_path is not None and (last_ckpt != config.steps):
+            # saved before the partial interval is flushed, so that extending `steps` later logs exactly the
+            # intervals an uninterrupted longer run logs
+            checkpoint(config.steps, total_wall + wall)
+        if means.sums:
+            values = flush(config.steps)
+            bar.set_postfix(_format_terms(values), refresh=True)
+    finally:
+        bar.close()
+        if config.deterministic:
+            torch.use_deterministic_algorithms(previous_deterministic)
+
+    model.eval()
+    return FitResult(
+        model=model,
+        ema_model=ema.module if ema is not None else None,
+        history=history,
+        steps=config.steps,
+        wall_time_s=wall,
+        images_per_s=images_seen / wall if wall > 0 and images_seen else 0.0,
+        resumed_from=resumed_from,
+        total_wall_time_s=total_wall + wall,
+        run_dir=Path(run_dir) if run_dir is not None else None,
+        device=str(device),
+    )
+
+
+def _check_resumable(state: Mapping[str, Any], config: TrainConfig, model: nn.Module, path: Path) -> None:
+    saved = dict(state["config"])
+    now = _config_state(config)
+    diffs = [f"{k}: {saved.get(k)!r} → {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+             if k not in _RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(now.get(k))]
+    if diffs:
+        raise CheckpointMismatchError(
+            f"the checkpoint {path} was written with another TrainConfig ({'; '.join(diffs)}). Use a new run_dir, "
+            "restore the old settings, or pass resume=False to start over.")
+    model_class = f"{type(model).__module__}.{type(model).__qualname__}"
+    if state.get("model_class") != model_class:
+        raise CheckpointMismatchError(
+            f"the checkpoint {path} holds a {state.get('model_class')}, not a {model_class}. Use a new run_dir or "
+            "pass resume=False to start over.")
+    if int(state["step"]) > config.steps:
+        raise CheckpointMismatchError(
+            f"the checkpoint {path} is at step {state['step']}, past TrainConfig.steps={config.steps}. Raise steps, "
+            "use a new run_dir, or pass resume=False to start over.")
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

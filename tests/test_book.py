@@ -1,0 +1,227 @@
+"""Tests of the notebook → book pipeline (specvae.book).
+
+A tiny fixture chapter (tests/fixtures/book/notebooks/98_tiny_chapter.py) is executed by papermill through
+``specvae book execute`` with non-default parameters into a temporary copy of a project that uses the real
+``_config.yml`` and ``book/references.bib``; the book is then built with jupyter-book and its HTML inspected.
+The real repository's config and toc are built too (with whatever chapters exist).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from specvae import book
+from specvae.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "book"
+CHAPTER = "98_tiny_chapter"
+
+
+def _make_project(dest: Path) -> Path:
+    """A tmp book project: the fixture chapter, toc and intro + the repository's real _config.yml and bib."""
+    shutil.copytree(FIXTURE, dest)
+    shutil.copy(REPO / "_config.yml", dest / "_config.yml")
+    (dest / "book").mkdir(exist_ok=True)
+    shutil.copy(REPO / "book" / "references.bib", dest / "book" / "references.bib")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The fixture project with the tiny chapter executed (scale=7.5, label=hello-param, preset cpu)."""
+    root = _make_project(tmp_path_factory.mktemp("book") / "project")
+    rc = cli_main(["book", "execute", "98", "--root", str(root), "--preset", "cpu",
+                   "-p", "scale", "7.5", "-p", "label", "hello-param", "-q"])
+    assert rc == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(project: Path) -> Path:
+    """The fixture project's HTML (built once for the module)."""
+    html = book.build_book(project, quiet=True)
+    assert html == project / "_build" / "html"
+    return html
+
+
+def _outputs(nb: dict) -> list[dict]:
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+def _text(output: dict) -> str:
+    if "text" in output:
+        return "".join(output["text"])
+    return "".join(output.get("data", {}).get("text/plain", ""))
+
+
+# ----------------------------------------------------------------------------------------------- execution
+def test_parameters_take_effect_in_the_executed_chapter(project):
+    nb = json.loads((project / "book" / f"{CHAPTER}.ipynb").read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1
+    texts = [_text(o) for o in _outputs(nb)]
+    # the chapter printed the parameters it saw, and its table was computed from scale = 7.5
+    assert "sentinel: scale=7.5 label=hello-param preset=cpu\n" in texts
+    table = next(o for o in _outputs(nb) if o["output_type"] == "execute_result")
+    values = re.findall(r"<td>([0-9.]+)</td>", "".join(table["data"]["text/html"]))
+    assert values == ["1", "7.5", "2", "15.0", "3", "22.5"]
+    # the figure reached the notebook even though the tests run with MPLBACKEND=Agg
+    assert any("image/png" in o.get("data", {}) for o in _outputs(nb))
+
+
+def test_banner_records_provenance_once(project):
+    nb_path = project / "book" / f"{CHAPTER}.ipynb"
+    record = book.find_banner(nb_path)
+    assert record is not None
+    source = project / "notebooks" / f"{CHAPTER}.py"
+    assert record.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert record.chapter == CHAPTER and record.preset == "cpu"
+    assert record.source == f"notebooks/{CHAPTER}.py"
+    assert record.device and record.date.endswith("UTC")
+    nb = json.loads(nb_path.read_text())
+    banners = [o for o in _outputs(nb) if book.BANNER_KEY in o.get("metadata", {})]
+    assert len(banners) == 1  # the value returned by banner() is not displayed a second time
+    assert "specvae chapter 98_tiny_chapter" in _text(banners[0])
+    status = {s.name: s for s in book.check_chapters(project)}
+    assert status[CHAPTER].state == "ok"
+
+
+def test_failed_run_leaves_the_executed_chapter_untouched(project):
+    target = project / "book" / f"{CHAPTER}.ipynb"
+    before = target.read_bytes()
+    with pytest.raises(book.ChapterExecutionError) as err:
+        book.execute_chapter(CHAPTER, "cpu", {"fail": True}, root=project, progress=False)
+    message = str(err.value)
+    assert "RuntimeError" in message and "fixture failure requested" in message and "left as it was" in message
+    assert target.read_bytes() == before
+    failed = project / "_build" / "failed" / f"{CHAPTER}.ipynb"
+    assert failed.is_file()
+    assert not list((project / "book").glob(".*partial*"))  # no temporary file left behind
+
+
+def test_unknown_parameter_and_chapter_are_errors(project):
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['scael'\].*\['preset', 'scale', 'label', 'fail'\]"):
+        book.execute_chapter(CHAPTER, None, {"scael": 2}, root=project)
+    with pytest.raises(ValueError, match="unknown chapter '42'. Available chapters: 98_tiny_chapter"):
+        book.resolve_chapter("42", project)
+
+
+@pytest.mark.parametrize("name", ["98", "98_tiny_chapter", "tiny_chapter", "notebooks/98_tiny_chapter.py",
+                                  "98_tiny_chapter.ipynb"])
+def test_chapter_names(project, name):
+    chapter = book.resolve_chapter(name, project)
+    assert chapter.name == CHAPTER
+    assert chapter.source == project / "notebooks" / f"{CHAPTER}.py"
+    assert chapter.executed == project / "book" / f"{CHAPTER}.ipynb"
+    assert chapter.module == "specvae.experiments.tiny_chapter"
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("3", 3), ("-2", -2), ("1e-4", 1e-4), ("0.5", 0.5), ("true", True), ("False", False), ("none", None),
+     ("cpu", "cpu"), ("[1, 2]", [1, 2]), ("{a: 1}", {"a": 1}), ("faces64", "faces64")],
+)
+def test_parse_param_value(text, value):
+    parsed = book.parse_param_value(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+# --------------------------------------------------------------------------------------------------- build
+def test_book_html_has_table_figure_banner_and_offline_math(built):
+    page = (built / "book" / f"{CHAPTER}.html").read_text()
+    for cell in ("<td>7.5</td>", "<td>15.0</td>", "<td>22.5</td>"):
+        assert cell in page
+    images = re.findall(r'<img[^>]*src="([^"]+\.png)"', page)
+    assert images and all((built / "book" / src).resolve().is_file() for src in images)
+    assert 'class="admonition note specvae-banner" data-specvae-stale="false"' in page
+    assert "Provenance of this chapter: 98_tiny_chapter" in page
+    intro = (built / "intro.html").read_text()
+    scripts = re.findall(r'<script[^>]*src="([^"]*)"', intro)
+    mathjax = [s for s in scripts if "mathjax" in s.lower()]
+    assert mathjax == ["_static/mathjax/tex-chtml.js"], scripts
+    assert (built / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))]
+    assert r"\mathcal{L} = (1-\alpha)\,\mathcal{L}_s" in intro  # the math is there for MathJax to typeset
+
+
+def test_missing_toc_entry_is_named_and_strict_refuses(built, project, capsys):
+    # `built` ran the plain build, which left the missing chapter out; run the status and a strict build
+    with pytest.raises(book.BookBuildError, match="book/97_missing_chapter"):
+        book.build_book(project, strict=True, quiet=True)
+    err = capsys.readouterr().err
+    assert "book/97_missing_chapter: listed in _toc.yml but the file does not exist" in err
+    toc, missing = book.available_toc(project)
+    assert missing == ["book/97_missing_chapter"]
+    assert book.toc_files(project / "_build" / "_toc.available.yml") == ["intro", f"book/{CHAPTER}"]
+
+
+def test_stale_chapter_is_flagged(project, tmp_path, capsys):
+    copy = tmp_path / "stale"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("_build"))
+    source = copy / "notebooks" / f"{CHAPTER}.py"
+    source.write_text(source.read_text() + "\n# an edit after the chapter was executed\n")
+    status = {s.name: s for s in book.check_chapters(copy)}[CHAPTER]
+    assert status.state == "stale" and "STALE" in status.message()
+    html = book.build_book(copy, quiet=True)
+    err = capsys.readouterr().err
+    assert f"{CHAPTER}: STALE" in err
+    page = (html / "book" / f"{CHAPTER}.html").read_text()
+    assert 'data-specvae-stale="true"' in page and "STALE chapter" in page
+    # the stored notebook itself is not rewritten by the build
+    assert book.find_banner(copy / "book" / f"{CHAPTER}.ipynb").stale is False
+    with pytest.raises(book.BookBuildError, match="STALE"):
+        book.build_book(copy, strict=True, quiet=True)
+
+
+def test_prune_toc_keeps_existing_entries(tmp_path):
+    (tmp_path / "book").mkdir()
+    for name in ("intro.md", "a.md", "c.ipynb"):
+        (tmp_path / "book" / name).write_text("# x\n")
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n"
+        "  - caption: One\n    chapters:\n      - file: book/a\n        sections:\n          - file: book/b\n"
+        "      - file: book/c\n"
+        "  - caption: Two\n    chapters:\n      - file: book/d\n"
+    )
+    toc, missing = book.available_toc(tmp_path)
+    assert missing == ["book/b", "book/d"]
+    assert toc["parts"] == [{"caption": "One", "chapters": [{"file": "book/a"}, {"file": "book/c"}]}]
+
+
+def test_banner_outside_a_notebook_prints_and_hashes(capsys):
+    source = FIXTURE / "notebooks" / f"{CHAPTER}.py"
+    record = book.banner(preset="smoke", chapter=CHAPTER, source=source)
+    out = capsys.readouterr().out
+    assert out.startswith(f"specvae chapter {CHAPTER}") and "preset    smoke" in out
+    assert record.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    record.stale = True
+    assert "STALE" in record.to_text() and "admonition warning" in record.to_html()
+    assert book.Banner.from_dict(record.to_dict()) == record
+
+
+# ---------------------------------------------------------------------------------------- the real book
+def test_real_repository_book_builds(tmp_path, capsys):
+    html = book.build_book(REPO, output_dir=tmp_path, quiet=True)
+    err = capsys.readouterr().err
+    for page in ("book/intro.html", "book/reproducibility.html", "book/bibliography.html", "index.html"):
+        assert (html / page).is_file(), page
+    intro = (html / "book" / "intro.html").read_text()
+    # the citation of Björk et al. links to its entry on the bibliography page
+    assert re.search(r'<a class="reference internal" href="bibliography.html#id\d+" title="Sara Björk, Jonas '
+                     r'Nordhaug Myhre, and Thomas Haugland Johansen. Simpler is better', intro)
+    assert re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', intro) == ["../_static/mathjax/tex-chtml.js"]
+    assert "cdn.jsdelivr" not in intro and "executablebooks/jupyter-book" not in intro
+    # every toc entry is either built or named loudly as missing
+    for doc in book.toc_files(REPO / "_toc.yml"):
+        if not (html / f"{doc}.html").is_file():
+            assert f"{doc}: listed in _toc.yml but the file does not exist" in err, doc
+    bib = (html / "book" / "bibliography.html").read_text()
+    assert "catch missing details" in bib.lower() and "frequency-quantized variational autoencoder" in bib.lower()

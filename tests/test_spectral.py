@@ -1,0 +1,195 @@
+"""Tests for specvae.spectral: analytic cases, a reference re-implementation of Durall's ring average, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from specvae import spectral as S
+
+
+def _astrobetter_profile(image: np.ndarray) -> np.ndarray:
+    """Durall et al.'s ``azimuthalAverage`` written from its description (reference-facts §2), in NumPy:
+    centre ((W-1)/2, (H-1)/2), int radii, sorted, bin means by cumsum differences at the radius changes."""
+    y, x = np.indices(image.shape)
+    cx, cy = (x.max() - x.min()) / 2.0, (y.max() - y.min()) / 2.0
+    r = np.hypot(x - cx, y - cy)
+    order = np.argsort(r.flat, kind="stable")
+    r_int = r.flat[order].astype(int)
+    vals = image.flat[order]
+    rind = np.where(r_int[1:] - r_int[:-1])[0]
+    nr = rind[1:] - rind[:-1]
+    csim = np.cumsum(vals, dtype=float)
+    return (csim[rind[1:]] - csim[rind[:-1]]) / nr
+
+
+@pytest.mark.parametrize("size,expected", [(32, 20), (64, 43), (128, 88), (256, 179)])
+def test_durall_bin_counts(size: int, expected: int) -> None:
+    assert S.azimuthal_average(torch.zeros(size, size)).shape == (expected,)
+    assert S.frequency_axis(size, size).shape == (expected,)
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (33, 33), (24, 40)])
+def test_azimuthal_average_matches_astrobetter_recipe(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=shape)
+    ref = _astrobetter_profile(m)
+    ours = S.azimuthal_average(torch.from_numpy(m)).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_radius_map_centres() -> None:
+    r = S.radius_map(8, 8, center="dc")
+    assert r[4, 4] == 0 and r[4, 7] == 3 and r[0, 0] == int(math.hypot(4, 4))
+    rd = S.radius_map(8, 8, center="durall")  # centre (3.5, 3.5): the four middle pixels are ring 0
+    assert (rd[3:5, 3:5] == 0).all() and rd[4, 6] == int(math.hypot(0.5, 2.5))
+    with pytest.raises(ValueError, match="center"):
+        S.radius_map(8, 8, center="middle")  # type: ignore[arg-type]
+
+
+def test_to_gray_bt601() -> None:
+    x = torch.rand(2, 3, 5, 7)
+    expected = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    torch.testing.assert_close(S.to_gray(x)[:, 0], expected)
+    g = torch.rand(2, 1, 5, 7)
+    torch.testing.assert_close(S.to_gray(g), g)
+    # scikit-image's rgb2gray uses BT.709 weights, not BT.601: the two must differ on a saturated colour.
+    from skimage.color import rgb2gray
+
+    red = np.zeros((1, 1, 3))
+    red[..., 0] = 1.0
+    assert rgb2gray(red)[0, 0] == pytest.approx(0.2125)
+    assert S.to_gray(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)).item() == pytest.approx(0.299)
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        S.to_gray(torch.rand(1, 2, 4, 4))
+
+
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 9)])
+def test_fft2c_dc_at_centre(h: int, w: int) -> None:
+    x = torch.full((1, 1, h, w), 0.25)
+    f = S.fft2c(x)
+    assert f[0, 0, h // 2, w // 2].real.item() == pytest.approx(0.25 * h * w)
+    f[0, 0, h // 2, w // 2] = 0
+    assert f.abs().max().item() < 1e-5
+
+
+def test_parseval() -> None:
+    x = torch.rand(3, 2, 16, 12, dtype=torch.float64)
+    hw = 16 * 12
+    torch.testing.assert_close(S.power_spectrum(x).sum(dim=(-2, -1)), hw * x.square().sum(dim=(-2, -1)))
+    torch.testing.assert_close(S.power_spectrum(x, norm="ortho").sum(dim=(-2, -1)), x.square().sum(dim=(-2, -1)))
+
+
+@pytest.mark.parametrize("k", [3, 6, 10])
+def test_sinusoid_profile_peaks_at_its_frequency(k: int) -> None:
+    n = 32
+    j = torch.arange(n, dtype=torch.float32)
+    img = (0.5 + 0.4 * torch.cos(2 * math.pi * k * j / n)).expand(n, n)[None, None]
+    prof = S.radial_profile(img, log=False, center="dc", bins="all")[0]
+    freqs = S.frequency_axis(n, n, center="dc", bins="all")
+    peak = int(prof[1:].argmax()) + 1  # skip DC
+    assert peak == k
+    assert freqs[peak].item() == pytest.approx(k / n, abs=0.5 / n)
+    # Durall's half-pixel-offset centre splits the two peaks over neighbouring rings: within one ring.
+    prof_d = S.radial_profile(img, log=False)[0]
+    freqs_d = S.frequency_axis(n, n)
+    assert abs(freqs_d[int(prof_d.argmax())].item() - k / n) <= 1.0 / n
+
+
+def test_white_noise_profile_is_flat() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 1, 32, 32, generator=g) * 0.1
+    prof = S.radial_profile(x, log=False).mean(dim=0)  # E|F|^2 = H*W*sigma^2 at every frequency
+    expected = 32 * 32 * 0.01
+    assert torch.all((prof / expected - 1).abs() < 0.15), prof / expected
+
+
+def test_frequency_axis_monotone_and_linear() -> None:
+    f = S.frequency_axis(64, 64, center="dc", bins="all")
+    assert torch.all(f[1:] > f[:-1])
+    r = torch.arange(1, f.numel(), dtype=torch.float32)  # ring r holds radii [r, r+1): centre (r + 1/2)/N
+    assert torch.all((f[1:] - (r + 0.5) / 64).abs() <= 0.5 / 64)
+    f2 = S.frequency_axis(32, 48)  # non-square: still increasing, within (0, sqrt(0.5))
+    assert torch.all(f2[1:] > f2[:-1]) and f2.min() > 0 and f2.max() < math.sqrt(0.5)
+
+
+def test_band_energies_and_errors_parseval() -> None:
+    x = torch.rand(4, 3, 16, 16, dtype=torch.float64)
+    y = torch.rand(4, 3, 16, 16, dtype=torch.float64)
+    e = S.band_energies(x)
+    assert set(e) == {"low", "mid", "high"}
+    torch.testing.assert_close(sum(e.values()), x.square().mean(dim=(1, 2, 3)))
+    rel = S.band_energies(x, relative=True)
+    torch.testing.assert_close(sum(rel.values()), torch.ones(4, dtype=torch.float64))
+    err = S.band_errors(x, y)
+    torch.testing.assert_close(sum(err.values()), (x - y).square().mean(dim=(1, 2, 3)))
+    # a constant offset lives only at DC, i.e. the low band
+    err_dc = S.band_errors(x, x + 0.1)
+    assert err_dc["low"].allclose(torch.full((4,), 0.01, dtype=torch.float64))
+    assert err_dc["high"].abs().max() < 1e-12
+    with pytest.raises(ValueError, match="increasing"):
+        S.band_energies(x, edges=(0.2, 0.1))
+
+
+def test_rmse_properties() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(5, 3, 16, 16, generator=g)
+    y = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    for fn in (S.rmse_ai, S.rmse_ft, S.rmse_spatial):
+        assert fn(x, y).shape == (5,)
+        assert torch.all(fn(x, x) == 0)
+        torch.testing.assert_close(fn(x, y), fn(y, x))
+        assert torch.all(fn(x, y) > 0)
+    ref = torch.stack([torch.sqrt(F.mse_loss(a, b)) for a, b in zip(x, y)])
+    torch.testing.assert_close(S.rmse_spatial(x, y), ref)
+    # Parseval bound behind the rmse_ft choice: RMSE of |F| (unitary FFT) <= pixel RMSE.
+    assert torch.all(S.rmse_ft(x, y, log=False, norm="ortho") <= S.rmse_spatial(x, y) + 1e-6)
+    # the min-max normalised AI variant is bounded by 1
+    assert torch.all(S.rmse_ai(x, y, normalize=True) <= 1)
+    torch.testing.assert_close(S.pixel_squared_errors(x, y).mean(), F.mse_loss(x, y))
+
+
+def test_rmse_grows_with_blur() -> None:
+    from torchvision.transforms.functional import gaussian_blur
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 1, 32, 32, generator=g)
+    weak, strong = gaussian_blur(x, [7, 7], [0.6, 0.6]), gaussian_blur(x, [7, 7], [1.5, 1.5])
+    for fn in (S.rmse_ai, S.rmse_ft, S.rmse_spatial):
+        assert torch.all(fn(x, strong) > fn(x, weak))
+
+
+def test_errors_are_clear() -> None:
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        S.radial_profile(torch.rand(16, 16))
+    with pytest.raises(ValueError, match="same shape"):
+        S.rmse_ai(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 9))
+    with pytest.raises(TypeError, match="real"):
+        S.rmse_spatial(torch.rand(1, 1, 8, 8, dtype=torch.complex64), torch.rand(1, 1, 8, 8))
+
+
+def test_gradcheck_float64() -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=g, requires_grad=True)
+    y = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=g)
+    assert torch.autograd.gradcheck(lambda a: S.rmse_ai(a, y), (x,), fast_mode=True)
+    assert torch.autograd.gradcheck(lambda a: S.rmse_ft(a, y), (x,), fast_mode=True)
+    assert torch.autograd.gradcheck(lambda a: S.radial_profile(a, normalize=True), (x,), fast_mode=True)
+    assert torch.autograd.gradcheck(lambda a: S.band_errors(a, y)["high"], (x,), fast_mode=True)
+    m = torch.rand(2, 9, 9, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(S.azimuthal_average, (m,), fast_mode=True)
+
+
+def test_float32_under_autocast() -> None:
+    x = torch.rand(2, 3, 16, 16)
+    y = torch.rand(2, 3, 16, 16)
+    ref = S.rmse_ai(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = S.rmse_ai(x.bfloat16(), y.bfloat16())
+        prof = S.radial_profile(x)
+    assert out.dtype == torch.float32 and prof.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=0.05, atol=0.05)  # inputs rounded to bf16, maths in fp32

@@ -49,6 +49,7 @@ __all__ = [
     "ChapterStatus",
     "available_toc",
     "banner",
+    "book_problems",
     "build_book",
     "check_chapters",
     "execute_chapter",
@@ -203,7 +204,13 @@ def _git(args: Sequence[str], cwd: Path) -> str | None:
 
 
 def _device_name() -> str:
-    """The accelerator the chapter ran on ("NVIDIA H100 80GB HBM3", or "cpu (N threads)")."""
+    """The accelerator the chapter ran on, named as the results store names it (``specvae.experiments``)."""
+    try:
+        from specvae.experiments.provenance import device_name
+
+        return device_name()
+    except Exception:  # the banner must never fail; fall back to a plain description
+        pass
     try:
         import torch
     except Exception:  # pragma: no cover - torch is a hard dependency, but the banner must never fail
@@ -211,6 +218,21 @@ def _device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _git_commit(root: Path) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the checkout at ``root``, as the results store records it."""
+    try:
+        from specvae.experiments.provenance import git_commit
+
+        return git_commit(root)
+    except ImportError:
+        pass
+    commit = _git(["rev-parse", "HEAD"], root)
+    if commit is None:
+        return None, None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], root)
+    return commit, (bool(status) if status is not None else None)
 
 
 @dataclasses.dataclass
@@ -362,11 +384,7 @@ def banner(
         rel_source = src.resolve().relative_to(root.resolve()).as_posix() if src is not None else None
     except ValueError:
         rel_source = str(src)
-    dirty = None
-    commit = _git(["rev-parse", "HEAD"], root)
-    if commit is not None:
-        status = _git(["status", "--porcelain", "--untracked-files=no"], root)
-        dirty = bool(status) if status is not None else None
+    commit, dirty = _git_commit(root)
     try:
         import torch
 
@@ -558,6 +576,18 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _write_kernelspec(folder: Path, name: str) -> None:
+    """A Jupyter kernelspec ``name`` under ``folder/kernels`` that starts ipykernel with ``sys.executable``."""
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (specvae)",
+        "language": "python",
+    }
+    target = folder / "kernels" / name
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+
+
 def _cell_error(nb) -> str:
     for i, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
@@ -620,6 +650,8 @@ def execute_chapter(
                 f"unknown parameter(s) {unknown} for chapter {chapter.name}; its parameters are {known}"
             )
 
+    kernel_dir = tempfile.TemporaryDirectory(prefix="specvae-kernel-")
+    _write_kernelspec(Path(kernel_dir.name), kernel_name)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{chapter.name}.partial-", suffix=".ipynb", dir=out_dir)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -629,6 +661,9 @@ def execute_chapter(
         ENV_ROOT: str(base),
         # figures must reach the notebook even when the caller runs with MPLBACKEND=Agg (as the tests and CI do)
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        # searched first: a kernelspec that runs this very interpreter (a stale user-level python3 kernel,
+        # e.g. from `ipykernel install --user`, would otherwise run the chapter in another environment)
+        "JUPYTER_PATH": os.pathsep.join(p for p in (kernel_dir.name, os.environ.get("JUPYTER_PATH", "")) if p),
     }
     try:
         with _environ(env):
@@ -666,6 +701,7 @@ def execute_chapter(
     finally:
         if tmp.exists():
             tmp.unlink()
+        kernel_dir.cleanup()
     return final
 
 
@@ -826,13 +862,8 @@ def build_book(
     import yaml
 
     base = _root(root)
-    problems: list[str] = []
-    for status in check_chapters(base):
-        if not status.ok:
-            problems.append(status.message())
-    toc, missing = available_toc(base)
-    for doc in missing:
-        problems.append(f"{doc}: listed in _toc.yml but the file does not exist; left out of this build")
+    problems = book_problems(base)
+    toc, _ = available_toc(base)
     if problems:
         bar = "!" * 100
         text = "\n".join([bar, "specvae book build: WARNING", *[f"  - {p}" for p in problems], bar])
@@ -907,8 +938,48 @@ def _chapters_outdated(app: Any, env: Any, added: set, changed: set, removed: se
     return [d for d in env.found_docs if _CHAPTER_RE.match(d.rsplit("/", 1)[-1]) and d not in added | changed]
 
 
+def book_problems(root: str | os.PathLike | None = None) -> list[str]:
+    """One line per problem of the book at ``root``: chapters stale, not executed, without banner or source,
+    and ``_toc.yml`` entries whose files do not exist (each line says what to do)."""
+    base = _root(root)
+    problems = [status.message() for status in check_chapters(base) if not status.ok]
+    if (base / "_toc.yml").is_file():
+        _, missing = available_toc(base)
+        problems += [f"{doc}: listed in _toc.yml but the file does not exist; left out of this build"
+                     for doc in missing]
+    return problems
+
+
+def _announce_problems(app: Any, config: Any) -> None:
+    """``config-inited`` handler: put a notice on top of every page when chapters are missing or stale."""
+    srcdir = Path(app.srcdir)
+    try:
+        statuses = check_chapters(srcdir)
+        _, missing = available_toc(srcdir) if (srcdir / "_toc.yml").is_file() else ({}, [])
+    except Exception:  # a broken toc is reported by jupyter-book itself
+        return
+    stale = [s.name for s in statuses if s.state == "stale"]
+    absent = sorted({Path(d).name for d in missing} | {s.name for s in statuses if s.state == "not-executed"})
+    parts = []
+    if stale:
+        parts.append("Stale (source changed after execution): " + ", ".join(stale))
+    if absent:
+        parts.append("Not in this build (not executed or missing): " + ", ".join(absent))
+    if not parts:
+        return
+    options = dict(config.html_theme_options or {})
+    if not options.get("announcement"):
+        options["announcement"] = "This build of the book is incomplete. " + ". ".join(parts) + "."
+        config.html_theme_options = options
+
+
 def setup(app: Any) -> dict[str, Any]:
-    """Sphinx entry point (``sphinx: extra_extensions: [specvae.book]``): flags stale chapters in the HTML."""
+    """Sphinx entry point (``sphinx: extra_extensions: [specvae.book]`` in ``_config.yml``).
+
+    Marks stale chapters in their banner, re-reads chapters on every build, and announces on every page the
+    chapters that are stale or missing from the build. It also works for a plain ``jupyter-book build .``.
+    """
+    app.connect("config-inited", _announce_problems)
     app.connect("source-read", _mark_stale)
     app.connect("env-get-outdated", _chapters_outdated)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

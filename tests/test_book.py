@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_parameters_take_effect_in_the_executed_chapter(project):
     assert len(injected) == 1
     texts = [_text(o) for o in _outputs(nb)]
     # the chapter printed the parameters it saw, and its table was computed from scale = 7.5
-    assert "sentinel: scale=7.5 label=hello-param preset=cpu\n" in texts
+    assert "sentinel: scale=7.5 label=hello-param preset=cpu\nkernel: " + sys.executable + "\n" in texts
     table = next(o for o in _outputs(nb) if o["output_type"] == "execute_result")
     values = re.findall(r"<td>([0-9.]+)</td>", "".join(table["data"]["text/html"]))
     assert values == ["1", "7.5", "2", "15.0", "3", "22.5"]
@@ -149,6 +150,8 @@ def test_book_html_has_table_figure_banner_and_offline_math(built):
     assert mathjax == ["_static/mathjax/tex-chtml.js"], scripts
     assert (built / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))]
+    # every page announces that the toc's 97_missing_chapter is not in this build
+    assert "Not in this build (not executed or missing): 97_missing_chapter" in intro
     assert r"\mathcal{L} = (1-\alpha)\,\mathcal{L}_s" in intro  # the math is there for MathJax to typeset
 
 
@@ -175,6 +178,7 @@ def test_stale_chapter_is_flagged(project, tmp_path, capsys):
     assert f"{CHAPTER}: STALE" in err
     page = (html / "book" / f"{CHAPTER}.html").read_text()
     assert 'data-specvae-stale="true"' in page and "STALE chapter" in page
+    assert "Stale (source changed after execution): 98_tiny_chapter" in page
     # the stored notebook itself is not rewritten by the build
     assert book.find_banner(copy / "book" / f"{CHAPTER}.ipynb").stale is False
     with pytest.raises(book.BookBuildError, match="STALE"):

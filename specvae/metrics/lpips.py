@@ -1,0 +1,156 @@
+"""LPIPS v0.1 (Zhang et al. 2018) with the real ImageNet trunks, loaded offline.
+
+The `lpips` package (richzhang) builds its trunk with torchvision's ``pretrained=True``, which downloads the
+ImageNet weights at run time. Ours builds torchvision's AlexNet/VGG16 *without* weights, loads the verified
+conv weights resolved by :mod:`specvae.metrics.weights`, and takes the linear layers from the files that ship
+inside the ``lpips`` package (``lpips/weights/v0.1/{alex,vgg}.pth``). Tested equal (1e-6) to ``lpips.LPIPS``
+given the same trunk.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor
+
+from specvae.metrics.weights import load_trunk_state_dict, resolve
+
+__all__ = ["LPIPS", "lpips_distance", "LPIPS_NETS"]
+
+#: For each trunk: the torchvision ``features`` slice ends (each slice ends after a ReLU whose output LPIPS
+#: compares) and the channel counts of those five ReLU outputs. Ref: lpips v0.1 ``pretrained_networks.py``.
+LPIPS_NETS = {
+    "alex": {"slices": (2, 5, 8, 10, 12), "channels": (64, 192, 384, 256, 256), "min_size": 32},
+    "vgg": {"slices": (4, 9, 16, 23, 30), "channels": (64, 128, 256, 512, 512), "min_size": 16},
+}
+
+# Ref: lpips v0.1 ScalingLayer (inputs in [-1, 1] are shifted and scaled to ImageNet statistics).
+_SHIFT = (-0.030, -0.088, -0.188)
+_SCALE = (0.458, 0.448, 0.450)
+
+
+def _lpips_linear_weights(net: str, path: str | os.PathLike | None = None) -> dict[str, Tensor]:
+    """The five 1×1 linear layers of LPIPS v0.1, from the ``lpips`` package's own weight file."""
+    if path is None:
+        try:
+            path = Path(str(resources.files("lpips") / "weights" / "v0.1" / f"{net}.pth"))
+        except ModuleNotFoundError as exc:  # pragma: no cover - lpips is a dependency
+            raise ModuleNotFoundError("LPIPS needs the `lpips` package (pip install lpips==0.1.4)") from exc
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {f"lin{k}": state[f"lin{k}.model.1.weight"] for k in range(5)}
+
+
+class LPIPS(nn.Module):
+    """Learned Perceptual Image Patch Similarity, v0.1, per image.
+
+    .. math::
+        d(x, y) = \\sum_{l=1}^{5} \\frac{1}{H_l W_l} \\sum_{h,w}
+                  \\lVert w_l \\odot (\\hat f^l_{hw}(x) - \\hat f^l_{hw}(y)) \\rVert_2^2,
+
+    where :math:`\\hat f^l` are the trunk's ReLU outputs normalised to unit length over channels
+    (:math:`f / (\\lVert f \\rVert + 10^{-10})`) and :math:`w_l` the learned linear weights.
+
+    Args:
+        net: ``"alex"`` (for reporting; the lpips default) or ``"vgg"`` (for training losses, as in VQGAN).
+        weights: a file or folder for the trunk weights (see :func:`specvae.metrics.weights.resolve`);
+            ``None`` resolves them the usual way.
+        reduction: ``"none"`` → ``(N,)``; ``"mean"`` / ``"sum"`` → a scalar (for use as a training loss).
+        normalize: ``True`` when inputs are in [0, 1] (mapped to [-1, 1]); ``False`` when already in [-1, 1].
+
+    Shapes: ``pred, target``: ``(N, 3, H, W)`` (or ``(N, 1, H, W)``, repeated to RGB); H, W ≥ 32 (alex) or 16 (vgg).
+    The trunk and linear layers are frozen (no parameters require grad); gradients flow to the inputs.
+
+    Ref: Zhang et al., CVPR 2018, eq. (1); constants and layer choice from the ``lpips`` 0.1.4 package.
+    """
+
+    def __init__(
+        self,
+        net: str = "alex",
+        *,
+        weights: str | os.PathLike | None = None,
+        reduction: str = "none",
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        if net not in LPIPS_NETS:
+            raise ValueError(f"LPIPS: unknown net {net!r}; choose one of {sorted(LPIPS_NETS)}")
+        if reduction not in ("none", "mean", "sum"):
+            raise ValueError(f"LPIPS: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+        self.net, self.reduction, self.normalize = net, reduction, normalize
+        cfg = LPIPS_NETS[net]
+        builder = torchvision.models.alexnet if net == "alex" else torchvision.models.vgg16
+        with torch.device("meta"):  # no time spent initialising weights (VGG16's classifier alone is 120M)
+            features = builder(weights=None).features
+        name = "lpips-alex" if net == "alex" else "lpips-vgg"
+        weights_path = resolve(name, weights)  # an explicit file is checked against the pinned digest too
+        features.load_state_dict(load_trunk_state_dict(weights_path, name), strict=True, assign=True)
+        self.weights_path = weights_path
+        starts = (0,) + cfg["slices"][:-1]
+        self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in zip(starts, cfg["slices"]))
+        lin = _lpips_linear_weights(net)
+        self.lins = nn.ParameterList(nn.Parameter(lin[f"lin{k}"].clone(), requires_grad=False) for k in range(5))
+        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
+        self.min_size = cfg["min_size"]
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "LPIPS":  # the metric has no training mode
+        return super().train(False)
+
+    def _features(self, x: Tensor) -> list[Tensor]:
+        out, h = [], (x - self.shift) / self.scale
+        for s in self.slices:
+            h = s(h)
+            out.append(h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+        return out
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        if pred.ndim != 4 or pred.shape != target.shape:
+            raise ValueError(f"LPIPS: expected two (N, C, H, W) tensors of the same shape, "
+                             f"got {tuple(pred.shape)} and {tuple(target.shape)}")
+        if pred.shape[1] not in (1, 3):
+            raise ValueError(f"LPIPS: expected 1 or 3 channels, got {pred.shape[1]}")
+        if min(pred.shape[-2:]) < self.min_size:
+            raise ValueError(f"LPIPS-{self.net}: images must be at least {self.min_size} px on each side, got "
+                             f"{tuple(pred.shape[-2:])}; upsample them first (and say so where you report it)")
+        if pred.shape[1] == 1:
+            pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+        with torch.autocast(pred.device.type, enabled=False):
+            x, y = pred.float(), target.float()
+            if self.normalize:
+                x, y = 2 * x - 1, 2 * y - 1
+            n = x.shape[0]
+            fx = self._features(torch.cat([x, y]))  # one trunk pass for both
+            d = 0.0
+            for f, w in zip(fx, self.lins):
+                diff = (f[:n] - f[n:]).pow(2)
+                d = d + F.conv2d(diff, w).mean(dim=(1, 2, 3))
+        if self.reduction == "mean":
+            return d.mean()
+        if self.reduction == "sum":
+            return d.sum()
+        return d
+
+    def extra_repr(self) -> str:
+        return f"net={self.net!r}, version='0.1', reduction={self.reduction!r}, weights={str(self.weights_path)!r}"
+
+
+_CACHE: dict[tuple[str, str], LPIPS] = {}
+
+
+def lpips_distance(pred: Tensor, target: Tensor, net: str = "alex", *, batch_size: int = 64) -> Tensor:
+    """LPIPS v0.1 of each image pair, ``(N,)``, with a cached network on the inputs' device, batched, no grad."""
+    key = (net, str(pred.device))
+    if key not in _CACHE:
+        _CACHE[key] = LPIPS(net).to(pred.device)
+    model = _CACHE[key]
+    with torch.no_grad():
+        return torch.cat([model(pred[i:i + batch_size], target[i:i + batch_size])
+                          for i in range(0, pred.shape[0], batch_size)])

@@ -79,7 +79,10 @@ Callback = Callable[[int, nn.Module, Mapping[str, Any]], None]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 # fields that may change between a run and its resumption (they do not change the maths of a step)
-_RESUMABLE_CHANGES = ("steps", "checkpoint_every", "device", "compile")
+_RESUMABLE_CHANGES = ("steps", "checkpoint_every", "device", "compile", "deterministic")
+# check the loss after every step on the CPU (where reading it costs no device sync); tests switch it off to
+# exercise the deferred check used on CUDA
+_CHECK_EACH_STEP_ON_CPU = True
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -88,6 +91,10 @@ class NonFiniteLossError(FloatingPointError):
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint in ``run_dir`` was written by another training configuration or model."""
+
+
+# fields that do not change what a run computes are left out of config hashes (specvae.experiments.config_hash)
+_NOT_HASHED = {"hash": False}
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,12 @@ class TrainConfig:
         warmup_steps: linear learning-rate warm-up over this many steps (0 = none).
         lr_decay: multiply the learning rate by this factor every ``lr_decay_every`` steps (1.0 = constant).
         lr_decay_every: steps between two decays (0 = no decay), e.g. one epoch in steps.
-        deterministic: call ``torch.use_deterministic_algorithms(True, warn_only=True)`` during the run (set
-            ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` on CUDA); slower, for bit-exact reruns on GPUs.
+        deterministic: call ``torch.use_deterministic_algorithms(True, warn_only=True)`` during the run (and set
+            ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless set); slower, for bit-exact reruns on GPUs.
+
+    A ``TrainConfig`` can be a field of a chapter's run config: ``compile``, ``checkpoint_every``, ``device`` and
+    ``deterministic`` are marked ``metadata={"hash": False}``, so they do not change the run's result hash (a
+    result computed on a GPU is found again on a CPU; ``amp`` does count, as bf16 changes the numbers).
     """
 
     steps: int
@@ -127,17 +138,17 @@ class TrainConfig:
     grad_clip: float | None = None
     amp: bool = True
     channels_last: bool = True
-    compile: bool = False
+    compile: bool = field(default=False, metadata=_NOT_HASHED)
     ema_decay: float | None = None
-    checkpoint_every: int = 0
+    checkpoint_every: int = field(default=0, metadata=_NOT_HASHED)
     log_every: int = 50
     seed: int = 0
-    device: str = "auto"
+    device: str = field(default="auto", metadata=_NOT_HASHED)
     momentum: float = 0.0
     warmup_steps: int = 0
     lr_decay: float = 1.0
     lr_decay_every: int = 0
-    deterministic: bool = False
+    deterministic: bool = field(default=False, metadata=_NOT_HASHED)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -476,12 +487,24 @@ def _format_terms(values: Mapping[str, float]) -> dict[str, str]:
     return {k: f"{v:.4g}" for k, v in values.items()}
 
 
-def _nonfinite_message(step: int, values: Mapping[str, float], last_ckpt: int | None, exact: bool) -> str:
-    where = f"at step {step}" if exact else f"in the logging interval that ends at step {step}"
+def _nonfinite_message(step: int, values: Mapping[str, float], last_ckpt: int | None,
+                       upto: int | None = None) -> str:
     terms = ", ".join(f"{k}={v:.6g}" for k, v in values.items())
-    resume = (f" The last checkpoint is at step {last_ckpt}." if last_ckpt is not None else "")
-    return (f"non-finite loss {where} ({terms}). Lower the learning rate, set TrainConfig.grad_clip, or check the "
-            f"objective for log(0), division by zero or exploding terms.{resume}")
+    if upto is not None:
+        shown = f" (means of the terms over the steps up to {upto}: {terms})" if terms else ""
+    else:
+        shown = f" ({terms})"
+    resume = f" The last checkpoint is at step {last_ckpt}." if last_ckpt is not None else ""
+    return (f"non-finite loss at step {step}{shown}. Lower the learning rate, set TrainConfig.grad_clip, or check "
+            f"the objective for log(0), division by zero or exploding terms.{resume}")
+
+
+def _batch_len(batch: Any, default: int) -> int:
+    if isinstance(batch, Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+        return int(batch[0].shape[0])
+    return default
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -546,6 +569,8 @@ def fit(
 
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     if config.deterministic:
+        # cuBLAS reads this when its handle is created; harmless on the CPU or when already set
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     seed_everything(config.seed)
@@ -561,6 +586,11 @@ def fit(
     if ckpt_path is not None and not (hasattr(batcher, "state_dict") and hasattr(batcher, "load_state_dict")):
         raise TypeError(f"the batcher {type(batcher).__name__} has no state_dict()/load_state_dict(), so a resumed "
                         "run could not see the same batches; use specvae.data.TensorBatcher or add them")
+
+    if ckpt_path is not None:
+        from specvae.experiments.atomic import remove_stale_temps
+
+        remove_stale_temps(ckpt_path)  # left by a run killed while writing (one fit per run_dir at a time)
 
     start = 0
     history: dict[str, list[float]] = {"step": []}
@@ -602,15 +632,26 @@ def fit(
             "total_wall_time_s": wall,
         })
 
+    # Non-finite losses: on the CPU each step's loss is checked at once (before the update). On CUDA that would
+    # cost a device sync per step, so the first bad step is recorded on the device (no sync) and checked when
+    # the interval is logged, before every checkpoint and at the end; the error still names the exact step.
+    check_each_step = not cuda and _CHECK_EACH_STEP_ON_CPU
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def guard(upto: int) -> None:
+        """Raise if a non-finite loss was seen since the last check (one sync)."""
+        bad = int(first_bad)
+        if bad >= 0:
+            values = means.means() if means.sums else {}
+            raise NonFiniteLossError(_nonfinite_message(bad, values, last_ckpt, upto=upto))
+
     def flush(step: int) -> dict[str, float]:
         values = means.means()
-        if not all(math.isfinite(v) for v in values.values()):
-            raise NonFiniteLossError(_nonfinite_message(step, values, last_ckpt, exact=False))
         n_before = len(history["step"])
         history["step"].append(step)
         for name, value in values.items():
             history.setdefault(name, [math.nan] * n_before).append(value)
-        for name, column in history.items():
+        for column in history.values():
             if len(column) < n_before + 1:
                 column.append(math.nan)
         means.reset()
@@ -622,7 +663,6 @@ def fit(
     scheduled = config.warmup_steps > 0 or (config.lr_decay_every > 0 and config.lr_decay != 1.0)
     images_seen = 0
     t0 = time.perf_counter()
-    step = start
     try:
         for step in range(start, config.steps):
             batch = _to_device(next(batcher), device, channels_last)
@@ -633,12 +673,16 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss, terms = _check_objective_output(objective(model, batch, step), step)
-            if not cuda and not math.isfinite(float(loss.detach())):  # on the CPU this check costs nothing
-                shown = {"loss": float(loss.detach())}
-                shown.update({k: float(v.detach() if isinstance(v, Tensor) else v) for k, v in terms.items()})
-                raise NonFiniteLossError(_nonfinite_message(step, shown, last_ckpt, exact=True))
+            detached = loss.detach()
+            if check_each_step:
+                if not math.isfinite(float(detached)):
+                    shown = {"loss": float(detached)}
+                    shown.update({k: float(v.detach() if isinstance(v, Tensor) else v) for k, v in terms.items()})
+                    raise NonFiniteLossError(_nonfinite_message(step, shown, last_ckpt))
+            else:
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
             loss.backward()
-            logged: dict[str, Tensor | float] = {"loss": loss.detach()}
+            logged: dict[str, Tensor | float] = {"loss": detached}
             logged.update({k: (v.detach() if isinstance(v, Tensor) else v) for k, v in terms.items()})
             if config.grad_clip is not None:
                 logged["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -646,37 +690,28 @@ def fit(
             if ema is not None:
                 ema.update(model)
             means.add(logged)
-            if isinstance(batch, Tensor):
-                images_seen += batch.shape[0]
-            elif isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
-                images_seen += batch[0].shape[0]
-            else:
-                images_seen += config.batch_size
+            images_seen += _batch_len(batch, config.batch_size)
             done = step + 1
             for cb in callbacks:
                 cb(done, model, logged)
             if done % config.log_every == 0:
+                if not check_each_step:
+                    guard(done)
                 values = flush(done)
                 bar.set_postfix(_format_terms(values), refresh=False)
             if (ckpt_path is not None and config.checkpoint_every and done % config.checkpoint_every == 0
                     and done != config.steps):
-                if means.sums:  # make sure no non-finite loss goes into a checkpoint
-                    pending = means.means()
-                    if not all(math.isfinite(v) for v in pending.values()):
-                        raise NonFiniteLossError(_nonfinite_message(done, pending, last_ckpt, exact=False))
+                guard(done)  # never write a checkpoint after a non-finite loss
                 checkpoint(done, total_wall + time.perf_counter() - t0)
                 last_ckpt = done
             bar.update(1)
+        guard(config.steps)
         if cuda:
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
-        if means.sums:  # the last, partial logging interval
-            pending = means.means()
-            if not all(math.isfinite(v) for v in pending.values()):
-                raise NonFiniteLossError(_nonfinite_message(config.steps, pending, last_ckpt, exact=False))
-        if ckpt_path is not None and (last_ckpt != config.steps):
-            # saved before the partial interval is flushed, so that extending `steps` later logs exactly the
-            # intervals an uninterrupted longer run logs
+        if ckpt_path is not None and last_ckpt != config.steps:
+            # saved before the last, partial logging interval is flushed, so that extending `steps` later logs
+            # exactly the intervals an uninterrupted longer run logs
             checkpoint(config.steps, total_wall + wall)
         if means.sums:
             values = flush(config.steps)

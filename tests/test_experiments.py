@@ -206,6 +206,32 @@ def test_atomic_write_survives_a_crash(tmp_path: Path, monkeypatch: pytest.Monke
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left behind
 
 
+def test_temp_files_of_killed_writers_are_cleaned(tmp_path: Path) -> None:
+    """A SIGKILL between writing the temp file and the rename leaves a temp file; the next save removes it."""
+    store = ResultStore("00_test", root=tmp_path)
+    cfg = SampleConfig()
+    path = store.path_for(cfg)
+    path.parent.mkdir(parents=True)
+    old = path.parent / f".{path.name}.abc123.tmp"
+    fresh = path.parent / f".{path.name}.def456.tmp"  # another writer busy right now: left alone
+    other = path.parent / ".0123456789abcdef.json.xyz.tmp"  # another config's temp: left alone
+    for tmp in (old, fresh, other):
+        tmp.write_text("{half")
+    os.utime(old, (1e9, 1e9))
+    os.utime(other, (1e9, 1e9))
+    store.save(cfg, metrics={"x": 1.0})
+    assert not old.exists() and fresh.exists() and other.exists()
+    assert [r["hash"] for r in store.records()] == [config_hash(cfg)]  # temp files are never read as results
+
+
+def test_run_dir_is_keyed_by_hash_under_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ResultStore("00_test", root=tmp_path / "results")
+    cfg = SampleConfig()
+    assert store.run_dir(cfg, tmp_path / "runs") == tmp_path / "runs" / "00_test" / config_hash(cfg)
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "elsewhere"))
+    assert store.run_dir(cfg) == tmp_path / "elsewhere" / "00_test" / config_hash(cfg)
+
+
 def test_large_arrays_go_to_npz(tmp_path: Path) -> None:
     store = ResultStore("00_test", root=tmp_path)
     cfg = SampleConfig()

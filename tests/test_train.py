@@ -138,6 +138,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path: Path) -> None:
         fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=run_dir, progress=False,
             callbacks=[kill_at_7])
     assert load_checkpoint(run_dir)["step"] == 6
+    (run_dir / f".{CHECKPOINT_NAME}.x1y2.tmp").write_bytes(b"half a checkpoint")  # as if SIGKILLed mid-write
     resumed = fit(make_model(seed=5), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=run_dir,
                   progress=False)
     assert resumed.resumed_from == 6
@@ -334,3 +335,56 @@ def test_uint8_tensor_is_batched_by_tensorbatcher(tmp_path: Path) -> None:
     resumed = fit(make_model(seed=1), ae_objective, data, CFG, run_dir=tmp_path, progress=False)
     assert_same_history(full.history, resumed.history)
     assert_same_state(full.model, resumed.model)
+
+
+def test_deferred_non_finite_check_names_the_step_and_keeps_checkpoints_clean(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check used on CUDA (no sync per step), exercised on the CPU."""
+    import specvae.train as train
+
+    monkeypatch.setattr(train, "_CHECK_EACH_STEP_ON_CPU", False)
+
+    def objective(model: nn.Module, batch: torch.Tensor, step: int):
+        loss = (model(batch) - batch).pow(2).mean()
+        bad = torch.tensor(float("nan")) if step == 2 else torch.tensor(0.0)
+        return loss + bad, {"bad": bad}
+
+    cfg = TrainConfig(steps=10, batch_size=4, device="cpu", log_every=8, checkpoint_every=4)
+    with pytest.raises(NonFiniteLossError, match=r"at step 2 \(means of the terms over the steps up to 4: loss=nan"):
+        fit(make_model(), objective, ProtoBatcher(images(), 4), cfg, run_dir=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []  # the checkpoint due at step 4 was not written
+
+
+def test_trainconfig_fields_that_do_not_change_results_are_not_hashed() -> None:
+    from specvae.experiments import config_hash
+
+    base = TrainConfig(steps=10, batch_size=4)
+    same = TrainConfig(steps=10, batch_size=4, device="cpu", compile=True, checkpoint_every=5, deterministic=True)
+    assert config_hash(base) == config_hash(same)
+    assert config_hash(base) != config_hash(TrainConfig(steps=10, batch_size=4, amp=False))
+
+
+def test_compile_trains_like_eager_and_keeps_state_dict_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compile=True goes through nn.Module.compile (in place); TorchDynamo's 'eager' backend keeps this test fast
+    on the CPU (inductor needs ~1 min of C++ compilation here) and numerically identical to no compilation."""
+    import torch._dynamo
+
+    original = nn.Module.compile
+    calls: list[nn.Module] = []
+
+    def eager_compile(self: nn.Module, *args, **kwargs) -> None:
+        calls.append(self)
+        original(self, backend="eager")
+
+    monkeypatch.setattr(nn.Module, "compile", eager_compile)
+    torch._dynamo.reset()
+    data = images()
+    cfg = TrainConfig(steps=6, batch_size=4, lr=1e-2, log_every=2, seed=3, device="cpu")
+    plain = fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, progress=False)
+    ccfg = TrainConfig(**{**cfg.__dict__, "compile": True, "checkpoint_every": 3})
+    compiled = fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), ccfg, run_dir=tmp_path, progress=False)
+    assert len(calls) == 1
+    assert_same_history(plain.history, compiled.history)
+    assert_same_state(plain.model, compiled.model)
+    assert load_checkpoint(tmp_path)["model"].keys() == plain.model.state_dict().keys()  # no "_orig_mod." prefix
+    torch._dynamo.reset()

@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "TEMP_SUFFIX"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "remove_stale_temps", "TEMP_SUFFIX"]
 
 #: suffix of the temporary files (``.<name>.<random>.tmp``); a leftover one is never read as a result.
 TEMP_SUFFIX = ".tmp"
@@ -75,3 +76,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def remove_stale_temps(target: str | os.PathLike, older_than_s: float = 0.0) -> list[Path]:
+    """Remove temporary files that a killed writer of ``target`` left behind (``SIGKILL`` skips all cleanup).
+
+    Only files named like :func:`atomic_write`'s temporaries *for this target* and last modified more than
+    ``older_than_s`` seconds ago are removed (a concurrent writer's fresh temp file is left alone).
+
+    Returns:
+        The removed paths.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    now = time.time()
+    removed = []
+    for tmp in target.parent.glob(f".{target.name}.*{TEMP_SUFFIX}"):
+        try:
+            if now - tmp.stat().st_mtime >= older_than_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:
+            continue
+    return removed

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from specvae.experiments.atomic import TEMP_SUFFIX, atomic_write, atomic_write_text
+from specvae.experiments.atomic import TEMP_SUFFIX, atomic_write, atomic_write_text, remove_stale_temps
 from specvae.experiments.hashing import canonical_config, config_hash
 
 __all__ = ["ResultStore", "ResultMismatchError", "MissingResultError", "SCHEMA_VERSION", "MAX_ARRAY_ELEMENTS",
@@ -46,6 +46,8 @@ SCHEMA_VERSION = 1
 #: largest array (number of elements) stored inside a result JSON
 MAX_ARRAY_ELEMENTS = 200_000
 
+# a temp file of a result older than this was left by a killed writer (writing a result takes milliseconds)
+_STALE_TEMP_S = 600.0
 _CHAPTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -200,6 +202,18 @@ class ResultStore:
         """The JSON file of ``cfg``'s result (whether or not it exists)."""
         return self.folder / f"{config_hash(cfg)}.json"
 
+    def run_dir(self, cfg: Any, runs_root: str | os.PathLike | None = None) -> Path:
+        """Checkpoint folder for ``cfg``'s training run: ``<runs root>/<chapter>/<hash>`` (never committed).
+
+        Runs root: ``runs_root`` if given, else :func:`specvae.paths.runs_root` (``SPECVAE_RUNS`` or
+        ``<project root>/runs``). Pass it to :func:`specvae.train.fit` as ``run_dir`` so that a killed run resumes.
+        """
+        if runs_root is None:
+            from specvae.paths import runs_root as default_runs_root
+
+            runs_root = default_runs_root()
+        return Path(runs_root) / self.chapter / config_hash(cfg)
+
     def npz_path(self, cfg: Any, name: str) -> Path:
         """The ``.npz`` file ``name`` saved beside ``cfg``'s JSON (``<hash>.<name>.npz``)."""
         if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -352,7 +366,9 @@ class ResultStore:
             ),
         }
         text = json.dumps(record, indent=1, sort_keys=False, allow_nan=True)
-        return atomic_write_text(self.folder / f"{digest}.json", text + "\n")
+        path = self.folder / f"{digest}.json"
+        remove_stale_temps(path, older_than_s=_STALE_TEMP_S)
+        return atomic_write_text(path, text + "\n")
 
     def save_npz(self, cfg: Any, name: str, **arrays: Any) -> Path:
         """Save (larger) arrays, e.g. sample images, as ``<hash>.<name>.npz`` beside the JSON, atomically."""
@@ -361,7 +377,9 @@ class ResultStore:
         data = {key: _to_numpy(value, f"{name}[{key!r}]") for key, value in arrays.items()}
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **data)
-        return atomic_write(self.npz_path(cfg, name), lambda handle: handle.write(buffer.getbuffer()))
+        path = self.npz_path(cfg, name)
+        remove_stale_temps(path, older_than_s=_STALE_TEMP_S)
+        return atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
     def delete(self, cfg: Any) -> bool:
         """Remove ``cfg``'s JSON and its ``.npz`` files; return whether a JSON was there."""

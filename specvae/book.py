@@ -130,8 +130,14 @@ class Chapter:
 
 
 def _root(root: str | os.PathLike | None) -> Path:
+    """The book project: ``root``; else the nearest folder above the current one holding ``_toc.yml`` and
+    ``_config.yml`` (a Jupyter Book); else :func:`specvae.paths.project_root`."""
     if root is not None:
         return Path(root).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "_config.yml").is_file():
+            return folder
     from specvae.paths import project_root
 
     return project_root()
@@ -336,6 +342,15 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _chapter_from_session(root: Path) -> str | None:
+    """The chapter open in Jupyter (Jupyter Server tells its kernels the notebook path in JPY_SESSION_NAME)."""
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    stem = Path(session).stem if session else ""
+    if stem and _CHAPTER_RE.match(stem) and Chapter.from_name(stem, root).source.is_file():
+        return stem
+    return None
+
+
 def banner(
     preset: str | None = None,
     chapter: str | None = None,
@@ -351,7 +366,8 @@ def banner(
         The preset the chapter runs with (its papermill parameter ``preset``).
     chapter:
         The chapter name (``"00_spectral_bias"``). Default: the one :func:`execute_chapter` set in the kernel's
-        environment; failing that, unknown.
+        environment, else the notebook Jupyter has open; failing that, unknown. Chapters should pass it, so that
+        a run by plain papermill (which sets neither) still records the hash of the right source.
     source:
         Path to the chapter's source ``.py``. Default: from ``chapter`` (``notebooks/<chapter>.py`` under the
         project root) or from the environment set by :func:`execute_chapter`.
@@ -364,7 +380,7 @@ def banner(
     import specvae
 
     root = Path(os.environ.get(ENV_ROOT) or _root(None))
-    chapter = chapter or os.environ.get(ENV_CHAPTER) or None
+    chapter = chapter or os.environ.get(ENV_CHAPTER) or _chapter_from_session(root)
     src: Path | None = None
     if source is not None:
         src = Path(source)
@@ -462,6 +478,11 @@ class ChapterStatus:
                 f"{self.name}: STALE. notebooks/{self.name}.py changed after the chapter was executed "
                 f"({b.date}, preset {b.preset}, source sha256 {str(b.source_sha256)[:12]} -> now "
                 f"{str(self.current_sha256)[:12]}). Re-run: specvae book execute {self.name} --preset {b.preset}"
+            )
+        if self.state == "no-banner" and b is not None:
+            return (
+                f"{self.name}: its banner records no source hash (banner() could not tell which chapter ran; "
+                f"pass chapter='{self.name}'); cannot tell whether it is stale"
             )
         if self.state == "no-banner":
             return (
@@ -588,6 +609,27 @@ def _write_kernelspec(folder: Path, name: str) -> None:
     (target / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
 
 
+def _hide_banner_code(path: Path) -> None:
+    """Tag the cell that only calls :func:`banner` ``remove-input``: the book shows the box, not the call."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if not any(BANNER_KEY in (o.get("metadata") or {}) for o in cell.get("outputs", [])):
+            continue
+        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        if lines and all("banner" in ln for ln in lines):
+            tags = cell.metadata.setdefault("tags", [])
+            if "remove-input" not in tags:
+                tags.append("remove-input")
+                changed = True
+    if changed:
+        nbformat.write(nb, str(path))
+
+
 def _cell_error(nb) -> str:
     for i, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
@@ -677,6 +719,7 @@ def execute_chapter(
                 cwd=str(base),
                 execution_timeout=timeout,
             )
+        _hide_banner_code(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; an executed chapter is an ordinary file

@@ -91,6 +91,8 @@ def test_banner_records_provenance_once(project):
     banners = [o for o in _outputs(nb) if book.BANNER_KEY in o.get("metadata", {})]
     assert len(banners) == 1  # the value returned by banner() is not displayed a second time
     assert "specvae chapter 98_tiny_chapter" in _text(banners[0])
+    banner_cell = next(c for c in nb["cells"] if banners[0] in c.get("outputs", []))
+    assert "remove-input" in banner_cell["metadata"]["tags"]  # the book shows the box, not the call
     status = {s.name: s for s in book.check_chapters(project)}
     assert status[CHAPTER].state == "ok"
 
@@ -144,6 +146,8 @@ def test_book_html_has_table_figure_banner_and_offline_math(built):
     assert images and all((built / "book" / src).resolve().is_file() for src in images)
     assert 'class="admonition note specvae-banner" data-specvae-stale="false"' in page
     assert "Provenance of this chapter: 98_tiny_chapter" in page
+    assert "banner(preset=preset)" not in page  # the call itself is hidden; the parameters cells are shown
+    assert "scale</span> <span class=\"o\">=</span> <span class=\"mf\">7.5</span>" in page
     intro = (built / "intro.html").read_text()
     scripts = re.findall(r'<script[^>]*src="([^"]*)"', intro)
     mathjax = [s for s in scripts if "mathjax" in s.lower()]

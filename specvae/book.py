@@ -609,12 +609,22 @@ def _write_kernelspec(folder: Path, name: str) -> None:
     (target / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
 
 
-def _hide_banner_code(path: Path) -> None:
-    """Tag the cell that only calls :func:`banner` ``remove-input``: the book shows the box, not the call."""
+def _finalise(path: Path, chapter: Chapter, final: Path) -> None:
+    """Tidy an executed chapter before it is moved into place.
+
+    papermill's metadata names the real source and destination (not the temporary files), and the cell that only
+    calls :func:`banner` is tagged ``remove-input``: the book shows the provenance box, not the call.
+    """
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
-    changed = False
+    meta = nb.metadata.get("papermill")
+    if meta is not None:
+        for key, value in (("input_path", chapter.source), ("output_path", final)):
+            try:
+                meta[key] = value.relative_to(chapter.root).as_posix()
+            except ValueError:
+                meta[key] = str(value)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -625,9 +635,7 @@ def _hide_banner_code(path: Path) -> None:
             tags = cell.metadata.setdefault("tags", [])
             if "remove-input" not in tags:
                 tags.append("remove-input")
-                changed = True
-    if changed:
-        nbformat.write(nb, str(path))
+    nbformat.write(nb, str(path))
 
 
 def _cell_error(nb) -> str:
@@ -719,7 +727,7 @@ def execute_chapter(
                 cwd=str(base),
                 execution_timeout=timeout,
             )
-        _hide_banner_code(tmp)
+        _finalise(tmp, chapter, final)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; an executed chapter is an ordinary file

@@ -66,6 +66,9 @@ def _text(output: dict) -> str:
 def test_parameters_take_effect_in_the_executed_chapter(project):
     nb = json.loads((project / "book" / f"{CHAPTER}.ipynb").read_text())
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert nb["metadata"]["papermill"]["input_path"] == f"notebooks/{CHAPTER}.py"
+    assert nb["metadata"]["papermill"]["output_path"] == f"book/{CHAPTER}.ipynb"
+    assert nb["metadata"]["papermill"]["parameters"] == {"scale": 7.5, "label": "hello-param", "preset": "cpu"}
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1
     texts = [_text(o) for o in _outputs(nb)]

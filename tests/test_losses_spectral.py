@@ -1,0 +1,307 @@
+"""Tests for the spectral losses: FFT (Björk eq. 2), AI (Durall), Watson-DFT (Czolbe), focal frequency (Jiang)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
+
+from specvae.losses import AzimuthalLoss, FFTLoss, FocalFrequencyLoss, WatsonDFTLoss, azimuthal_loss, fft_loss
+from specvae.losses.azimuthal import normalized_profile
+from specvae.losses.focal_frequency import focal_frequency_loss, focal_weights
+from specvae.losses.watson import WatsonDFT, block_rfft2, watson_weights_path
+
+
+def smooth_images(n: int = 4, c: int = 1, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Natural-ish test images in [0, 1]: bicubic up-sampled 8x8 noise plus a little fine texture."""
+    g = torch.Generator().manual_seed(seed)
+    low = F.interpolate(torch.rand(n, c, 8, 8, generator=g), size=(size, size), mode="bicubic", align_corners=False)
+    return (0.8 * low + 0.2 * torch.rand(n, c, size, size, generator=g)).clamp(0, 1)
+
+
+def noisy(x: torch.Tensor, sigma: float, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    return gaussian_blur(x, [7, 7], [sigma, sigma])
+
+
+ALL_LOSSES = [
+    pytest.param(lambda: FFTLoss(), 3, id="fft"),
+    pytest.param(lambda: AzimuthalLoss(), 3, id="ai"),
+    pytest.param(lambda: WatsonDFTLoss("gray"), 1, id="watson-gray-init"),
+    pytest.param(lambda: WatsonDFTLoss("rgb"), 3, id="watson-rgb-init"),
+    pytest.param(lambda: FocalFrequencyLoss(), 3, id="ffl"),
+]
+
+
+# ------------------------------------------------------------------------------------------ common properties
+@pytest.mark.parametrize("make,c", ALL_LOSSES)
+def test_finite_gradient_at_zero_error(make, c: int) -> None:
+    x = smooth_images(c=c)
+    pred = x.clone().requires_grad_(True)
+    loss = make()(pred, x)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad.abs().max() < 1e-2  # identical inputs are a minimum: (near-)zero gradient
+
+
+@pytest.mark.parametrize("make,c", ALL_LOSSES)
+def test_float32_under_bf16_autocast(make, c: int) -> None:
+    x = smooth_images(c=c)
+    y = noisy(x, 0.1)
+    loss = make()
+    ref = loss(y, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = loss(y.bfloat16(), x.bfloat16())
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out)
+    assert out.item() == pytest.approx(ref.item(), rel=0.1)
+
+
+@pytest.mark.parametrize("make,c", ALL_LOSSES)
+def test_wrong_shapes_are_clear_errors(make, c: int) -> None:
+    loss = make()
+    with pytest.raises(ValueError, match="same shape"):
+        loss(torch.rand(2, c, 32, 32), torch.rand(2, c, 16, 16))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        loss(torch.rand(c, 32, 32), torch.rand(c, 32, 32))
+
+
+# ------------------------------------------------------------------------------------------------- FFT loss
+def test_fft_loss_against_numpy() -> None:
+    x, y = smooth_images(3, 3), noisy(smooth_images(3, 3), 0.1)
+    fx, fy = np.fft.fft2(x.double().numpy()), np.fft.fft2(y.double().numpy())
+    ref = np.mean((fx.imag - fy.imag) ** 2) + np.mean((fx.real - fy.real) ** 2)  # eq. (2), n = all pixels
+    assert fft_loss(y, x).item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_fft_loss_is_a_rescaled_mse_by_parseval() -> None:
+    x, y = smooth_images(3, 3), noisy(smooth_images(3, 3), 0.1)
+    mse = F.mse_loss(y, x).item()
+    assert FFTLoss()(y, x).item() == pytest.approx(32 * 32 * mse, rel=1e-5)
+    assert FFTLoss(norm="ortho")(y, x).item() == pytest.approx(mse, rel=1e-5)
+    per_image = FFTLoss(reduction="none")(y, x)
+    assert per_image.shape == (3,)
+    torch.testing.assert_close(per_image, 1024 * (y - x).square().mean(dim=(1, 2, 3)), rtol=1e-5, atol=0)
+    # the one-sided variant counts the conjugate half once: not a rescaled MSE, but zero on identical inputs
+    assert FFTLoss(onesided=True)(x, x).item() == 0
+    assert FFTLoss(onesided=True)(y, x).item() != pytest.approx(1024 * mse, rel=1e-3)
+    with pytest.raises(ValueError, match="reduction"):
+        FFTLoss(reduction="max")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------- AI loss
+def _durall_profile_numpy(gray: np.ndarray) -> np.ndarray:
+    """Durall et al.'s per-image pipeline (reference-facts §2) in NumPy, for one gray image."""
+    f = np.fft.fftshift(np.fft.fft2(gray)) + 1e-8
+    mag = 20 * np.log(np.abs(f))
+    y, x = np.indices(mag.shape)
+    cx, cy = (x.max() - x.min()) / 2.0, (y.max() - y.min()) / 2.0
+    r = np.hypot(x - cx, y - cy)
+    order = np.argsort(r.flat, kind="stable")
+    r_int = r.flat[order].astype(int)
+    csim = np.cumsum(mag.flat[order], dtype=float)
+    rind = np.where(r_int[1:] - r_int[:-1])[0]
+    prof = (csim[rind[1:]] - csim[rind[:-1]]) / (rind[1:] - rind[:-1])
+    return (prof - prof.min()) / (prof.max() - prof.min())
+
+
+def test_ai_profile_matches_durall_pipeline() -> None:
+    x = smooth_images(3, 1).double()
+    ours = normalized_profile(x).numpy()
+    ref = np.stack([_durall_profile_numpy(img[0]) for img in x.numpy()])
+    assert ours.shape == (3, 20)
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_ai_loss_value_and_minimum() -> None:
+    x = smooth_images(4, 3)
+    y = blur(x, 1.0)
+    pp, pt = normalized_profile(y).clamp(1e-6, 1 - 1e-6), normalized_profile(x).clamp(1e-6, 1 - 1e-6)
+    # reference: torch's own BCE with the target profile as the target ("paper" order)
+    assert azimuthal_loss(y, x).item() == pytest.approx(F.binary_cross_entropy(pp, pt).item(), rel=1e-5)
+    assert azimuthal_loss(y, x, order="durall").item() == pytest.approx(F.binary_cross_entropy(pt, pp).item(), rel=1e-5)
+    # at identical inputs the value is the entropy of the target profile, a minimum below any distortion
+    entropy = F.binary_cross_entropy(pt, pt).item()
+    assert azimuthal_loss(x, x).item() == pytest.approx(entropy, rel=1e-5)
+    assert azimuthal_loss(y, x).item() > entropy
+    assert azimuthal_loss(noisy(x, 0.2), x).item() > entropy
+
+
+@pytest.mark.parametrize("order", ["paper", "durall"])
+def test_ai_loss_is_differentiable(order: str) -> None:
+    x = smooth_images(2, 3)
+    pred = blur(x, 1.0).requires_grad_(True)
+    AzimuthalLoss(order=order)(pred, x).backward()  # type: ignore[arg-type]
+    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+
+
+def test_ai_loss_gradcheck_float64() -> None:
+    x = smooth_images(1, 1, size=16).double()
+    pred = blur(x, 0.8).clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: azimuthal_loss(p, x), (pred,), fast_mode=True)
+
+
+def test_ai_loss_errors() -> None:
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        AzimuthalLoss()(torch.rand(1, 2, 32, 32), torch.rand(1, 2, 32, 32))
+    with pytest.raises(ValueError, match="order"):
+        AzimuthalLoss(order="reverse")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------- focal frequency loss
+FFL_CONFIGS = [
+    {},
+    {"alpha": 0.5, "patch_factor": 2},
+    {"ave_spectrum": True, "log_matrix": True},
+    {"batch_matrix": True, "loss_weight": 3.0},
+    {"alpha": 2.0, "patch_factor": 4, "log_matrix": True, "batch_matrix": True},
+]
+
+
+@pytest.mark.parametrize("kwargs", FFL_CONFIGS)
+def test_ffl_matches_official_package(kwargs: dict) -> None:
+    # test-only reference: the official package (dev extra, focal-frequency-loss==0.3.0)
+    from focal_frequency_loss import FocalFrequencyLoss as Official
+
+    x, y = smooth_images(3, 3), noisy(smooth_images(3, 3), 0.1)
+    p1, p2 = y.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    ours, ref = FocalFrequencyLoss(**kwargs)(p1, x), Official(**kwargs)(p2, x)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-9)
+
+
+def test_ffl_alpha0_is_mse() -> None:
+    x, y = smooth_images(3, 3), noisy(smooth_images(3, 3), 0.1)
+    assert FocalFrequencyLoss(alpha=0.0)(y, x).item() == pytest.approx(F.mse_loss(y, x).item(), rel=1e-5)
+
+
+def test_ffl_weights_are_detached() -> None:
+    x, y = smooth_images(2, 3), noisy(smooth_images(2, 3), 0.1)
+    # the loss with its own weights equals the loss with those weights passed in as a constant matrix,
+    # value and gradient: no gradient flows through W
+    fx, fy = torch.fft.fft2(x, norm="ortho")[:, None], torch.fft.fft2(y, norm="ortho")[:, None]
+    d = (fy - fx).abs().square()
+    w = focal_weights(d)
+    assert not w.requires_grad and float(w.max()) == 1.0 and float(w.min()) >= 0.0
+    p1, p2 = y.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    l1 = focal_frequency_loss(p1, x)
+    l2 = focal_frequency_loss(p2, x, matrix=w)
+    assert l1.item() == pytest.approx(l2.item(), rel=1e-6)
+    l1.backward()
+    l2.backward()
+    torch.testing.assert_close(p1.grad, p2.grad)
+
+
+def test_ffl_errors_and_zero() -> None:
+    x = smooth_images(2, 3)
+    assert FocalFrequencyLoss()(x, x).item() == 0.0  # W = 0/0 -> NaN -> 0
+    with pytest.raises(ValueError, match="patch_factor"):
+        FocalFrequencyLoss(patch_factor=3)(x, x)
+    with pytest.raises(ValueError, match="patch_factor"):
+        FocalFrequencyLoss(patch_factor=0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        focal_frequency_loss(x, x, matrix=torch.full((1,), 2.0))
+
+
+# ------------------------------------------------------------------------------------------- Watson-DFT loss
+def test_block_rfft2_layout() -> None:
+    x = torch.rand(2, 1, 16, 24, dtype=torch.float64)
+    c = block_rfft2(x)
+    assert c.shape == (2, 6, 8, 5)
+    xn = x.numpy()
+    for k, (i, j) in enumerate((i, j) for i in range(2) for j in range(3)):  # row-major blocks, like nn.Unfold
+        ref = np.fft.rfft2(xn[:, 0, 8 * i : 8 * i + 8, 8 * j : 8 * j + 8]) / 64
+        np.testing.assert_allclose(c[:, k].numpy(), ref, atol=1e-12)
+    # DC of each block is its mean (unnormalised DFT / 64)
+    torch.testing.assert_close(c[:, 0, 0, 0].real, x[:, 0, :8, :8].mean(dim=(-2, -1)))
+
+
+def test_watson_size_and_channel_errors() -> None:
+    with pytest.raises(ValueError, match="divisible by 8"):
+        WatsonDFTLoss("gray")(torch.rand(1, 1, 30, 32), torch.rand(1, 1, 30, 32))
+    with pytest.raises(ValueError, match="color='rgb'"):
+        WatsonDFTLoss("gray")(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="expects 3 channel"):
+        WatsonDFTLoss("rgb")(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="color"):
+        WatsonDFTLoss("ycbcr")  # type: ignore[arg-type]
+
+
+def test_watson_initial_parameters() -> None:
+    m = WatsonDFT()
+    torch.testing.assert_close(m.t, torch.ones(8, 5))
+    assert m.w.item() == pytest.approx(0.2) and m.alpha.item() == pytest.approx(0.1) and m.beta.item() == 1.0
+    wp = m.w_phase
+    assert wp[0, 0] == 0 and wp[0, 4] == 0 and wp[4, 0] == 0 and wp[4, 4] == 0
+    assert wp[1, 1].item() == pytest.approx(math.exp(-2))
+    assert not any(p.requires_grad for p in m.parameters())
+    assert all(p.requires_grad for p in WatsonDFT(trainable=True).parameters())
+
+
+def test_watson_missing_weights_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SPECVAE_WEIGHTS", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("SPECVAE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="Searched: .*nowhere"):
+        WatsonDFTLoss.pretrained("gray")
+
+
+@pytest.mark.weights
+def test_watson_pretrained_parameters() -> None:
+    gray = WatsonDFTLoss.pretrained("gray")
+    assert gray.watson.alpha.item() == pytest.approx(-0.1352, abs=1e-4)
+    assert gray.watson.w.item() == pytest.approx(0.206, abs=1e-3)
+    assert gray.watson.beta.item() == pytest.approx(0.6145, abs=1e-4)
+    rgb = WatsonDFTLoss.pretrained("rgb", path=watson_weights_path("rgb").parent)
+    torch.testing.assert_close(rgb.channel_weights, torch.tensor([0.351, 0.301, 0.348]), atol=1e-3, rtol=0)
+    for mod, alpha, w, beta in ((rgb.ly, 0.171, 0.263, 0.612), (rgb.lcb, -0.867, 0.046, 0.592),
+                                (rgb.lcr, 1.513, 0.047, 0.586)):
+        assert mod.alpha.item() == pytest.approx(alpha, abs=1e-3)
+        assert mod.w.item() == pytest.approx(w, abs=1e-3)
+        assert mod.beta.item() == pytest.approx(beta, abs=1e-3)
+    torch.testing.assert_close(rgb.ycbcr_transform[:, 0], torch.tensor([0.299, 0.587, 0.114]))
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("color,c", [("gray", 1), ("rgb", 3)])
+def test_watson_pretrained_grows_with_distortion(color: str, c: int) -> None:
+    loss = WatsonDFTLoss.pretrained(color)
+    x = smooth_images(4, c)
+    base = loss(noisy(x, 0.02), x).item()
+    assert loss(x, x).item() < 1e-3 * base  # (near) zero on identical images: only the EPS terms remain
+    noise = [loss(noisy(x, s), x).item() for s in (0.02, 0.05, 0.1, 0.2)]
+    blurs = [loss(blur(x, s), x).item() for s in (0.5, 1.0, 2.0)]
+    assert noise == sorted(noise) and blurs == sorted(blurs), (noise, blurs)
+    # reductions
+    per = WatsonDFTLoss.pretrained(color, reduction="none")(blur(x, 1.0), x)
+    assert per.shape == (4,) and per.sum().item() == pytest.approx(blurs[1], rel=1e-5)
+
+
+@pytest.mark.weights
+def test_watson_random_shift_wrapper() -> None:
+    x = smooth_images(2, 3)
+    y = blur(x, 1.0)
+    det = WatsonDFTLoss.pretrained("rgb")
+    rnd = WatsonDFTLoss.pretrained("rgb", deterministic=False)
+    torch.manual_seed(0)
+    vals = torch.stack([rnd(y, x) for _ in range(8)])
+    assert torch.isfinite(vals).all() and vals.std() > 0  # the block grid moves
+    assert vals.mean().item() == pytest.approx(det(y, x).item(), rel=0.5)
+    assert rnd(x, x).item() < 1e-3 * det(y, x).item()
+
+
+def test_watson_gradcheck_float64() -> None:
+    loss = WatsonDFTLoss("gray").double()
+    x = smooth_images(2, 1, size=16).double()
+    pred = blur(x, 1.0).clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: loss(p, x), (pred,), fast_mode=True)

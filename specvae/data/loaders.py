@@ -295,7 +295,7 @@ def _load_mnist(root: Path, split: str, image_size: int | None, *, download: boo
 
     key = {"files": [_file_signature(img_path), _file_signature(lab_path)], "size": target,
            "mode": mnist_mode if target == 32 else "resize"}
-    arrays = cached_arrays("mnist", key, build)
+    arrays = cached_arrays("mnist", key, build, mmap=True)
     _, how = _mnist_size(None, target, mnist_mode)
     x = torch.from_numpy(arrays["images"])
     return _Raw(x, torch.from_numpy(arrays["labels"]), [str(i) for i in range(10)], None, torch.arange(x.shape[0]),
@@ -432,30 +432,39 @@ def _load_faces(root: Path, split: str, image_size: int | None, *, progress: boo
     shards = _find_face_shards(root)
     if not shards:
         raise _missing("faces", root, [root / "faces64" / "faces64-0*.zip", root / "faces64-0*.zip"])
-    parts = []
-    for p in shards:
-        arrays = cached_arrays("faces64", {"file": _file_signature(p), "kind": "faces64-shard"},
-                               lambda p=p: _decode_face_shard(p, progress), mmap=True)
-        parts.append(arrays)
-    numbers = np.concatenate([np.asarray(a["numbers"]) for a in parts])
-    keep_in = [np.asarray(a["numbers"] % 10 == 0) if split == "test" else np.asarray(a["numbers"] % 10 != 0)
-               for a in parts]
-    total = int(sum(k.sum() for k in keep_in))
-    out = np.empty((total, 3, 64, 64), dtype=np.uint8)
-    nums = np.empty(total, dtype=np.int64)
-    at = 0
-    for a, k in zip(parts, keep_in):
-        rows = np.flatnonzero(k)
-        np.take(a["images"], rows, axis=0, out=out[at:at + len(rows)])  # reads only these rows of the memmap
-        nums[at:at + len(rows)] = a["numbers"][rows]
-        at += len(rows)
-    order = np.argsort(nums, kind="stable")
-    if not np.all(order == np.arange(total)):
-        out, nums = out[order], nums[order]
-    images = torch.from_numpy(out)
-    if len(np.unique(numbers)) != len(numbers):
-        raise DataFormatError(f"the faces shards {[p.name for p in shards]} contain duplicate image numbers; keep one "
-                              "copy of each shard under the data root")
+    sigs = [_file_signature(p) for p in shards]
+    if len({s[0] for s in sigs}) != len(sigs):
+        raise DataFormatError(f"two faces shards with the same name under {root}: {[str(p) for p in shards]}; keep one "
+                              "copy of each shard")
+
+    def assemble() -> dict[str, np.ndarray]:
+        parts = [cached_arrays("faces64", {"file": sig, "kind": "faces64-shard"},
+                               lambda p=p: _decode_face_shard(p, progress), mmap=True) for p, sig in zip(shards, sigs)]
+        numbers = np.concatenate([np.asarray(a["numbers"]) for a in parts])
+        if len(np.unique(numbers)) != len(numbers):
+            raise DataFormatError(f"the faces shards {[p.name for p in shards]} contain duplicate image numbers; "
+                                  "keep one copy of each shard under the data root")
+        keep_in = [np.asarray(a["numbers"] % 10 == 0) if split == "test" else np.asarray(a["numbers"] % 10 != 0)
+                   for a in parts]
+        total = int(sum(k.sum() for k in keep_in))
+        out = np.empty((total, 3, 64, 64), dtype=np.uint8)
+        nums = np.empty(total, dtype=np.int64)
+        at = 0
+        for a, k in zip(parts, keep_in):
+            rows = np.flatnonzero(k)
+            np.take(a["images"], rows, axis=0, out=out[at:at + len(rows)])
+            nums[at:at + len(rows)] = a["numbers"][rows]
+            at += len(rows)
+        order = np.argsort(nums, kind="stable")
+        if not np.all(order == np.arange(total)):
+            out, nums = out[order], nums[order]
+        return {"images": out, "numbers": nums}
+
+    # two cache levels: each shard decoded once (any subset of shards reuses it), and each (shard set, split)
+    # assembled once, so a repeated load is a memory map of one file
+    arrays = cached_arrays("faces64-split", {"files": sigs, "split": split}, assemble, mmap=True)
+    images, nums = torch.from_numpy(arrays["images"]), np.asarray(arrays["numbers"])
+    total = len(nums)
     missing = [s for s in _FACES_SHARDS if s not in {p.name for p in shards}]
     notes = [f"CelebA-style faces 64x64 (a substitute for CelebA/CelebA-HQ/FFHQ), {split} = image numbers "
              f"{'divisible by 10' if split == 'test' else 'not divisible by 10'}: {total} images."]
@@ -506,7 +515,7 @@ def _load_imagenet_samples(root: Path, split: str, image_size: int | None, *, al
         size = min(bigger) if bigger else max(zips)
     path = zips[size]
     arrays = cached_arrays("imagenet-samples", {"file": _file_signature(path), "size": size},
-                           lambda: _decode_imagenet_zip(path, size, progress))
+                           lambda: _decode_imagenet_zip(path, size, progress), mmap=True)
     stems = [str(s) for s in arrays["stems"]]
     wnids = [s.split("_", 1)[0] for s in stems]
     names = [s.split("_", 1)[1].replace("_", " ") if "_" in s else s for s in stems]

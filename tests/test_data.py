@@ -382,7 +382,7 @@ def test_check_data_reports_missing(tmp_path):
     for name in ("mnist", "cifar10", "faces", "imagenet-samples", "celeba", "ffhq", "lsun-church"):
         assert not by[name]["present"] and by[name]["action"], name
     text = format_check(rows)
-    assert "MISSING" in text and str(tmp_path) in text
+    assert "MISSING" in text and str(tmp_path) in text and rows.to_string() == text
 
 
 # ------------------------------------------------------------------------------------------------ real data
@@ -468,6 +468,12 @@ def test_faces_split_rule_and_shard_subsets(real_root, tmp_path):
     for small, big in ((a_tr, b_tr), (a_te, b_te)):  # shard 04's images land in the same split with the same pixels
         pos = torch.searchsorted(big.indices, small.indices)
         assert torch.equal(big.indices[pos], small.indices) and torch.equal(big.images[pos], small.images)
+    # resized copies are cached per split; a limited load is exactly the same rows of the resized split
+    r = load_dataset("faces", "test", root=one, image_size=32, progress=False)
+    assert r.shape == (len(a_te), 3, 32, 32) and torch.equal(r.images, resize_images(a_te.images, 32))
+    lim = load_dataset("faces", "test", root=one, image_size=32, limit=10, seed=3, progress=False)
+    pos = torch.searchsorted(r.indices, lim.indices)
+    assert lim.is_subset and len(lim) == 10 and torch.equal(lim.images, r.images[pos])
 
 
 @pytest.mark.data

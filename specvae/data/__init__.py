@@ -15,7 +15,8 @@ Data sets (:data:`DATASETS`): ``shapes`` (generated), ``mnist``, ``cifar10`` (fu
 
 from specvae.data.base import DataError, DataFormatError, DatasetNotFoundError, ImageData, resize_images
 from specvae.data.batching import TensorBatcher
-from specvae.data.loaders import DATASETS, MNIST_MODES, DatasetInfo, check_data, format_check, load_dataset
+from specvae.data.loaders import (DATASETS, MNIST_MODES, DataCheck, DatasetInfo, check_data, format_check,
+                                  load_dataset)
 from specvae.data.shapes import generate_shapes, shape_parameters
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "DatasetInfo",
     "MNIST_MODES",
     "check_data",
+    "DataCheck",
     "format_check",
     "generate_shapes",
     "shape_parameters",

@@ -242,6 +242,8 @@ def cached_arrays(namespace: str, key: dict, build: Callable[[], dict[str, np.nd
             shutil.rmtree(target, ignore_errors=True)
     arrays = build()
     try:
+        if target.exists():  # an incomplete entry (no _complete.json): replace it
+            shutil.rmtree(target, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{digest}-"))
         try:

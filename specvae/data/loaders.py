@@ -52,7 +52,7 @@ from specvae.data.base import (DataFormatError, DatasetNotFoundError, ImageData,
                                check_image_size, convert_channels, resize_images, center_crop)
 from specvae.data.shapes import generate_shapes
 
-__all__ = ["load_dataset", "check_data", "format_check", "DATASETS", "DatasetInfo", "MNIST_MODES"]
+__all__ = ["load_dataset", "check_data", "format_check", "DataCheck", "DATASETS", "DatasetInfo", "MNIST_MODES"]
 
 MNIST_MODES = ("resize", "pad")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -144,6 +144,7 @@ class _Raw:
     native_size: int = 0
     done: bool = False  # limit and size already applied (image-folder loaders decode only what is needed)
     extra: dict = field(default_factory=dict)
+    cache_key: dict | None = None  # identifies the source files: lets load_dataset cache resized copies
 
 
 def _resolve_name(name: str) -> str:
@@ -356,7 +357,8 @@ def _load_cifar10(root: Path, split: str, image_size: int | None, *, download: b
         class_names = list(meta.get("label_names", [])) or _CIFAR_CLASSES
         x = torch.from_numpy(np.concatenate(xs).astype(np.uint8, copy=False))
         return _Raw(x, torch.from_numpy(np.concatenate(ys)), class_names, None, torch.arange(x.shape[0]),
-                    [f"CIFAR-10, full {split} set ({x.shape[0]} images)."], False, str(folder), 32)
+                    [f"CIFAR-10, full {split} set ({x.shape[0]} images)."], False, str(folder), 32,
+                    cache_key={"files": [_file_signature(folder / n) for n in names]})
     path = _cifar_subset_file(root)
     if path is None:
         raise _missing("cifar10", root, [root / "cifar-10-batches-py", root / "cifar10-subset" / "cifar10-subset.npz",
@@ -472,7 +474,7 @@ def _load_faces(root: Path, split: str, image_size: int | None, *, progress: boo
         notes.append(f"SUBSET of shards: {len(shards)} of 5 present ({', '.join(p.name for p in shards)}); missing "
                      f"{', '.join(missing)}.")
     return _Raw(images, None, None, None, torch.from_numpy(nums), notes, bool(missing),
-                ", ".join(str(p) for p in shards), 64)
+                ", ".join(str(p) for p in shards), 64, cache_key={"files": sigs})
 
 
 # ------------------------------------------------------------------------------------------------ ImageNet samples
@@ -532,7 +534,7 @@ def _load_imagenet_samples(root: Path, split: str, image_size: int | None, *, al
     note = (f"ImageNet samples: {len(stems)} images, one per class, from {path.name} ({size}x{size}); too few to "
             "train on (zero-shot reconstruction only); captions 'a photo of a <class name>' (CLIP's template).")
     return _Raw(torch.from_numpy(arrays["images"]), labels, class_names, captions, labels.clone(), [note], False,
-                str(path), size)
+                str(path), size, cache_key={"file": _file_signature(path)})
 
 
 # ------------------------------------------------------------------------------------------------ image folders
@@ -750,7 +752,18 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
                         allow_upsample=allow_upsample, mnist_mode=mnist_mode, progress=progress)
     images, labels, indices, captions = raw.images, raw.labels, raw.indices, raw.captions
     notes, is_subset = list(raw.notes), raw.is_subset
-    if not raw.done:
+    resize_to = size if (not raw.done and size is not None and size != raw.native_size) else None
+    if resize_to is not None:
+        if resize_to > raw.native_size and not allow_upsample:
+            raise _upsample_error(key, resize_to, raw.native_size)
+        notes.append(f"Resized {raw.native_size} -> {resize_to} px (anti-aliased bilinear).")
+        if raw.cache_key is not None:  # resize the whole split once and cache it (a later load is a memory map)
+            full = images
+            images = torch.from_numpy(cached_arrays(
+                f"{key}-resized", {**raw.cache_key, "size": resize_to, "split": split},
+                lambda: {"images": resize_images(full, resize_to).numpy()}, mmap=True)["images"])
+            resize_to = None
+    if not raw.done or key == "mnist":
         pos = _limit_positions(images.shape[0], limit, seed)
         if pos is not None:
             t = torch.from_numpy(pos)
@@ -760,18 +773,8 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
             captions = None if captions is None else [captions[i] for i in pos]
             is_subset = True
             notes.append(f"Random subset of {len(pos)} images (limit={limit}, seed={seed}).")
-        if size is not None and size != raw.native_size:
-            if size > raw.native_size and not allow_upsample:
-                raise _upsample_error(key, size, raw.native_size)
-            images = resize_images(images, size)
-            notes.append(f"Resized {raw.native_size} -> {size} px (anti-aliased bilinear).")
-    elif key == "mnist" and limit is not None:
-        pos = _limit_positions(images.shape[0], limit, seed)
-        if pos is not None:
-            t = torch.from_numpy(pos)
-            images, labels, indices = images[t], labels[t], indices[t]
-            is_subset = True
-            notes.append(f"Random subset of {len(pos)} images (limit={limit}, seed={seed}).")
+    if resize_to is not None:
+        images = resize_images(images, resize_to)
     if channels is not None and key != "shapes":
         if images.shape[1] != channels:
             notes.append("Converted to gray-scale (BT.601 luma)." if channels == 1 else "Gray repeated to 3 channels.")
@@ -852,6 +855,16 @@ def _probe(name: str, root: Path) -> dict:
     return row
 
 
+class DataCheck(list):
+    """The rows of :func:`check_data` (a plain ``list`` of dicts) that also print as a table (``to_string()``)."""
+
+    def to_string(self) -> str:
+        return format_check(list(self))
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+
 def check_data(root: str | os.PathLike | None = None) -> list[dict]:
     """Report, per data set, whether it is present under the data root, how many images, and what to do if not.
 
@@ -868,7 +881,7 @@ def check_data(root: str | os.PathLike | None = None) -> list[dict]:
                    "notes": f"ERROR: {err}", "action": "replace the corrupt file named in the error"}
         row["root"] = str(data_root)
         rows.append(row)
-    return rows
+    return DataCheck(rows)
 
 
 def format_check(rows: list[dict]) -> str:

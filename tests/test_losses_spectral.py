@@ -13,6 +13,7 @@ from torchvision.transforms.functional import gaussian_blur
 from specvae.losses import AzimuthalLoss, FFTLoss, FocalFrequencyLoss, WatsonDFTLoss, azimuthal_loss, fft_loss
 from specvae.losses.azimuthal import normalized_profile
 from specvae.losses.focal_frequency import focal_frequency_loss, focal_weights
+from specvae.losses.spectrum import DynamicSpectrumLoss, SpectrumLoss, gaussian_kernel2d
 from specvae.losses.watson import WatsonDFT, block_rfft2, watson_weights_path
 
 
@@ -38,6 +39,7 @@ ALL_LOSSES = [
     pytest.param(lambda: WatsonDFTLoss("gray"), 1, id="watson-gray-init"),
     pytest.param(lambda: WatsonDFTLoss("rgb"), 3, id="watson-rgb-init"),
     pytest.param(lambda: FocalFrequencyLoss(), 3, id="ffl"),
+    pytest.param(lambda: DynamicSpectrumLoss(), 3, id="dsl"),
 ]
 
 
@@ -305,3 +307,94 @@ def test_watson_gradcheck_float64() -> None:
     x = smooth_images(2, 1, size=16).double()
     pred = blur(x, 1.0).clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p: loss(p, x), (pred,), fast_mode=True)
+
+
+def _watson_numpy(inp: np.ndarray, tgt: np.ndarray, t_tild, alpha, w_tild, beta, w_phase_tild) -> np.ndarray:
+    """Czolbe et al.'s Watson-DFT distance per sample, from the formulas of reference-facts §3, in NumPy
+    (an independent second implementation: loops over blocks, numpy's rfft2, explicit real/imag pairs)."""
+    eps = 1e-10
+    n, _, h, w = inp.shape
+
+    def coeffs(x):
+        out = []
+        for b in range(n):
+            blocks = [np.fft.rfft2(x[b, 0, i : i + 8, j : j + 8]) / 64 for i in range(0, h, 8) for j in range(0, w, 8)]
+            out.append(np.stack(blocks))
+        return np.stack(out)  # (N, K, 8, 5) complex
+
+    c0, c1 = coeffs(tgt), coeffs(inp)
+    amp = lambda c: np.sqrt((c.real + eps) ** 2 + (c.imag + eps) ** 2)  # noqa: E731
+    a0, a1 = amp(c0), amp(c1)
+    t = np.exp(t_tild)
+    wc = 1 / (1 + np.exp(-w_tild))
+    avg = a0[:, :, 0, 0].mean()
+    t_l = t[None, None] * (((a0[:, :, 0, 0] + eps) / (avg + eps)) ** alpha)[:, :, None, None]
+    b2 = (np.abs(a0) + eps) ** wc * t_l ** (1 - wc)
+    m = np.maximum(t_l, b2)
+    e1, e2 = np.exp(t_l - m), np.exp(b2 - m)
+    s = (t_l * e1 + b2 * e2) / (e1 + e2)
+    d_w = ((np.abs(a0 - a1) / s + eps) ** beta + eps).sum(axis=(1, 2, 3)) ** (1 / beta)
+    wp = np.exp(w_phase_tild)
+    for i, j in ((0, 0), (0, 4), (4, 0), (4, 4)):
+        wp[i, j] = 0
+    ph = lambda c: np.arctan2(c.imag, c.real + eps)  # noqa: E731
+    d_p = (np.arccos(np.cos(ph(c0) - ph(c1)) * (1 - 1e-7)) * wp).sum(axis=(1, 2, 3))
+    return d_w + d_p
+
+
+@pytest.mark.weights
+def test_watson_gray_matches_numpy_reference() -> None:
+    loss = WatsonDFTLoss.pretrained("gray", reduction="none").double()
+    x = smooth_images(3, 1, size=24).double()
+    y = noisy(blur(x, 0.8), 0.03).double()
+    m = loss.watson
+    ref = _watson_numpy(
+        y.numpy(), x.numpy(), m.t_tild.detach().double().numpy(), m.alpha.item(), m.w_tild.item(), m.beta.item(),
+        m.w_phase_tild.detach().double().numpy().copy(),
+    )
+    np.testing.assert_allclose(loss(y, x).numpy(), ref, rtol=1e-9)
+
+
+@pytest.mark.weights
+def test_watson_rgb_is_weighted_sum_over_ycbcr() -> None:
+    rgb = WatsonDFTLoss.pretrained("rgb", reduction="none")
+    x = smooth_images(2, 3)
+    y = blur(x, 1.0)
+    m = torch.tensor([[0.299, -0.1687, 0.5], [0.587, -0.3313, -0.4187], [0.114, 0.5, -0.0813]])
+    to_ycc = lambda im: torch.einsum("nihw,ij->njhw", im, m) + torch.tensor([0, 0.5, 0.5]).view(1, 3, 1, 1)  # noqa
+    yx, yy = to_ycc(x), to_ycc(y)
+    w = torch.softmax(torch.tensor([0.0385, -0.1147, 0.0300]), 0)
+    expected = sum(w[k] * mod(yy[:, k : k + 1], yx[:, k : k + 1]) for k, mod in enumerate((rgb.ly, rgb.lcb, rgb.lcr)))
+    torch.testing.assert_close(rgb(y, x), expected, rtol=2e-3, atol=0)
+
+
+# ------------------------------------------------------------------------------------ FA-VAE SL / DSL
+def test_gaussian_kernel() -> None:
+    k = gaussian_kernel2d(5, torch.tensor(1.0))
+    assert k.shape == (5, 5) and k.sum().item() == pytest.approx(1.0)
+    assert k[2, 2] == k.max() and torch.allclose(k, k.T) and torch.allclose(k, k.flip(0))
+    assert k[2, 3].item() / k[2, 2].item() == pytest.approx(math.exp(-0.5))
+    with pytest.raises(ValueError, match="odd"):
+        gaussian_kernel2d(4, torch.tensor(1.0))
+
+
+def test_spectrum_loss_is_ffl_of_filtered_maps() -> None:
+    a, c = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)
+    # a vanishing sigma makes the Gaussian a delta: SL reduces to FFL of the maps themselves
+    assert SpectrumLoss(sigma=1e-3)(a, c).item() == pytest.approx(FocalFrequencyLoss()(c, a).item(), rel=1e-5)
+    # otherwise it is FFL of the depthwise-filtered maps
+    k = gaussian_kernel2d(9, torch.tensor(3.0)).expand(4, 1, 9, 9)
+    fa, fc = F.conv2d(a, k, padding=4, groups=4), F.conv2d(c, k, padding=4, groups=4)
+    assert SpectrumLoss()(a, c).item() == pytest.approx(FocalFrequencyLoss()(fc, fa).item(), rel=1e-5)
+    assert not SpectrumLoss().log_sigma.requires_grad
+
+
+def test_dynamic_spectrum_loss_learns_sigma() -> None:
+    dsl = DynamicSpectrumLoss()
+    assert dsl.kernel_size == 3 and dsl.sigma.tolist() == pytest.approx([3.0, 3.0])
+    a, c = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)
+    dsl(a, c).backward()
+    g = dsl.log_sigma.grad
+    assert g is not None and torch.isfinite(g).all() and (g != 0).all()
+    assert DynamicSpectrumLoss(pairwise=False).sigma.shape == (1,)
+    assert dsl(a, a).item() == 0.0

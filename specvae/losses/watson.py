@@ -73,7 +73,7 @@ class WatsonDFT(nn.Module):
       (so the value of one image depends on the others in its batch, as in the reference code);
     * contrast masking ``s = smoothmax(t_l, (A0 + EPS)^w · t_l^(1-w))``, ``w = sigmoid(w_tild)``;
     * pooling ``D_w = (Σ_{k,u,v} [dropout((|A0 - A1| / s + EPS)^beta) + EPS])^(1/beta)``;
-    * phase ``D_p = Σ_{k,u,v} w_phase · acos((1 - 1e-7)·cos(φ0 - φ1))``, ``φ = atan2(im, re + EPS)``,
+    * phase ``D_p = Σ_{k,u,v} dropout(w_phase · acos((1 - 1e-7)·cos(φ0 - φ1)))``, ``φ = atan2(im, re + EPS)``,
       ``w_phase = exp(w_phase_tild)``, zeroed at the purely real bins (0,0), (0,b/2), (b/2,0), (b/2,b/2)
       when not trainable;
     * distance ``D_w + D_p``.
@@ -130,7 +130,8 @@ class WatsonDFT(nn.Module):
         d_w = pooled.sum(dim=(1, 2, 3)) ** (1.0 / beta)
         phi0 = torch.atan2(c0.imag, c0.real + EPS)
         phi1 = torch.atan2(c1.imag, c1.real + EPS)
-        d_p = (torch.acos(torch.cos(phi0 - phi1) * _PHASE_ACOS_FACTOR) * self.w_phase.to(a0)).sum(dim=(1, 2, 3))
+        phase = torch.acos(torch.cos(phi0 - phi1) * _PHASE_ACOS_FACTOR) * self.w_phase.to(a0)
+        d_p = self.dropout(phase).sum(dim=(1, 2, 3))
         return d_w + d_p
 
 

@@ -242,7 +242,7 @@ def cached_arrays(namespace: str, key: dict, build: Callable[[], dict[str, np.nd
             shutil.rmtree(target, ignore_errors=True)
     arrays = build()
     try:
-        if target.exists():  # an incomplete entry (no _complete.json): replace it
+        if target.exists() and not done.is_file():  # an incomplete entry: replace it
             shutil.rmtree(target, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{digest}-"))

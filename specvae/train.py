@@ -80,6 +80,8 @@ Callback = Callable[[int, nn.Module, Mapping[str, Any]], None]
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 # fields that may change between a run and its resumption (they do not change the maths of a step)
 _RESUMABLE_CHANGES = ("steps", "checkpoint_every", "device", "compile", "deterministic")
+# devices on which `amp` (bf16 autocast) and `channels_last` apply; tests add "cpu" to run these paths on a CPU
+_FAST_PATH_DEVICES: tuple[str, ...] = ("cuda",)
 # check the loss after every step on the CPU (where reading it costs no device sync); tests switch it off to
 # exercise the deferred check used on CUDA
 _CHECK_EACH_STEP_ON_CPU = True
@@ -356,8 +358,9 @@ def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name and what to do
         raise CheckpointMismatchError(
-            f"could not read the checkpoint {path} ({type(err).__name__}: {err}); it may come from another "
-            f"specvae version. Delete it or pass resume=False to start the run over.") from err
+            f"could not read the checkpoint {path} ({type(err).__name__}: {err}). It may come from another specvae "
+            "version, or a batcher's state_dict() holds objects other than tensors, numbers, strings, lists and "
+            "dicts. Delete it or pass resume=False to start the run over.") from err
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise CheckpointMismatchError(
             f"{path} is not a specvae checkpoint of layout version {CHECKPOINT_VERSION}; delete it or pass "
@@ -557,8 +560,8 @@ def fit(
     callbacks = tuple(callbacks)
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
-    channels_last = cuda and config.channels_last
-    use_amp = cuda and config.amp
+    channels_last = config.channels_last and device.type in _FAST_PATH_DEVICES
+    use_amp = config.amp and device.type in _FAST_PATH_DEVICES
 
     ckpt_path: Path | None = None
     if run_dir is not None:
@@ -601,7 +604,12 @@ def fit(
     if ckpt_path is not None and resume and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path.parent)
         _check_resumable(state, config, model, ckpt_path)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise CheckpointMismatchError(
+                f"the checkpoint {ckpt_path} holds weights of another {type(model).__name__} architecture ({err}). "
+                "Use a new run_dir or pass resume=False to start over.") from err
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
             ema.load_state_dict(state["ema"])

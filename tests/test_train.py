@@ -388,3 +388,68 @@ def test_compile_trains_like_eager_and_keeps_state_dict_keys(tmp_path: Path, mon
     assert_same_state(plain.model, compiled.model)
     assert load_checkpoint(tmp_path)["model"].keys() == plain.model.state_dict().keys()  # no "_orig_mod." prefix
     torch._dynamo.reset()
+
+
+def _fast_path_run(tmp_path: Path, device: str, kill_at: int | None):
+    seen: dict[str, list] = {"autocast": [], "dtype": [], "batch_cl": [], "weight_cl": [], "fft_dtype": []}
+
+    def objective(model: nn.Module, batch: torch.Tensor, step: int):
+        seen["autocast"].append(torch.is_autocast_enabled(batch.device.type))
+        seen["batch_cl"].append(batch.is_contiguous(memory_format=torch.channels_last))
+        seen["weight_cl"].append(model.enc.weight.is_contiguous(memory_format=torch.channels_last))
+        recon = model(batch)
+        seen["dtype"].append(recon.dtype)
+        with torch.autocast(batch.device.type, enabled=False):  # how spectral losses run: float32, no autocast
+            spec = torch.fft.fft2(recon.float()) - torch.fft.fft2(batch.float())
+            seen["fft_dtype"].append(spec.dtype)
+            fft_term = spec.abs().mean()
+        mse = (recon.float() - batch).pow(2).mean()
+        return mse + 1e-3 * fft_term, {"mse": mse, "fft": fft_term}
+
+    def kill(step: int, model: nn.Module, terms: dict) -> None:
+        if step == kill_at:
+            raise KeyboardInterrupt
+
+    cfg = TrainConfig(steps=8, batch_size=4, lr=1e-2, log_every=3, checkpoint_every=4, ema_decay=0.9, grad_clip=1.0,
+                      device=device, seed=1, deterministic=device.startswith("cuda"))
+    run_dir = tmp_path / f"run-{kill_at}"
+    if kill_at is not None:
+        with pytest.raises(KeyboardInterrupt):
+            fit(make_model(), objective, images(), cfg, run_dir=run_dir, progress=False, callbacks=[kill])
+    return fit(make_model(), objective, images(), cfg, run_dir=run_dir, progress=False), seen
+
+
+def test_amp_and_channels_last_paths_with_exact_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA fast path (bf16 autocast around the objective, channels_last model and batches), run on the CPU
+    by letting it apply to "cpu" too: autocast is on, the model computes in bf16, float32 FFTs stay float32,
+    and a killed run still resumes exactly."""
+    import specvae.train as train
+
+    monkeypatch.setattr(train, "_FAST_PATH_DEVICES", ("cuda", "cpu"))
+    full, seen = _fast_path_run(tmp_path, "cpu", kill_at=None)
+    assert all(seen["autocast"]) and all(seen["batch_cl"]) and all(seen["weight_cl"])
+    assert set(seen["dtype"]) == {torch.bfloat16} and set(seen["fft_dtype"]) == {torch.complex64}
+    resumed, _ = _fast_path_run(tmp_path, "cpu", kill_at=6)
+    assert resumed.resumed_from == 4
+    assert_same_history(full.history, resumed.history)
+    assert_same_state(full.model, resumed.model)
+    assert_same_state(full.ema_model, resumed.ema_model)
+    # without the fast path (the CPU default) none of it applies
+    monkeypatch.setattr(train, "_FAST_PATH_DEVICES", ("cuda",))
+    _, plain = _fast_path_run(tmp_path / "plain", "cpu", kill_at=None)
+    assert not any(plain["autocast"]) and set(plain["dtype"]) == {torch.float32}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fast_path_and_exact_resume(tmp_path: Path) -> None:
+    """On a GPU: bf16 autocast, channels_last, fused Adam, the deferred non-finite check and CUDA RNG state in
+    the checkpoint; with deterministic=True a killed run resumes to the same weights."""
+    full, seen = _fast_path_run(tmp_path, "cuda", kill_at=None)
+    assert all(seen["autocast"]) and all(seen["batch_cl"]) and all(seen["weight_cl"])
+    assert set(seen["dtype"]) == {torch.bfloat16} and set(seen["fft_dtype"]) == {torch.complex64}
+    assert full.device.startswith("cuda") and next(full.model.parameters()).is_cuda
+    resumed, _ = _fast_path_run(tmp_path, "cuda", kill_at=6)
+    assert resumed.resumed_from == 4
+    assert_same_history(full.history, resumed.history)
+    assert_same_state(full.model, resumed.model)
+    assert "cuda" in load_checkpoint(tmp_path / "run-6")["rng"]

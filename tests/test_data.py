@@ -228,6 +228,15 @@ def test_batcher_values_and_errors():
         b.load_state_dict({**b.state_dict(), "batch_size": 8})
 
 
+def test_package_docstring_example_runs():
+    import doctest
+
+    import specvae.data
+
+    result = doctest.testmod(specvae.data, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
+
+
 def test_imagedata_container():
     images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
     d = ImageData(images=images, labels=torch.arange(6), name="x", split="train")

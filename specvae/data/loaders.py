@@ -300,19 +300,19 @@ def _load_mnist(root: Path, split: str, image_size: int | None, *, download: boo
     _, how = _mnist_size(None, target, mnist_mode)
     x = torch.from_numpy(arrays["images"])
     return _Raw(x, torch.from_numpy(arrays["labels"]), [str(i) for i in range(10)], None, torch.arange(x.shape[0]),
-                [f"MNIST {split}. {how}"], False, str(img_path.parent), target, done=True)
+                [f"MNIST {split} set: {how}"], False, str(img_path.parent), target, done=True)
 
 
 def _mnist_size(images: torch.Tensor | None, target: int, mode: str) -> tuple[torch.Tensor | None, str]:
     """MNIST at ``target`` px: native (28), zero-padded (32, mode 'pad') or anti-aliased bilinear resize."""
     if target == 28:
-        return images, "MNIST at its native 28x28."
+        return images, "native 28x28."
     if target == 32 and mode == "pad":
         out = None if images is None else F.pad(images, (2, 2, 2, 2))
-        return out, "MNIST 28x28 zero-padded by 2 px to 32x32 (mnist_mode='pad')."
+        return out, "28x28 zero-padded by 2 px to 32x32 (mnist_mode='pad')."
     how = " as IRMAE / Björk et al" if target == 32 else ""
     out = None if images is None else resize_images(images, target)
-    return out, f"MNIST 28x28 resized to {target}x{target} (anti-aliased bilinear){how}."
+    return out, f"28x28 resized to {target}x{target} (anti-aliased bilinear){how}."
 
 
 # ------------------------------------------------------------------------------------------------ CIFAR-10

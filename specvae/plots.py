@@ -207,7 +207,12 @@ def radial_spectra(
                 raise ValueError(f"profile {label!r}: std has {s.size} values but mean has {mu.size}")
             ax.fill_between(f, mu - s, mu + s, color=c, alpha=0.2, lw=0)
     if logx:
+        from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title is not None:
@@ -232,7 +237,8 @@ def image_grid(
     """Show images in a grid: one row per batch (e.g. originals, then reconstructions of each model).
 
     Args:
-        rows: a list of batches ``[(N, C, H, W), ...]`` (one grid row each, equal ``N``), or one batch
+        rows: a list of batches ``[(N, C, H, W), ...]`` (one grid row each; a row may also be a list of single
+            images ``(C, H, W)`` of different sizes), or one batch
             ``(N, C, H, W)`` laid out in rows of ``ncols`` (default: all in one row). Values in [0, 1];
             gray images are drawn with ``cmap``, values outside [vmin, vmax] are clipped.
         row_labels: one label per row (drawn as the y label of its first image).
@@ -250,13 +256,18 @@ def image_grid(
         batch = _as_image_batch(rows)
         n = batch.shape[0]
         ncols = ncols or n
-        grid = [batch[i : i + ncols] for i in range(0, n, ncols)]
+        grid = [list(batch[i : i + ncols]) for i in range(0, n, ncols)]
     else:
-        grid = [_as_image_batch(r) for r in rows]
+        grid = []
+        for r in rows:
+            if isinstance(r, (list, tuple)):  # a row of single images, sizes may differ
+                grid.append([_as_image_batch(im)[0] for im in r])
+            else:
+                grid.append(list(_as_image_batch(r)))
         if not grid:
             raise ValueError("rows is empty")
     nrows = len(grid)
-    ncols_ = max(b.shape[0] for b in grid)
+    ncols_ = max(len(b) for b in grid)
     if row_labels is not None and len(row_labels) != nrows:
         raise ValueError(f"{len(row_labels)} row labels for {nrows} rows")
     if col_labels is not None and len(col_labels) > ncols_:
@@ -274,7 +285,7 @@ def image_grid(
             ax.grid(False)
             for s in ax.spines.values():
                 s.set_visible(False)
-            if c >= batch.shape[0]:
+            if c >= len(batch):
                 ax.set_visible(False)
                 continue
             im = batch[c].clamp(vmin, vmax).numpy()
@@ -301,6 +312,7 @@ def loss_curves(
     title: str | None = None,
     color: Any = None,
     linestyles: Sequence[str] = ("-", "--", ":", "-."),
+    ls: str = "-",
 ) -> Axes:
     """Plot training curves from a ``FitResult.history``-style record.
 
@@ -317,6 +329,8 @@ def loss_curves(
         color: one colour for all terms of this history (else the palette, one per term); terms then differ by
             line style.
         linestyles: the styles cycled through the terms when ``color`` is given.
+        ls: the line style of every term when ``color`` is None (overlay a second run with ``ls="--"``: the
+            terms keep their palette colours, the runs differ by style).
 
     Returns:
         ``ax``; one line per term.
@@ -335,7 +349,7 @@ def loss_curves(
         y = _as_numpy(history[k]).ravel()
         if y.shape != steps.shape:
             raise ValueError(f"term {k!r} has {y.size} values but {step_key!r} has {steps.size}")
-        kw = dict(color=cols[i]) if color is None else dict(color=color, ls=linestyles[i % len(linestyles)])
+        kw = dict(color=cols[i], ls=ls) if color is None else dict(color=color, ls=linestyles[i % len(linestyles)])
         ax.plot(steps, y, label=f"{label_prefix}{k}", lw=1.4, **kw)
     if logy:
         ax.set_yscale("log")

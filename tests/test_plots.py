@@ -1,0 +1,167 @@
+"""specvae.plots: what the helpers draw (data equal to the input, labels with units, the book's colour map)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from specvae import plots
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_set_style_applies_palette_and_cmap():
+    plots.set_style()
+    assert plt.rcParams["image.cmap"] == plots.FREQ_CMAP == "magma"
+    import seaborn as sns
+
+    first = matplotlib.colors.to_rgb(plt.rcParams["axes.prop_cycle"].by_key()["color"][0])
+    assert np.allclose(first, sns.color_palette(plots.PALETTE)[0])
+
+
+def test_frequency_map_of_an_image_matches_fft_and_axes_in_cycles_per_pixel():
+    # a pure cosine along x at 1/4 cycles/pixel: peaks at f_x = ±1/4, f_y = 0
+    h = w = 16
+    n = torch.arange(w, dtype=torch.float32)
+    img = (0.5 + 0.4 * torch.cos(2 * np.pi * 0.25 * n)).expand(h, w).clone()
+    fig, ax = plt.subplots()
+    plots.frequency_map(ax, img)
+    im = ax.images[-1]
+    arr = np.asarray(im.get_array())
+    ref = np.abs(np.fft.fftshift(np.fft.fft2(img.numpy())))
+    np.testing.assert_allclose(np.exp(arr), ref + 1e-8, atol=1e-3)  # ln|F| (zeros differ only by float noise)
+    assert im.get_cmap().name == "magma"
+    assert "cycles/pixel" in ax.get_xlabel() and "cycles/pixel" in ax.get_ylabel()
+    left, right, bottom, top = im.get_extent()
+    assert left == pytest.approx(-0.5 - 0.5 / w) and right == pytest.approx(0.5 - 1 / w + 0.5 / w)
+    # the brightest non-DC pixel sits at f_x = ±1/4, f_y = 0
+    a = arr.copy()
+    a[h // 2, w // 2] = -np.inf
+    iy, ix = np.unravel_index(np.argmax(a), a.shape)
+    fx = np.fft.fftshift(np.fft.fftfreq(w))[ix]
+    fy = np.fft.fftshift(np.fft.fftfreq(h))[iy]
+    assert abs(fx) == pytest.approx(0.25) and fy == 0
+    assert len(fig.axes) == 2  # colour bar
+
+
+def test_frequency_map_rgb_uses_gray_and_batch_mean():
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 8, 8)
+    fig, ax = plt.subplots()
+    plots.frequency_map(ax, x, colorbar=False)
+    gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    ref = np.log(np.abs(np.fft.fftshift(np.fft.fft2(gray.numpy()), axes=(-2, -1))) + 1e-8).mean(0)
+    np.testing.assert_allclose(np.asarray(ax.images[-1].get_array()), ref, atol=1e-3)
+    assert len(fig.axes) == 1
+
+
+def test_frequency_map_rejects_bad_input():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="channels"):
+        plots.frequency_map(ax, torch.rand(1, 8, 8, 3))
+    with pytest.raises(ValueError, match="2-D"):
+        plots.frequency_map(ax, np.zeros((2, 8, 8)), spectrum=True)
+
+
+def test_radial_spectra_plots_input_data_with_labels_and_bands():
+    f = np.linspace(0.05, 0.5, 10)
+    mu = -3 * np.log(f)
+    sd = np.full(10, 0.5)
+    fig, ax = plt.subplots()
+    plots.radial_spectra(ax, {"a": (f, mu, sd), "b": (f, mu + 1, None)})
+    assert [l.get_label() for l in ax.lines] == ["a", "b"]
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), f)
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), mu + 1)
+    assert ax.get_xlabel() == "spatial frequency (cycles/pixel)"
+    assert "log power" in ax.get_ylabel()
+    assert len(ax.collections) == 1  # one ±std band (b has none)
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].max() == pytest.approx((mu + sd).max()) and band[:, 1].min() == pytest.approx((mu - sd).min())
+    assert ax.get_legend() is not None
+
+
+def test_radial_spectra_logx_and_errors():
+    f = np.linspace(0.05, 0.5, 10)
+    fig, ax = plt.subplots()
+    plots.radial_spectra(ax, {"a": (f, f, None)}, logx=True)
+    assert ax.get_xscale() == "log"
+    with pytest.raises(ValueError, match="empty"):
+        plots.radial_spectra(ax, {})
+    with pytest.raises(ValueError, match="freqs has 10"):
+        plots.radial_spectra(ax, {"a": (f, f[:5], None)})
+
+
+def test_image_grid_rows_and_values():
+    torch.manual_seed(0)
+    a = torch.rand(3, 1, 8, 8)
+    b = torch.rand(3, 3, 8, 8) * 1.5  # out of range: clipped for display
+    fig = plots.image_grid([a, b], row_labels=["one", "two"], col_labels=["x", "y", "z"])
+    axes = fig.axes
+    assert len(axes) == 6
+    np.testing.assert_allclose(np.asarray(axes[1].images[0].get_array()), a[1, 0].numpy())
+    shown = np.asarray(axes[4].images[0].get_array())
+    np.testing.assert_allclose(shown, b[1].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    assert axes[0].get_ylabel() == "one" and axes[3].get_ylabel() == "two"
+    assert axes[2].get_title() == "z"
+    with pytest.raises(ValueError, match="row labels"):
+        plots.image_grid([a], row_labels=["one", "two"])
+
+
+def test_image_grid_row_of_mixed_sizes():
+    fig = plots.image_grid([[torch.zeros(1, 8, 8), torch.ones(3, 4, 4)]])
+    assert np.asarray(fig.axes[0].images[0].get_array()).shape == (8, 8)
+    assert np.asarray(fig.axes[1].images[0].get_array()).shape == (4, 4, 3)
+
+
+def test_image_grid_single_batch_wraps_columns():
+    fig = plots.image_grid(torch.zeros(5, 1, 4, 4), ncols=2)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 6 and len(visible) == 5
+
+
+def test_loss_curves_draws_history_terms():
+    hist = {"step": [10, 20, 30], "loss": [3.0, 2.0, 1.0], "mse": [1.5, 1.0, 0.5]}
+    fig, ax = plt.subplots()
+    plots.loss_curves(ax, hist, label_prefix="run: ")
+    assert [l.get_label() for l in ax.lines] == ["run: loss", "run: mse"]
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [1.5, 1.0, 0.5])
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), [10, 20, 30])
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "training step"
+    plots.loss_curves(ax, hist, keys=["mse"], ls="--")
+    assert ax.lines[-1].get_linestyle() == "--"
+    with pytest.raises(KeyError, match="nope"):
+        plots.loss_curves(ax, hist, keys=["nope"])
+
+
+def test_loss_curves_accepts_dataframe():
+    import pandas as pd
+
+    df = pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.0]})
+    fig, ax = plt.subplots()
+    plots.loss_curves(ax, df, logy=False)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [2.0, 1.0])
+
+
+def test_error_heatmap_orientation_and_cmap():
+    v = np.arange(12, dtype=float).reshape(3, 4) / 11
+    fig, ax = plt.subplots()
+    plots.error_heatmap(ax, v, x=[0, 10, 20, 30], y=[1, 2, 4], xlabel="training step", ylabel="frequency")
+    im = ax.images[-1]
+    np.testing.assert_allclose(np.asarray(im.get_array()), v)
+    assert im.origin == "lower" and im.get_cmap().name == plots.ERROR_CMAP
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "4"]
+    with pytest.raises(ValueError, match="shape"):
+        plots.error_heatmap(ax, v, x=[0, 1], y=[1, 2, 4], xlabel="s", ylabel="f")

@@ -177,6 +177,20 @@ def test_resize_matches_pil_bilinear():
     assert torch.equal(resize_images(rect, 20), torch.full((1, 1, 20, 20), 200, dtype=torch.uint8))
 
 
+def test_gray_conversion_matches_pil():
+    from PIL import Image
+
+    from specvae.data.base import convert_channels
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (4, 3, 16, 16), dtype=np.uint8)
+    ours = convert_channels(torch.from_numpy(x), 1, name="t").numpy()[:, 0].astype(int)
+    pil = np.stack([np.asarray(Image.fromarray(im.transpose(1, 2, 0)).convert("L")) for im in x]).astype(int)
+    assert np.abs(ours - pil).max() <= 1  # PIL rounds its fixed-point BT.601 luma slightly differently
+    rgb = convert_channels(torch.from_numpy(x[:, :1]), 3, name="t")
+    assert rgb.shape == (4, 3, 16, 16) and torch.equal(rgb[:, 2], torch.from_numpy(x[:, 0]))
+
+
 # ------------------------------------------------------------------------------------------------ TensorBatcher
 def test_batcher_exactly_resumable_across_epochs():
     images = torch.arange(10 * 2 * 2, dtype=torch.uint8).view(10, 1, 2, 2)
@@ -377,6 +391,12 @@ def test_image_folder_datasets(tmp_path, tmp_cache):
     for split, number in (("train", 1), ("valid", 162771), ("test", 182638)):
         c = load_dataset("celeba", split, root=tmp_path, progress=False)
         assert c.shape == (1, 3, 64, 64) and c.indices.tolist() == [number]
+    # with list_eval_partition.txt present, it decides the split (here against the file-number ranges)
+    (tmp_path / "celeba" / "list_eval_partition.txt").write_text("000001.jpg 2\n162771.jpg 0\n182638.jpg 0\n")
+    assert load_dataset("celeba", "test", root=tmp_path, progress=False).indices.tolist() == [1]
+    assert load_dataset("celeba", "train", root=tmp_path, progress=False).indices.tolist() == [162771, 182638]
+    with pytest.raises(DatasetNotFoundError, match="No image of the valid split"):
+        load_dataset("celeba", "valid", root=tmp_path, progress=False)
     _write_images(tmp_path / "lsun-church" / "train", ["a.webp", "b.webp"], (341, 256))
     _write_images(tmp_path / "lsun-church" / "test", ["c.webp"], (256, 300))
     assert load_dataset("lsun-church", root=tmp_path, progress=False).shape == (2, 3, 256, 256)

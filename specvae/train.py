@@ -570,12 +570,6 @@ def fit(
         raise ValueError(f"TrainConfig.checkpoint_every={config.checkpoint_every} needs a run_dir to write the "
                          "checkpoints to; pass run_dir=... (e.g. specvae.paths.runs_root() / '<run name>')")
 
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
-    if config.deterministic:
-        # cuBLAS reads this when its handle is created; harmless on the CPU or when already set
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
     seed_everything(config.seed)
     model.to(device)
     if channels_last:
@@ -670,6 +664,11 @@ def fit(
     model.train()
     scheduled = config.warmup_steps > 0 or (config.lr_decay_every > 0 and config.lr_decay != 1.0)
     images_seen = 0
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    if config.deterministic:
+        # cuBLAS reads this when its handle is created; harmless on the CPU or when already set
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     t0 = time.perf_counter()
     try:
         for step in range(start, config.steps):

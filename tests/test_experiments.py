@@ -361,3 +361,79 @@ def test_run_grid_in_worker_processes(tmp_path: Path, monkeypatch: pytest.Monkey
     assert [store.load(c)["metrics"]["square"] for c in cfgs[:2]] == [25, 36]
     with pytest.raises(ValueError, match="lambda or a nested function"):
         run_grid([SampleConfig(seed=8)], lambda c: {"metrics": {}}, store, workers=2, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the chapter pattern of the package docstring, end to end (real training through fit)
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChapterSizes:
+    steps: int
+    n_images: int
+
+
+CHAPTER_PRESETS = {"smoke": ChapterSizes(6, 16), "cpu": ChapterSizes(50, 64), "gpu": ChapterSizes(500, 256),
+                   "paper": ChapterSizes(5000, 1024)}
+
+
+@dataclass(frozen=True)
+class ChapterRun:
+    width: int
+    seed: int
+    preset: str
+    train: object  # a TrainConfig (typed loosely so this module imports without torch)
+
+
+def chapter_configs(preset: str, **overrides) -> list[ChapterRun]:
+    from specvae.train import TrainConfig
+
+    sizes = select_preset(CHAPTER_PRESETS, preset, **overrides)
+    train = TrainConfig(steps=sizes.steps, batch_size=4, lr=1e-2, log_every=2, seed=0, device="cpu")
+    return [ChapterRun(width, seed, preset, dataclasses.replace(train, seed=seed)) for width in (2, 4)
+            for seed in (0, 1)]
+
+
+def chapter_run(cfg: ChapterRun) -> dict:
+    import torch
+    from torch import nn
+
+    from specvae.data.shapes import generate_shapes
+    from specvae.train import fit
+
+    images, _ = generate_shapes(CHAPTER_PRESETS[cfg.preset].n_images, image_size=8, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = nn.Sequential(nn.Conv2d(1, cfg.width, 3, padding=1), nn.ReLU(), nn.Conv2d(cfg.width, 1, 3, padding=1))
+
+    def objective(m, batch, step):
+        mse = (m(batch) - batch).pow(2).mean()
+        return mse, {"mse": mse}
+
+    store = ResultStore("00_chapter", root=os.environ["SPECVAE_TEST_RESULTS"])
+    res = fit(model, objective, images, cfg.train, run_dir=store.run_dir(cfg, os.environ["SPECVAE_TEST_RUNS"]),
+              progress=False)
+    with torch.no_grad():
+        x = images.float() / 255
+        final = float((res.model(x) - x).pow(2).mean())
+    return {"metrics": {"final_mse": final}, "history": res.history, "wall_time_s": res.total_wall_time_s,
+            "device": res.device}
+
+
+def test_chapter_pattern_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECVAE_TEST_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SPECVAE_TEST_RUNS", str(tmp_path / "runs"))
+    store = ResultStore("00_chapter", root=tmp_path / "results")
+    cfgs = chapter_configs("smoke")
+    run_grid(cfgs, chapter_run, store, progress=False)
+    df = store.frame(cfgs)
+    assert len(df) == 4 and list(df["width"]) == [2, 2, 4, 4] and list(df["train.steps"]) == [6] * 4
+    assert (df["final_mse"] > 0).all() and (df["preset"] == "smoke").all()
+    rec = store.load(cfgs[0])
+    assert rec["history"]["step"] == [2, 4, 6] and len(rec["history"]["mse"]) == 3
+    assert rec["provenance"]["wall_time_s"] > 0 and rec["provenance"]["device"].startswith("CPU")
+    # each run left its final checkpoint under runs/<chapter>/<hash>
+    assert all((store.run_dir(c, tmp_path / "runs") / "checkpoint.pt").is_file() for c in cfgs)
+    # an override makes new configs (new hashes): they are missing, the old results are not reused
+    longer = chapter_configs("smoke", steps="8")
+    assert {config_hash(c) for c in longer}.isdisjoint(config_hash(c) for c in cfgs)
+    with pytest.raises(MissingResultError):
+        store.frame(longer)

@@ -147,7 +147,7 @@ class IRMAEVAE(nn.Module):
     @property
     def last_upsampling_layer(self) -> nn.Module:
         """The decoder layer that ``upsample`` selects (the one N.1.5 replaces)."""
-        index = {"shapes": -2, "mnist": -5, "celeba": -5}[self.arch]
+        index = {"shapes": -2, "mnist": -4, "celeba": -4}[self.arch]
         return self.decoder[index]
 
     def _check_input(self, x: Tensor) -> None:

@@ -246,7 +246,9 @@ class Banner:
     """A chapter's provenance record, as displayed at the top of the chapter and stored in the notebook.
 
     ``source_sha256`` is the hash of the chapter's ``.py`` at execution time; ``stale`` is set by the build when
-    the current source no longer has that hash.
+    the current source no longer has that hash. ``device`` is where the *notebook* was executed; a chapter that
+    loads stored results shows, with its tables, the device each run was trained on (recorded in the run's
+    result file by :mod:`specvae.experiments`).
     """
 
     chapter: str | None
@@ -279,7 +281,7 @@ class Banner:
         return [
             ("preset", str(self.preset)),
             ("commit", commit),
-            ("device", self.device),
+            ("executed on", self.device),
             ("date", self.date),
             ("source", f"{self.source or '?'} (sha256 {sha})"),
             ("versions", f"specvae {self.specvae_version}, torch {self.torch_version}, "
@@ -291,7 +293,7 @@ class Banner:
         title = f"specvae chapter {self.chapter or '?'}"
         if self.stale:
             title += "  [STALE: the source changed after this run; re-execute it]"
-        lines = [title] + [f"  {k:9s} {v}" for k, v in self._facts()]
+        lines = [title] + [f"  {k:12s} {v}" for k, v in self._facts()]
         return "\n".join(lines)
 
     def to_html(self) -> str:

@@ -211,7 +211,7 @@ def test_banner_outside_a_notebook_prints_and_hashes(capsys):
     source = FIXTURE / "notebooks" / f"{CHAPTER}.py"
     record = book.banner(preset="smoke", chapter=CHAPTER, source=source)
     out = capsys.readouterr().out
-    assert out.startswith(f"specvae chapter {CHAPTER}") and "preset    smoke" in out
+    assert out.startswith(f"specvae chapter {CHAPTER}") and "preset       smoke" in out
     assert record.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     record.stale = True
     assert "STALE" in record.to_text() and "admonition warning" in record.to_html()

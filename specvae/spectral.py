@@ -235,6 +235,13 @@ def _rings_cpu(h: int, w: int, center: str, bins: str) -> tuple[Tensor, Tensor, 
     return idx, counts, kept
 
 
+@functools.lru_cache(maxsize=64)
+def _rings_on(h: int, w: int, center: str, bins: str, device: str, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``_rings_cpu`` moved to ``device`` once (ring index, counts as ``dtype``), so loops pay no copies."""
+    idx, counts, _ = _rings_cpu(h, w, center, bins)
+    return idx.to(device), counts.to(device=device, dtype=dtype)
+
+
 def ring_index(h: int, w: int, *, center: Center = "durall", bins: Bins = "durall") -> tuple[Tensor, int]:
     """The ring of each pixel as a flat LongTensor ``(h*w,)`` and the number ``R`` of kept rings.
 
@@ -258,12 +265,11 @@ def azimuthal_average(
     if map2d.ndim < 2:
         raise ValueError(f"azimuthal_average needs (..., H, W); got shape {tuple(map2d.shape)}")
     h, w = map2d.shape[-2:]
-    idx, counts, _ = _rings_cpu(h, w, center, bins)
+    idx, counts = _rings_on(h, w, center, bins, str(map2d.device), map2d.dtype)
     n = counts.numel()
-    idx = idx.to(map2d.device)
     flat = map2d.reshape(*map2d.shape[:-2], h * w)
     sums = flat.new_zeros(*flat.shape[:-1], n + 1).index_add(-1, idx, flat)
-    return sums[..., :n] / counts.to(device=map2d.device, dtype=map2d.dtype)
+    return sums[..., :n] / counts
 
 
 @no_autocast

@@ -44,6 +44,7 @@ import os
 import random
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -249,24 +250,41 @@ class EMA:
         self.module.eval()
         self.module.requires_grad_(False)
         self.num_updates = 0
+        self._cache: tuple[Any, Any] | None = None
+
+    def _pairs(self, model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[tuple[Tensor, Tensor]]]:
+        """(EMA float params, model float params, [(EMA tensor, model tensor) to copy]); cached per model."""
+        cached = self._cache
+        if cached is not None and cached[0]() is model:
+            return cached[1]
+        ema_params = dict(self.module.named_parameters())
+        ema_buffers = dict(self.module.named_buffers())
+        averaged, current, copied = [], [], []
+        for name, param in model.named_parameters():
+            if name not in ema_params:
+                raise ValueError(f"EMA.update got a model without the parameter {name!r} of the averaged one; "
+                                 "pass the model the EMA was built from")
+            if ema_params[name].is_floating_point():
+                averaged.append(ema_params[name])
+                current.append(param)
+            else:
+                copied.append((ema_params[name], param))
+        copied += [(ema_buffers[name], buf) for name, buf in model.named_buffers() if name in ema_buffers]
+        pairs = (averaged, current, copied)
+        self._cache = (weakref.ref(model), pairs)
+        return pairs
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Fold the current weights of ``model`` (same architecture) into the average."""
-        ema_params = dict(self.module.named_parameters())
-        averaged, current = [], []
-        for name, param in model.named_parameters():
-            target = ema_params[name]
-            if self.num_updates == 0 or not target.is_floating_point():
-                target.copy_(param.detach())
-            else:
-                averaged.append(target)
-                current.append(param.detach().to(target.dtype))
-        if averaged:
-            torch._foreach_lerp_(averaged, current, 1.0 - self.decay)
-        ema_buffers = dict(self.module.named_buffers())
-        for name, buf in model.named_buffers():
-            ema_buffers[name].copy_(buf.detach())
+        averaged, current, copied = self._pairs(model)
+        if self.num_updates == 0:
+            for target, param in zip(averaged, current):
+                target.copy_(param)
+        elif averaged:
+            torch._foreach_lerp_(averaged, [p.detach() for p in current], 1.0 - self.decay)
+        for target, source in copied:
+            target.copy_(source)
         self.num_updates += 1
 
     def state_dict(self) -> dict[str, Any]:

@@ -308,6 +308,11 @@ def test_presets_check_and_select() -> None:
         select_preset(PRESETS, "smoke", stepz=3)
     with pytest.raises(ValueError, match="override steps='many' cannot be read as int"):
         select_preset(PRESETS, "smoke", steps="many")
+    with pytest.raises(ValueError, match="override steps=2.5 cannot be read as int"):
+        select_preset(PRESETS, "smoke", steps=2.5)
+    with pytest.raises(ValueError, match="override amp='maybe' cannot be read as bool"):
+        select_preset(PRESETS, "smoke", amp="maybe")
+    assert select_preset(PRESETS, "smoke", steps=3.0, lr="1e-3").steps == 3
     with pytest.raises(ValueError, match="unknown preset"):
         select_preset(PRESETS, "tiny")
 

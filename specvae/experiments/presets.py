@@ -84,16 +84,24 @@ def coerce_value(key: str, value: Any, current: Any, annotation: Any = None) -> 
                 return _parse_scalar(value, bool, key)
             if isinstance(value, int) and value in (0, 1):
                 return bool(value)
-            return value
-        if target is int and not isinstance(value, bool):
+            raise ValueError("expected a boolean")
+        if target is int:
             if isinstance(value, str):
                 return _parse_scalar(value, int, key)
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
+            if isinstance(value, bool):
+                raise ValueError("expected an integer, got a boolean")
+            if isinstance(value, float):
+                if value.is_integer():
+                    return int(value)
+                raise ValueError("expected an integer")
             return value
-        if target is float and not isinstance(value, bool):
-            if isinstance(value, (str, int)):
-                return float(value) if not isinstance(value, str) else _parse_scalar(value, float, key)
+        if target is float:
+            if isinstance(value, str):
+                return _parse_scalar(value, float, key)
+            if isinstance(value, bool):
+                raise ValueError("expected a number, got a boolean")
+            if isinstance(value, int):
+                return float(value)
             return value
         if target is tuple and isinstance(value, list):
             return tuple(value)

@@ -138,7 +138,7 @@ class Sizes:
     ae_latent: int = 64
     ae_width: int = 32
     ae_eval_every: int = 100
-    band_edges: tuple[float, ...] = (0.0, 0.125, 0.25, 0.375, 0.5, 0.71)
+    band_edges: tuple[float, ...] = (0.0, 0.125, 0.25, 0.375, 0.5)
     upsample: str = "transposed"
     fft_weight: float = 0.5
     spectral_loss: str = "fft"
@@ -431,7 +431,8 @@ def reading_spectra(preset: str | Sizes = "cpu", *, progress: bool = False, **ov
       ``maps``: {name: mean centred log-magnitude map (H, W)} over the ``n_images`` images;
       ``profiles``: {name: (freqs, mean, std)} log radial power spectra (cycles/pixel), data sets and degradations;
       ``slopes``: a pandas DataFrame (name, slope β of P ∝ f^β, intercept, n_images, image_size);
-      ``fits``: {name: (freqs, fitted log power)} over the fit range.
+      ``power``: {name: (freqs, ln of the mean radial power)} (what the slope is fitted to);
+      ``fits``: {name: (freqs, fitted ln power)} over the fit range.
     """
     import pandas as pd
 
@@ -448,7 +449,7 @@ def reading_spectra(preset: str | Sizes = "cpu", *, progress: bool = False, **ov
     for kind in DEGRADATIONS[1:]:
         images[f"faces, {kind}"] = degrade(faces, kind, blur_sigma=s.blur_sigma, jpeg_quality=s.jpeg_quality,
                                            noise_std=s.noise_std, seed=s.seed)
-    out: dict[str, Any] = {"examples": {}, "maps": {}, "profiles": {}, "fits": {}, "notes": {}}
+    out: dict[str, Any] = {"examples": {}, "maps": {}, "profiles": {}, "fits": {}, "power": {}, "notes": {}}
     rows = []
     for name, x in images.items():
         out["examples"][name] = x[0]
@@ -459,6 +460,7 @@ def reading_spectra(preset: str | Sizes = "cpu", *, progress: bool = False, **ov
         beta, c = power_law_slope(freqs, power, *s.slope_range)
         keep = (freqs >= s.slope_range[0]) & (freqs <= s.slope_range[1])
         out["fits"][name] = (freqs[keep], c + beta * np.log(freqs[keep]))
+        out["power"][name] = (freqs, np.log(power))
         rows.append({"images": name, "slope": beta, "intercept": c, "n_images": x.shape[0],
                      "image_size": x.shape[-1]})
     for name, d in sets.items():

@@ -72,6 +72,7 @@ ENV_CHAPTER = "SPECVAE_BOOK_CHAPTER"
 ENV_SOURCE = "SPECVAE_BOOK_SOURCE"
 ENV_ROOT = "SPECVAE_BOOK_ROOT"
 
+_BANNER_IMPORT_RE = re.compile(r"^(import specvae(\.book)?(\s+as\s+\w+)?|from specvae(\.book)? import [\w, ]+)$")
 _CHAPTER_RE = re.compile(r"^(?P<number>\d{2})_(?P<slug>[A-Za-z0-9_]+)$")
 _NOTEBOOKS = "notebooks"
 _BOOK = "book"
@@ -632,8 +633,8 @@ def _finalise(path: Path, chapter: Chapter, final: Path) -> None:
             continue
         if not any(BANNER_KEY in (o.get("metadata") or {}) for o in cell.get("outputs", [])):
             continue
-        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        if lines and all("banner" in ln for ln in lines):
+        lines = [ln.strip() for ln in cell.source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        if lines and all("banner" in ln or _BANNER_IMPORT_RE.match(ln) for ln in lines):
             tags = cell.metadata.setdefault("tags", [])
             if "remove-input" not in tags:
                 tags.append("remove-input")

@@ -44,7 +44,8 @@ Shapes 1.22 ± 0.83 / 1.18 ± 0.32 / 0.0004 ± 0.0088, MNIST 3.51 / 1.77 / 0.008
   that variant). The log scale is open: Durall's ``20 ln|F|`` or the log power ``ln|F|^2 = 2 ln|F|``. The
   paper's AI/FT ratios (CelebA 9.23/4.35 = 2.1, MNIST 3.51/1.77 = 2.0, Shapes 1.04) fit ``scale=2`` (ring
   averaging keeps a systematic high-frequency deficit, and ``ln|F|^2`` doubles it): images against blurred
-  and noisy copies of themselves give AI/FT ratios of 1.1-1.6 with ``scale=2`` and 11-16 with ``scale=20``.
+  and noisy copies of themselves give AI/FT ratios between 1 and 2.5 with ``scale=2``, ten times that with
+  ``scale=20`` (checked by ``tests/test_spectral.py::test_ai_ft_ratio_in_the_papers_range``).
   So ``rmse_ai`` defaults to ``scale=2`` ("the power spectrum", as the paper's Fig. 2 calls it) while
   ``radial_profile`` keeps Durall's 20 for figures; both take ``scale``.
 """

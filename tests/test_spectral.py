@@ -193,3 +193,18 @@ def test_float32_under_autocast() -> None:
         prof = S.radial_profile(x)
     assert out.dtype == torch.float32 and prof.dtype == torch.float32
     torch.testing.assert_close(out, ref, rtol=0.05, atol=0.05)  # inputs rounded to bf16, maths in fp32
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ai_ft_ratio_in_the_papers_range(channels: int) -> None:
+    """The evidence behind rmse_ai's scale=2: the paper's AI/FT ratios are 1.0-2.1 (Table 1 vanilla rows)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    g = torch.Generator().manual_seed(0)
+    low = F.interpolate(torch.rand(16, channels, 8, 8, generator=g), size=(32, 32), mode="bicubic")
+    x = (0.8 * low + 0.2 * torch.rand(16, channels, 32, 32, generator=g)).clamp(0, 1)
+    for sigma, noise in [(0.7, 0.01), (1.0, 0.02), (2.0, 0.03)]:
+        y = (gaussian_blur(x, [9, 9], [sigma, sigma]) + noise * torch.randn(x.shape, generator=g)).clamp(0, 1)
+        ft = S.rmse_ft(x, y).mean()
+        assert 1.0 < S.rmse_ai(x, y).mean() / ft < 2.5
+        assert S.rmse_ai(x, y, scale=20).mean() / ft > 10  # Durall's 20 ln|F| is out of the paper's range

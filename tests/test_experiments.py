@@ -148,6 +148,17 @@ def test_save_load_roundtrip_with_provenance(tmp_path: Path) -> None:
     assert rec["metrics"] == {"rmse_ft": 0.125, "psnr": 31.5, "note": "ok"}
     assert rec["arrays"]["spectrum"].dtype == np.float32 and np.array_equal(rec["arrays"]["spectrum"], spectrum)
     assert rec["arrays"]["counts"].dtype == np.int64 and np.array_equal(rec["arrays"]["counts"], counts)
+    noise = np.random.default_rng(0).standard_normal((3, 50)).astype(np.float32) * np.float32(1e-3)
+    halves = noise.astype(np.float16)
+    store.save(cfg, metrics={}, arrays={"noise": noise, "halves": halves, "spectrum": spectrum, "counts": counts})
+    back = store.load(cfg)["arrays"]
+    assert back["noise"].dtype == np.float32 and np.array_equal(back["noise"], noise)  # exact, not approximately
+    assert back["halves"].dtype == np.float16 and np.array_equal(back["halves"], halves)
+    assert json.loads(path.read_text())["arrays"]["noise"]["data"][0] == float(str(noise[0, 0]))  # shortest repr
+    store.save(cfg, metrics={"rmse_ft": np.float32(0.125), "psnr": 31.5, "note": "ok"},
+               arrays={"spectrum": spectrum, "counts": counts},
+               history={"step": [1, 2], "loss": [0.5, float("nan")]}, extra={"n_images": 10}, wall_time_s=1.5)
+    rec = store.load(cfg)
     assert rec["history"]["step"] == [1, 2] and np.isnan(rec["history"]["loss"][1])
     assert rec["config"]["inner"] == {"__type__": "Inner", "alpha": 0.5, "width": 32}
     prov = rec["provenance"]

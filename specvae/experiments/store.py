@@ -86,7 +86,14 @@ def encode_array(value: Any, where: str = "array") -> dict[str, Any]:
             "arrays beside it with ResultStore.save_npz(cfg, name, **arrays).")
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
         arr = arr.astype(np.float64)
-    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": arr.ravel().tolist()}
+    flat = arr.ravel()
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 8:
+        # the shortest decimal that reads back as the same float32/float16 (NumPy's repr), not the 17 digits of
+        # its float64 widening: ~40% smaller files, still exact after decode_array
+        data = flat.astype(str).astype(np.float64).tolist()
+    else:
+        data = flat.tolist()
+    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": data}
 
 
 def decode_array(encoded: Mapping[str, Any]) -> np.ndarray:
@@ -120,6 +127,21 @@ def _jsonable(value: Any, where: str) -> Any:
         return _jsonable(value.tolist(), where)
     raise TypeError(f"{where} = {value!r} ({type(value).__name__}) cannot be stored in a result JSON; use numbers, "
                     "strings, lists and dicts")
+
+
+def _dump_record(record: Mapping[str, Any]) -> str:
+    """JSON text of a record: readable (one line per config field, metric and provenance entry), with each array
+    and history curve on one line of its own so files stay small and diffs stay short."""
+    parts = []
+    for key, value in record.items():
+        if key in ("arrays", "history") and value:
+            inner = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, separators=(',', ':'), allow_nan=True)}"
+                               for k, v in value.items())
+            text = "{\n" + inner + "\n }"
+        else:
+            text = json.dumps(value, indent=1, allow_nan=True).replace("\n", "\n ")
+        parts.append(f" {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -365,10 +387,10 @@ class ResultStore:
                 wall_time_s=None if wall_time_s is None else float(wall_time_s),
             ),
         }
-        text = json.dumps(record, indent=1, sort_keys=False, allow_nan=True)
+        text = _dump_record(record)
         path = self.folder / f"{digest}.json"
         remove_stale_temps(path, older_than_s=_STALE_TEMP_S)
-        return atomic_write_text(path, text + "\n")
+        return atomic_write_text(path, text)
 
     def save_npz(self, cfg: Any, name: str, **arrays: Any) -> Path:
         """Save (larger) arrays, e.g. sample images, as ``<hash>.<name>.npz`` beside the JSON, atomically."""

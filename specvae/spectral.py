@@ -29,15 +29,17 @@ std. Its own numbers are the evidence we used (vanilla VAE, Table 1; AI / 2D FT 
 Shapes 1.22 ± 0.83 / 1.18 ± 0.32 / 0.0004 ± 0.0088, MNIST 3.51 / 1.77 / 0.0081, CelebA 9.23 / 4.35 / 0.0323.
 
 * ``rmse_spatial``: the plain per-image pixel RMSE (the contract; it equals torch's own RMSE). The paper's
-  "spatial" column cannot be that: a std twenty times the mean (Shapes) does not happen for per-image RMSEs of
-  similar images, but it does for the *per-pixel* squared (or absolute) errors of a near-perfect
-  reconstruction whose only errors sit on shape edges. Our reading: mean ± std over pixels of the squared
-  error (so its mean is the MSE); ``pixel_squared_errors`` returns those values for the chapter to show.
+  "spatial" column is hard to read as that: a mean RMSE of 0.0004 (Shapes) would need near-exact
+  reconstructions, and its std is twenty times its mean. It reads naturally as a *squared* error (mean =
+  the MSE), its std taken either over pixels (``pixel_squared_errors``: edges carry all the error) or over
+  images (``rmse_spatial(x, y) ** 2``: a few failed reconstructions make a heavy tail). The chapter can show
+  both next to the paper's numbers.
 * ``rmse_ft``: RMSE between the 2-D *log*-magnitude spectra ``ln(|F| + eps)`` (unnormalised FFT, all channels).
   Evidence: for plain magnitudes Parseval bounds the per-image RMSE of ``|F_x| - |F_y|`` (unnormalised FFT)
-  by ``sqrt(HW)`` times the pixel RMSE. With the paper's Shapes spatial MSE 0.0004 (pixel RMSE 0.02) that
-  bound is 32 x 0.02 = 0.64 < 1.18, so the paper's FT column cannot be on plain magnitudes; log magnitudes
-  are not bounded that way (tiny errors in near-empty bins count) and give values of the paper's order.
+  by ``sqrt(HW)`` times the pixel RMSE. Reading the paper's Shapes spatial column as an MSE of 0.0004 (pixel
+  RMSE 0.02), the bound on the root-mean-square FT-RMSE is 32 x 0.02 = 0.64 < 1.18 (any other reading of that
+  column gives a smaller bound), so the paper's FT column cannot be on plain magnitudes; log magnitudes are
+  not bounded that way (tiny errors in near-empty bins count) and give values of the paper's order.
   ``log=False`` gives the magnitude variant.
 * ``rmse_ai``: RMSE between the two images' *un-normalised* ring-averaged log power spectra. Durall's min-max
   normalised profiles lie in [0, 1], so their RMSE cannot reach the paper's 1.2-9.2 (``normalize=True`` gives
@@ -453,8 +455,8 @@ def rmse_spatial(x: Tensor, y: Tensor) -> Tensor:
 def pixel_squared_errors(x: Tensor, y: Tensor) -> Tensor:
     """All per-pixel squared errors ``(x - y)^2`` flattened to ``(N*C*H*W,)``.
 
-    Their mean ± std over pixels is our best reading of Björk et al.'s "spatial domain" column (see the module
-    docstring); the mean equals the MSE of the batch.
+    Their mean ± std over pixels is one reading of Björk et al.'s "spatial domain" column (the other is the
+    per-image MSE, ``rmse_spatial(x, y) ** 2``; see the module docstring); the mean is the MSE of the batch.
     """
     x, y = _check_pair(x, y)
     return (x - y).square().flatten()

@@ -276,6 +276,10 @@ def test_records_and_frame(tmp_path: Path) -> None:
     with pytest.raises(MissingResultError, match="1 of 5 runs have no stored result"):
         store.frame(missing)
     assert len(store.frame(missing, missing="skip")) == 4
+    store.save_npz(cfgs[0], "samples", x=np.zeros(3))
+    assert store.orphans(cfgs) == []
+    assert store.orphans(cfgs[1:]) == sorted([store.path_for(cfgs[0]), store.npz_path(cfgs[0], "samples")])
+    assert store.delete(cfgs[0]) and store.orphans(cfgs[1:]) == [] and not store.delete(cfgs[0])
 
 
 def test_provenance_fields() -> None:

@@ -403,6 +403,17 @@ class ResultStore:
         remove_stale_temps(path, older_than_s=_STALE_TEMP_S)
         return atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
+    def orphans(self, configs: Sequence[Any]) -> list[Path]:
+        """Result files of the chapter that belong to none of ``configs`` (left by older configs or layouts).
+
+        They are never read for those configs; list them to review or remove them (the book commits results).
+        """
+        keep = {config_hash(cfg) for cfg in configs}
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir()
+                      if p.is_file() and not p.name.startswith(".") and p.name.split(".", 1)[0] not in keep)
+
     def delete(self, cfg: Any) -> bool:
         """Remove ``cfg``'s JSON and its ``.npz`` files; return whether a JSON was there."""
         path = self.path_for(cfg)

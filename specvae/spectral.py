@@ -117,6 +117,10 @@ def _as_float(x: Tensor, name: str = "x") -> Tensor:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.is_complex():
         raise TypeError(f"{name} must be a real tensor (images), got complex dtype {x.dtype}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}; convert uint8 images with x.float() / 255"
+        )
     if x.dtype == torch.float64:
         return x
     return x.float()

@@ -75,6 +75,8 @@ def test_wrong_shapes_are_clear_errors(make, c: int) -> None:
         loss(torch.rand(2, c, 32, 32), torch.rand(2, c, 16, 16))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         loss(torch.rand(c, 32, 32), torch.rand(c, 32, 32))
+    with pytest.raises(TypeError, match="float"):
+        loss(torch.zeros(2, c, 32, 32, dtype=torch.uint8), torch.zeros(2, c, 32, 32, dtype=torch.uint8))
 
 
 # ------------------------------------------------------------------------------------------------- FFT loss

@@ -168,6 +168,8 @@ def test_errors_are_clear() -> None:
         S.radial_profile(torch.rand(16, 16))
     with pytest.raises(ValueError, match="same shape"):
         S.rmse_ai(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 9))
+    with pytest.raises(TypeError, match="float"):
+        S.rmse_ai(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
     with pytest.raises(TypeError, match="real"):
         S.rmse_spatial(torch.rand(1, 1, 8, 8, dtype=torch.complex64), torch.rand(1, 1, 8, 8))
 

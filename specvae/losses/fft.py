@@ -25,6 +25,9 @@ def _check(pred: Tensor, target: Tensor, name: str) -> tuple[Tensor, Tensor]:
         raise ValueError(f"{name}: pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     if pred.ndim != 4:
         raise ValueError(f"{name}: expected image batches (N, C, H, W), got shape {tuple(pred.shape)}")
+    for t, what in ((pred, "pred"), (target, "target")):
+        if not t.is_floating_point():
+            raise TypeError(f"{name}: {what} must be a float tensor in [0, 1], got {t.dtype}; use x.float() / 255")
     dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
     return pred.to(dtype), target.to(dtype)
 

@@ -453,3 +453,34 @@ def test_cuda_fast_path_and_exact_resume(tmp_path: Path) -> None:
     assert_same_history(full.history, resumed.history)
     assert_same_state(full.model, resumed.model)
     assert "cuda" in load_checkpoint(tmp_path / "run-6")["rng"]
+
+
+def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash inside the checkpoint write (here: os.replace fails at the step-6 checkpoint) leaves the step-3
+    checkpoint intact and no temp file; the resumed run still ends exactly like an uninterrupted one."""
+    import specvae.experiments.atomic as atomic
+
+    data = images()
+    cfg = TrainConfig(**{**CFG.__dict__, "checkpoint_every": 3})
+    full = fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), CFG, progress=False)
+    real_replace = atomic.os.replace
+    writes: list[int] = []
+
+    def replace(src, dst):
+        writes.append(1)
+        if len(writes) == 2:
+            raise KeyboardInterrupt  # killed between writing the temp file and the rename
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=run_dir, progress=False)
+    monkeypatch.undo()
+    assert sorted(p.name for p in run_dir.iterdir()) == [CHECKPOINT_NAME]
+    assert load_checkpoint(run_dir)["step"] == 3
+    resumed = fit(make_model(seed=2), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=run_dir,
+                  progress=False)
+    assert resumed.resumed_from == 3
+    assert_same_history(full.history, resumed.history)
+    assert_same_state(full.model, resumed.model)

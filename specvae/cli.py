@@ -107,25 +107,37 @@ def _cmd_book_status(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- run
+def _module_chapters() -> dict[str, str]:
+    """``{chapter name: module name}`` for every ``specvae/experiments/*.py`` that sets ``CHAPTER = "NN_name"``.
+
+    Read from the source text, so finding a chapter does not import (torch and) every chapter module.
+    """
+    import re
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("specvae.experiments")
+    found: dict[str, str] = {}
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for path in sorted(Path(folder).glob("*.py")):
+            m = re.search(r"^CHAPTER\s*(?::\s*str\s*)?=\s*[\"'](\d\d_\w+)[\"']", path.read_text(encoding="utf-8"), re.M)
+            if m:
+                found[m.group(1)] = f"specvae.experiments.{path.stem}"
+    return found
+
+
 def _chapter_module(name: str):
     """The experiments module of a chapter given as ``01``, ``01_simpler_is_better`` or ``simpler_is_better``."""
-    from specvae import book
-
-    try:
-        slug = book.resolve_chapter(name).slug
-    except ValueError as exc:
-        try:  # a chapter whose notebook is not written yet may still have its module
-            slug = book.Chapter.from_name(name).slug
-        except ValueError:
-            slug = name
-            if importlib.util.find_spec(f"specvae.experiments.{slug}") is None:
-                raise SystemExit(str(exc)) from exc
-    try:
-        return importlib.import_module(f"specvae.experiments.{slug}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"specvae.experiments.{slug}":
-            raise SystemExit(f"chapter {name!r} has no module specvae/experiments/{slug}.py") from exc
-        raise
+    key = name[:-3] if name.endswith(".py") else name
+    modules = _module_chapters()
+    matches = sorted({mod for chapter, mod in modules.items()
+                      if key in (chapter, chapter[:2], chapter[3:], mod.rsplit(".", 1)[-1])})
+    if not matches and importlib.util.find_spec(f"specvae.experiments.{key}") is not None:
+        matches = [f"specvae.experiments.{key}"]
+    if len(matches) != 1:
+        listing = ", ".join(f"{c} ({m})" for c, m in sorted(modules.items())) or "none"
+        what = "is ambiguous" if matches else "unknown"
+        raise SystemExit(f"chapter {name!r} {what}: chapters with a run module: {listing}")
+    return importlib.import_module(matches[0])
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -116,9 +116,26 @@ def test_run_dispatches_to_run_all_and_prints_the_table(fake_chapter_module, cap
 def test_run_rejects_bad_set_and_unknown_chapter(fake_chapter_module):
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         cli.main(["run", "fake_chapter", "--preset", "cpu", "--set", "steps"])
-    with pytest.raises(SystemExit, match="unknown chapter 'no_such_chapter'"):
+    with pytest.raises(SystemExit, match="chapter 'no_such_chapter' unknown: chapters with a run module: "):
         cli.main(["run", "no_such_chapter", "--preset", "cpu"])
     assert fake_chapter_module == []
+
+
+@pytest.mark.parametrize("name", ["07", "07_fake_chapter", "fake_chapter"])
+def test_run_finds_the_module_by_chapter_number_or_name(fake_chapter_module, monkeypatch, name):
+    monkeypatch.setattr(cli, "_module_chapters", lambda: {"07_fake_chapter": "specvae.experiments.fake_chapter"})
+    assert cli.main(["run", name, "--preset", "smoke"]) == 0
+    assert fake_chapter_module == [{"preset": "smoke", "workers": 1, "train": True}]
+
+
+def test_module_chapters_reads_the_chapter_constants():
+    from pathlib import Path
+
+    found = cli._module_chapters()
+    for chapter, module in found.items():
+        path = Path(__file__).resolve().parents[1] / "specvae" / "experiments" / (module.rsplit(".", 1)[1] + ".py")
+        assert f'CHAPTER = "{chapter}"' in path.read_text() or f"CHAPTER: str = \"{chapter}\"" in path.read_text()
+    assert "specvae.experiments.store" not in found.values()  # infrastructure modules are not chapters
 
 
 def test_weights_fetch_and_data_check_dispatch(monkeypatch, capsys):

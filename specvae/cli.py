@@ -160,20 +160,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_weights_fetch(args: argparse.Namespace) -> int:
     from specvae.metrics import weights
 
-    result = weights.fetch_all(offline=args.offline)
-    if result is not None:
-        if isinstance(result, dict):
-            for name, path in result.items():
-                print(f"{name}: {path}")
-        else:
-            print(result)
+    try:
+        result = weights.fetch_all(offline=args.offline)
+    except getattr(weights, "WeightsError", RuntimeError) as exc:
+        print(f"specvae weights fetch: {exc}", file=sys.stderr)
+        return 1
+    # fetch_all reports each network itself (source, path, digest); print only what it did not
+    if isinstance(result, dict):
+        for name, info in result.items():
+            if not isinstance(info, dict):
+                print(f"{name}: {info}")
+        print(f"{len(result)} pretrained networks available")
+    elif result is not None:
+        print(result)
     return 0
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from specvae import data
 
-    result = data.check_data()
+    result = data.check_data(args.root) if args.root else data.check_data()
     if result is None:
         return 0
     if hasattr(result, "to_string"):
@@ -253,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     d_sub = d.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     d_sub.required = True
     dc = d_sub.add_parser("check", help="report which data sets are found under SPECVAE_DATA (and substitutes)")
+    dc.add_argument("--root", default=None, help="the data folder (default: SPECVAE_DATA, else ~/.cache/specvae/data)")
     dc.set_defaults(func=_cmd_data_check)
     return parser
 

@@ -144,7 +144,8 @@ def test_weights_fetch_and_data_check_dispatch(monkeypatch, capsys):
 
     def fetch_all(offline=False):
         seen["offline"] = offline
-        return {"lpips-alex": "/cache/alex.pth"}
+        print("lpips-alex     /cache/alex.pth")  # the real fetch_all reports each network itself
+        return {"lpips-alex": {"path": "/cache/alex.pth"}, "fid-inception": {"path": "/cache/fid.pt"}}
 
     weights.fetch_all = fetch_all
     metrics = types.ModuleType("specvae.metrics")
@@ -153,14 +154,34 @@ def test_weights_fetch_and_data_check_dispatch(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "specvae.metrics.weights", weights)
     assert cli.main(["weights", "fetch", "--offline"]) == 0
     assert seen == {"offline": True}
-    assert "lpips-alex: /cache/alex.pth" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out == "lpips-alex     /cache/alex.pth\n2 pretrained networks available\n"
+
+    class WeightsError(RuntimeError):
+        pass
+
+    def missing(offline=False):
+        raise WeightsError("lpips-alex not found; looked in /nowhere")
+
+    weights.WeightsError = WeightsError
+    weights.fetch_all = missing
+    assert cli.main(["weights", "fetch"]) == 1
+    assert "lpips-alex not found; looked in /nowhere" in capsys.readouterr().err
 
     data = types.ModuleType("specvae.data")
-    data.check_data = lambda: {"mnist": "found (70000 images)", "celeba": "missing"}
+    roots = []
+
+    def check_data(root=None):
+        roots.append(root)
+        return {"mnist": "found (70000 images)", "celeba": "missing"}
+
+    data.check_data = check_data
     monkeypatch.setitem(sys.modules, "specvae.data", data)
     assert cli.main(["data", "check"]) == 0
     out = capsys.readouterr().out
     assert "mnist: found (70000 images)" in out and "celeba: missing" in out
+    assert cli.main(["data", "check", "--root", "/data/here"]) == 0
+    assert roots == [None, "/data/here"]
 
 
 def test_book_status_reports_chapters(tmp_path, capsys):

@@ -277,3 +277,28 @@ def test_every_cited_key_is_in_references_bib():
              for k in group.split(",")}
     assert cited, "no citations found at all: the pattern is broken"
     assert not cited - keys, f"cited but missing from book/references.bib: {sorted(cited - keys)}"
+
+
+# ------------------------------------------------------------------------------------------------ README
+def _readme_blocks(lang: str) -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_has_exactly_two_setup_commands_and_the_makefile_has_them():
+    setup = _readme_blocks("bash")[0]
+    commands = [ln.split("#")[0].strip() for ln in setup.splitlines() if ln.split("#")[0].strip()]
+    assert commands == ["make book", "make test"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^book:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "specvae book build" in makefile
+
+
+def test_readme_python_example_runs():
+    (block,) = _readme_blocks("python")
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # every import the README shows exists
+    import torch
+
+    x = torch.rand(2, 1, 16, 16)
+    assert namespace["FFTLoss"]()(x, x).item() == 0.0

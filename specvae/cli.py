@@ -145,7 +145,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_preset(args.preset)
     if not hasattr(module, "run_all"):
         raise SystemExit(f"{module.__name__} has no run_all(preset, *, workers, train, **overrides)")
-    frame = module.run_all(args.preset, workers=args.workers, train=not args.no_train, **_overrides(args.set))
+    try:
+        frame = module.run_all(args.preset, workers=args.workers, train=not args.no_train, **_overrides(args.set))
+    except (LookupError, ValueError, TypeError) as exc:  # a missing stored result (--no-train), a bad override
+        print(f"specvae run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     try:
         import pandas as pd
 

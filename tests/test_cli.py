@@ -113,6 +113,18 @@ def test_run_dispatches_to_run_all_and_prints_the_table(fake_chapter_module, cap
     assert "rmse_ft" in out and "1.25" in out and "fft" in out
 
 
+def test_run_reports_missing_results_without_a_traceback(fake_chapter_module, monkeypatch, capsys):
+    class MissingResultError(LookupError):
+        pass
+
+    def run_all(preset, *, workers=1, train=True, **overrides):
+        raise MissingResultError("2 runs have no stored result: ...")
+
+    monkeypatch.setattr(sys.modules["specvae.experiments.fake_chapter"], "run_all", run_all)
+    assert cli.main(["run", "fake_chapter", "--preset", "gpu", "--no-train"]) == 1
+    assert "specvae run: MissingResultError: 2 runs have no stored result" in capsys.readouterr().err
+
+
 def test_run_rejects_bad_set_and_unknown_chapter(fake_chapter_module):
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         cli.main(["run", "fake_chapter", "--preset", "cpu", "--set", "steps"])

@@ -333,8 +333,10 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     metrics = dict(ev["metrics"])
     hist = result.history
     metrics["final_loss"] = float(hist["loss"][-1]) if hist.get("loss") else float("nan")
-    metrics["train_images_per_s"] = float(result.images_per_s)
-    metrics["train_wall_s"] = float(result.total_wall_time_s or result.wall_time_s)
+    train_wall = float(result.total_wall_time_s or result.wall_time_s)
+    # images per second over the whole run (a resumed run's own FitResult.images_per_s covers only its last part)
+    metrics["train_images_per_s"] = cfg.steps * cfg.batch_size / train_wall if train_wall > 0 else float("nan")
+    metrics["train_wall_s"] = train_wall
     metrics["n_params"] = int(sum(p.numel() for p in result.model.parameters()))
     k = min(cfg.n_samples, test.images.shape[0])
     with torch.no_grad():
@@ -428,7 +430,7 @@ def compare_with_paper(summary, reference) -> "Any":
     s["table"] = s["upsample"].map(table_of)
     s["paper_dataset"] = s["dataset"].map(PAPER_DATASET)
     s["paper_objective"] = s["objective"].map(obj_of)
-    ref = reference.rename(columns={"mean": "paper_mean", "std": "paper_std", "dataset": "paper_dataset",
+    ref = reference.reset_index(drop=True).rename(columns={"mean": "paper_mean", "std": "paper_std", "dataset": "paper_dataset",
                                     "objective": "paper_objective"})
     out = s.merge(ref, on=["table", "paper_dataset", "paper_objective", "domain"], how="left")
     out["gap"] = out["mean"] - out["paper_mean"]

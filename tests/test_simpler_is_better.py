@@ -1,0 +1,131 @@
+"""specvae.experiments.simpler_is_better: the chapter-1 grid, one smoke run, and the paper comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from specvae.experiments import config_hash
+from specvae.experiments import simpler_is_better as ch1
+from specvae.experiments.store import MissingResultError
+
+
+def test_grid_is_tables_1_and_2_times_seeds():
+    cfgs = ch1.configs("gpu")
+    assert len(cfgs) == 72
+    keys = {(c.dataset, c.objective, c.upsample) for c in cfgs}
+    assert len(keys) == 24
+    assert {c.seed for c in cfgs} == {0, 1, 2}
+    assert len({config_hash(c) for c in cfgs}) == 72
+    # the faces net is IRMAE's full width at gpu, narrowed only at cpu/smoke
+    assert {c.width_div for c in cfgs if c.dataset == "faces"} == {1}
+    assert {c.width_div for c in ch1.configs("cpu") if c.dataset == "faces"} == {8}
+    assert len(ch1.configs("cpu")) == 24 and len(ch1.configs("cpu", seeds=3)) == 72
+    # presets never share a result file
+    assert not {config_hash(c) for c in ch1.configs("smoke")} & {config_hash(c) for c in ch1.configs("cpu")}
+
+
+def test_bad_names_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown preset"):
+        ch1.configs("laptop")
+    with pytest.raises(ValueError, match="unknown override"):
+        ch1.configs("cpu", epochs=3)
+    with pytest.raises(ValueError, match="unknown objectives"):
+        ch1.configs("cpu", objectives=["l1"])
+    with pytest.raises(ValueError, match="alpha"):
+        ch1.alpha_sweep_configs("cpu", alphas=[2.0])
+    assert ch1.configs("cpu", steps="20")[0].steps == 20  # papermill/CLI strings are typed once
+
+
+def test_run_all_without_training_reports_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path))
+    with pytest.raises(MissingResultError, match="specvae run 01_simpler_is_better"):
+        ch1.run_all("smoke", train=False, progress=False)
+
+
+@pytest.mark.parametrize("objective", ["vanilla", "fft", "ai"])
+def test_smoke_run_produces_a_complete_record(objective, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    cfg = ch1.configs("smoke", datasets=["shapes"], objectives=[objective], upsamplers=["nearest_conv5"])[0]
+    out = ch1.run(cfg)
+    m = out["metrics"]
+    for key in ("rmse_ai_mean", "rmse_ai_std", "rmse_ft_mean", "rmse_ft_std", "rmse_spatial_mean",
+                "rmse_spatial_std", "final_loss", "train_images_per_s", "n_params"):
+        assert np.isfinite(m[key]), key
+    assert 0 < m["rmse_spatial_mean"] < 1
+    a = out["arrays"]
+    r = a["freqs"].shape[0]
+    assert r > 0 and all(a[k].shape == (r,) for k in ("profile_real_mean", "profile_recon_mean", "profile_real_std"))
+    assert out["history"]["step"][-1] == cfg.steps and len(out["history"]["loss"]) == cfg.steps
+    if objective != "vanilla":
+        assert "spectral" in out["history"] and "spatial" in out["history"]
+    s = out["npz"]["samples"]
+    assert s["real"].shape == s["recon"].shape == (cfg.n_samples, 1, 32, 32) and s["recon"].dtype == np.uint8
+    assert out["extra"]["n_test_images"] == cfg.n_test
+
+
+@pytest.mark.weights
+def test_watson_objective_uses_the_pretrained_parameters(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    cfg = ch1.configs("smoke", datasets=["shapes"], objectives=["watson"], upsamplers=["transposed"])[0]
+    loss = ch1.build_loss(cfg)
+    assert not any(p.requires_grad for p in loss.parameters())
+    x = torch.rand(2, 1, 32, 32)
+    assert loss.recon(x, x).item() < loss.recon(x.flip(-1), x).item()
+    out = ch1.run(cfg)
+    assert np.isfinite(out["metrics"]["rmse_ai_mean"])
+
+
+def test_evaluate_on_a_perfect_model_gives_zero_error():
+    class Identity(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return x, None, None
+
+    imgs = (torch.rand(6, 1, 32, 32) * 255).to(torch.uint8)
+    ev = ch1.evaluate(Identity(), imgs, batch_size=4)
+    assert all(abs(v) < 1e-6 for v in ev["metrics"].values())
+    np.testing.assert_allclose(ev["arrays"]["profile_real_mean"], ev["arrays"]["profile_recon_mean"])
+
+
+def _fake_summary(reference: pd.DataFrame, noise: float = 0.0) -> pd.DataFrame:
+    inv_ds = {v: k for k, v in ch1.PAPER_DATASET.items()}
+    inv_obj = {"Vanilla-VAE": "vanilla", "Watson-DFT": "watson", "AI": "ai", "FFT": "fft"}
+    inv_tab = {"table1": "transposed", "table2": "nearest_conv5"}
+    return pd.DataFrame({"upsample": reference["table"].map(inv_tab), "dataset": reference["dataset"].map(inv_ds),
+                         "objective": reference["objective"].map(inv_obj), "domain": reference["domain"],
+                         "mean": reference["mean"] + noise, "std": 0.0, "n_seeds": 1, "test_std_mean": 0.0})
+
+
+def test_comparison_with_the_paper_and_ordering():
+    from specvae import reference
+
+    ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
+    comp = ch1.compare_with_paper(_fake_summary(ref), ref)
+    assert len(comp) == 66 and np.allclose(comp["gap"], 0.0)
+    # the paper's best FFT on MNIST, table 1, every domain
+    best = comp[(comp.table == "table1") & (comp.dataset == "mnist") & comp.paper_best]
+    assert set(best.objective) == {"fft"}
+    order = ch1.ordering_agreement(comp)
+    assert len(order) == 2 * 3 * 3 and order["same_best"].all()
+    assert np.allclose(order.loc[order.n > 2, "kendall_tau"], 1.0)
+    # a reversed ranking gives tau = -1
+    rev = _fake_summary(ref)
+    rev["mean"] = -rev["mean"]
+    order_rev = ch1.ordering_agreement(ch1.compare_with_paper(rev, ref))
+    assert np.allclose(order_rev.loc[order_rev.n > 2, "kendall_tau"], -1.0)
+
+
+def test_summary_table_means_over_seeds():
+    frame = pd.DataFrame({
+        "upsample": ["transposed"] * 2, "dataset": ["mnist"] * 2, "objective": ["fft"] * 2,
+        "rmse_ai_mean": [1.0, 3.0], "rmse_ai_std": [0.5, 0.7], "rmse_ft_mean": [2.0, 2.0], "rmse_ft_std": [0.0, 0.0],
+        "rmse_spatial_mean": [0.1, 0.3], "rmse_spatial_std": [0.0, 0.0]})
+    s = ch1.summary_table(frame).set_index("domain")
+    assert s.loc["AI", "mean"] == 2.0 and s.loc["AI", "std"] == pytest.approx(np.sqrt(2.0))
+    assert s.loc["AI", "test_std_mean"] == pytest.approx(0.6) and s.loc["AI", "n_seeds"] == 2

@@ -302,3 +302,23 @@ def test_readme_python_example_runs():
 
     x = torch.rand(2, 1, 16, 16)
     assert namespace["FFTLoss"]()(x, x).item() == 0.0
+
+
+# ------------------------------------------------------------------------------------- chapter conventions
+def _chapter_sources() -> list[Path]:
+    return [c.source for c in book.list_chapters(REPO)]
+
+
+@pytest.mark.parametrize("source", _chapter_sources(), ids=lambda p: p.stem)
+def test_chapter_follows_the_book_conventions(source):
+    """Each chapter has a ``parameters`` cell with ``preset``, then calls the banner with its own name."""
+    nb = book.notebook_from_source(source)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{source.name}: needs exactly one cell tagged 'parameters'"
+    assert re.search(r"^preset\s*=", code[tagged[0]].source, re.M), f"{source.name}: no `preset = ...` parameter"
+    after = code[tagged[0] + 1].source
+    assert "banner(" in after, f"{source.name}: the cell after the parameters must call specvae.book.banner"
+    assert f'chapter="{source.stem}"' in after.replace("'", '"'), \
+        f"{source.name}: pass chapter={source.stem!r} to banner() so plain papermill runs record the right source"
+    assert "preset=preset" in after.replace(" ", ""), f"{source.name}: pass preset=preset to banner()"

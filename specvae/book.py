@@ -18,7 +18,15 @@ Missing chapters
 ``_toc.yml`` lists every chapter the book is meant to have. When a listed file does not exist yet,
 :func:`build_book` warns loudly (naming each missing file), writes a toc without those entries to
 ``_build/_toc.available.yml`` and builds from it; ``strict=True`` turns missing, stale and banner-less chapters
-into an error instead.
+into an error instead. The Sphinx extension also puts a notice on top of every page of such a build, naming the
+chapters that are stale or left out, so a reader of the HTML sees it too.
+
+Execution
+---------
+:func:`execute_chapter` converts the jupytext script in memory, runs it with papermill in a ``python3`` kernel of
+*this* interpreter (a temporary kernelspec put first on ``JUPYTER_PATH``, so a stale user-level kernel cannot
+shadow it), with the project root as working directory and the inline matplotlib backend, writes to a temporary
+file and moves it into place only on success.
 """
 
 from __future__ import annotations

@@ -608,6 +608,25 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _move_into_place(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` atomically: a rename on one file system, else copy beside ``dst`` and rename."""
+    try:
+        os.replace(src, dst)
+        return
+    except OSError:
+        pass
+    fd, staged = tempfile.mkstemp(prefix=f".{dst.stem}.partial-", suffix=dst.suffix, dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, staged)
+        shutil.copymode(src, staged)
+        os.replace(staged, dst)
+    finally:
+        if os.path.exists(staged):
+            os.unlink(staged)
+    src.unlink()
+
+
 def _write_kernelspec(folder: Path, name: str) -> None:
     """A Jupyter kernelspec ``name`` under ``folder/kernels`` that starts ipykernel with ``sys.executable``."""
     spec = {
@@ -713,7 +732,10 @@ def execute_chapter(
 
     kernel_dir = tempfile.TemporaryDirectory(prefix="specvae-kernel-")
     _write_kernelspec(Path(kernel_dir.name), kernel_name)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{chapter.name}.partial-", suffix=".ipynb", dir=out_dir)
+    # the run is written under _build/executing/ (ignored by git, never mistaken for a chapter), then moved
+    work_dir = base / "_build" / "executing"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{chapter.name}.", suffix=".ipynb", dir=work_dir)
     os.close(fd)
     tmp = Path(tmp_name)
     env = {
@@ -742,7 +764,7 @@ def execute_chapter(
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; an executed chapter is an ordinary file
-        os.replace(tmp, final)
+        _move_into_place(tmp, final)
     except PapermillExecutionError as exc:
         failed_dir = base / "_build" / "failed"
         failed_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -111,6 +112,7 @@ def test_failed_run_leaves_the_executed_chapter_untouched(project):
     failed = project / "_build" / "failed" / f"{CHAPTER}.ipynb"
     assert failed.is_file()
     assert not list((project / "book").glob(".*partial*"))  # no temporary file left behind
+    assert not list((project / "_build" / "executing").iterdir())
 
 
 def test_unknown_parameter_and_chapter_are_errors(project):
@@ -118,6 +120,26 @@ def test_unknown_parameter_and_chapter_are_errors(project):
         book.execute_chapter(CHAPTER, None, {"scael": 2}, root=project)
     with pytest.raises(ValueError, match="unknown chapter '42'. Available chapters: 98_tiny_chapter"):
         book.resolve_chapter("42", project)
+
+
+def test_move_into_place_across_file_systems(tmp_path, monkeypatch):
+    src, dst = tmp_path / "a" / "x.ipynb", tmp_path / "b" / "x.ipynb"
+    src.parent.mkdir(), dst.parent.mkdir()
+    src.write_text("new"), dst.write_text("old")
+    real_replace = os.replace
+    calls = []
+
+    def replace(a, b):  # the first rename fails as it would across file systems (EXDEV)
+        calls.append((Path(a).parent.name, Path(b).parent.name))
+        if len(calls) == 1:
+            raise OSError(18, "Invalid cross-device link")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    book._move_into_place(src, dst)
+    assert dst.read_text() == "new" and not src.exists()
+    assert calls == [("a", "b"), ("b", "b")]  # staged beside the destination, then renamed over it
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["x.ipynb"]
 
 
 @pytest.mark.parametrize("name", ["98", "98_tiny_chapter", "tiny_chapter", "notebooks/98_tiny_chapter.py",

@@ -391,7 +391,11 @@ def banner(
     import specvae
 
     root = Path(os.environ.get(ENV_ROOT) or _root(None))
-    chapter = chapter or os.environ.get(ENV_CHAPTER) or _chapter_from_session(root)
+    running = os.environ.get(ENV_CHAPTER)
+    if chapter and running and chapter != running:
+        warnings.warn(f"banner(chapter={chapter!r}) is called while `specvae book execute` runs chapter "
+                      f"{running!r}: fix the chapter name in the banner call", stacklevel=2)
+    chapter = chapter or running or _chapter_from_session(root)
     src: Path | None = None
     if source is not None:
         src = Path(source)

@@ -31,7 +31,7 @@
 
 # %% tags=["parameters"]
 preset = "cpu"  # smoke | cpu | gpu | paper
-seeds = None  # seeds per configuration (None: the preset's; cpu 1, gpu 3)
+seeds = None  # seeds per configuration (None: the preset's, 3 at cpu and gpu)
 train = True  # False: only read stored results (error if one is missing)
 workers = 1  # processes side by side when training missing runs
 alpha_sweep = True  # also run (or read) the α sweep of eq. 3 on MNIST
@@ -214,6 +214,9 @@ glue("ch1_same_best", same_best, display=False)
 glue("ch1_n_columns", len(ordering), display=False)
 
 # %% [markdown]
+# Over the {glue:text}`ch1_n_columns` columns, the mean Kendall τ is {glue:text}`ch1_tau_mean:.2f`, and our best
+# objective is the paper's in {glue:text}`ch1_same_best` of them.
+#
 # ## Training curves
 #
 # Total loss of each run (seed 0) over training. The objectives have different scales (the FFT loss of eq. 2 is
@@ -352,6 +355,8 @@ display(Markdown(discussion))
 # %%
 timing = grid_frame[["dataset", "upsample", "objective", "train_images_per_s", "train_wall_s"]]
 display(Markdown(f"Training time of the {len(grid_frame)} runs shown: "
-                 f"{grid_frame['wall_time_s'].sum() / 60:.1f} minutes of wall time in total on {prov['device']} "
-                 "(the throughput column is images per second of training, measured by `fit` over each run)."))
+                 f"{grid_frame['wall_time_s'].sum() / 60:.1f} minutes of run time summed over runs (several ran "
+                 f"side by side) on {prov['device']}. Below, per data set and up-sampler, the mean over runs of the "
+                 "training throughput (images per second: steps × batch size / training wall time, measured in each "
+                 "run) and of the training wall time in seconds."))
 display(timing.groupby(["dataset", "upsample"])[["train_images_per_s", "train_wall_s"]].mean())

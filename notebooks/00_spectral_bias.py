@@ -410,7 +410,8 @@ t5
 #
 # Why so little difference? By Parseval's theorem the FFT loss $\mathcal L_f$ of the full, unnormalised 2-D FFT
 # equals $H W$ times the pixel MSE exactly (`specvae.losses.fft` tests this), so eq. 3 with an MSE spatial loss
-# is the MSE multiplied by a constant, and Adam's updates do not depend on the scale of the loss. The FFT loss
+# is the MSE multiplied by a constant, and Adam's updates hardly depend on the scale of the loss (only through its
+# small ε). The FFT loss
 # changes training only where the spatial loss is *not* an MSE: Björk et al. add it to the binary cross-entropy
 # of a VAE, and chapter 1 reproduces that. To change *which* frequencies are learned, a loss must weight them
 # unequally: the focal frequency loss {cite:p}`jiang2021focal` (exercise 4), the spectrum losses of FA-VAE

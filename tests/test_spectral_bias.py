@@ -121,7 +121,6 @@ def test_frequency_errors_are_zero_when_exact_and_one_when_a_component_is_missin
     assert np.allclose(sb.frequency_errors_1d(torch.zeros_like(y), y, [2, 5, 9]), 1)
 
 
-@pytest.mark.slow
 def test_spectral_bias_low_frequency_learned_before_high_and_fourier_features_fix_it():
     """Rahaman et al.: the raw MLP's lowest frequency error ends far below the highest; Fourier features learn all."""
     s = sb.sizes("smoke", reg_steps=200, reg_eval_every=50)
@@ -163,7 +162,6 @@ def test_transposed_decoder_at_init_has_nyquist_peaks_nearest_does_not():
 
 # -- sections 3-5 end to end on real data ---------------------------------------------------------------------
 @pytest.mark.data
-@pytest.mark.slow
 def test_autoencoder_run_is_stored_and_reloaded(results_tmp):
     _need_data()
     overrides = dict(ae_steps=6, ae_train=32, ae_eval=16, ae_batch=8, ae_eval_every=3)

@@ -784,7 +784,8 @@ def _run_autoencoder(cfg: AutoencoderConfig, progress: bool) -> dict[str, Any]:
 def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     """Train and evaluate one run; return ``{"metrics", "arrays", "history", ...}`` (not stored; see :func:`run_all`).
 
-    Module-level, so a process pool can call it.
+    Module-level, so a process pool can call it. On the CPU it trains on one thread (see the comment below) with
+    denormal floats flushed to zero, and restores both settings afterwards.
     """
     fns: dict[type, Callable[[Any, bool], dict[str, Any]]] = {
         RegressionConfig: _run_regression, ImageFitConfig: _run_image_fit, AutoencoderConfig: _run_autoencoder}
@@ -792,11 +793,17 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     if fn is not None:
         # ReLU MLPs drive many activations/gradients into denormal floats, which made CPU steps up to 20x slower
         # (measured: 57 ms vs 3 ms per step); flushing them to zero changes nothing visible in the results.
-        old = torch.set_flush_denormal(True) and False
+        torch.set_flush_denormal(True)
+        # These models are too small to gain from intra-op parallelism on a CPU, and on a shared 2-core machine
+        # two threads were ~4x slower than one (the smoke chapter: 90 s vs 22 s): train them on one thread.
+        threads = torch.get_num_threads()
+        if not torch.cuda.is_available():
+            torch.set_num_threads(1)
         try:
             return fn(cfg, progress)
         finally:
-            torch.set_flush_denormal(old)
+            torch.set_flush_denormal(False)
+            torch.set_num_threads(threads)
     raise TypeError(f"run() takes a RegressionConfig, ImageFitConfig or AutoencoderConfig; got {type(cfg).__name__}")
 
 

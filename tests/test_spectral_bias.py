@@ -188,3 +188,12 @@ def test_reading_spectra_on_real_images():
     # power decays with frequency, faster after blur, slower with white noise
     assert slopes["faces"] < -1
     assert slopes["faces, blur"] < slopes["faces"] < slopes["faces, noise"]
+
+
+def test_runs_record_the_preset_they_came_from():
+    # a Sizes obtained from sizes("smoke", ...) keeps its preset name, so the run configs (and the provenance of
+    # the stored results) say "smoke", also when the notebook passes the Sizes object rather than the name
+    s = sb.sizes("smoke", fft_weight=0.25)
+    assert s.preset == "smoke"
+    assert {c.preset for c in sb.configs(s)} == {"smoke"}
+    assert {c.preset for c in sb.configs("cpu")} == {"cpu"}

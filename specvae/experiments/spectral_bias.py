@@ -144,6 +144,8 @@ class Sizes:
     spectral_loss: str = "fft"
     n_init: int = 16
     seed: int = 0
+    #: the preset these sizes came from (set by :func:`sizes`; recorded in each run's provenance)
+    preset: str = "custom"
 
 
 #: the four presets: ``smoke`` (CI, seconds), ``cpu`` (laptop, minutes), ``gpu`` and ``paper`` (longer, larger)
@@ -237,7 +239,7 @@ def sizes(preset: str, **overrides: Any) -> Sizes:
         if v is None:
             continue
         clean[k] = tuple(float(x) if k != "fit_snapshots" else int(x) for x in v) if isinstance(v, list) else v
-    out = select_preset(PRESETS, preset, **clean)
+    out = dataclasses.replace(select_preset(PRESETS, preset, **clean), preset=check_preset(preset))
     from specvae.models.upsample import UPSAMPLE_KINDS
 
     if out.upsample not in UPSAMPLE_KINDS:
@@ -253,7 +255,7 @@ def _sizes_of(preset: str | Sizes, overrides: dict[str, Any]) -> tuple[str, Size
     if isinstance(preset, Sizes):
         if overrides:
             raise ValueError("pass overrides with a preset name, not with a Sizes instance")
-        return "custom", preset
+        return preset.preset, preset
     return check_preset(preset), sizes(preset, **overrides)
 
 

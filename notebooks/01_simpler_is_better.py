@@ -130,10 +130,10 @@ plt.show()
 # is ±1 std over those images, and the black line is the test images themselves.
 
 # %%
-labels = {"vanilla": "Vanilla-VAE", "watson": "Watson-DFT", "ai": "AI", "fft": "FFT"}
+labels = ch1.OBJECTIVE_LABELS
 colors = dict(zip(["real", *labels.values()], plots.palette(5)))
 colors["real"] = (0.0, 0.0, 0.0)
-fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex="col")
+fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex="col", layout="constrained")
 for i, up in enumerate(ch1.UPSAMPLERS):
     for j, ds in enumerate(("mnist", "faces")):
         ax = axes[i, j]
@@ -146,7 +146,6 @@ for i, up in enumerate(ch1.UPSAMPLERS):
                              title=f"({'abcd'[2 * i + j]}) {ch1.PAPER_DATASET[ds] if ds != 'faces' else 'faces'}, "
                                    f"{'transposed' if up == 'transposed' else 'N.1.5'}")
 fig.suptitle(f"Fig. 2 analogue (preset {preset}, seed 0)")
-fig.tight_layout()
 glue("ch1_fig2", fig, display=False)
 plt.show()
 
@@ -165,35 +164,15 @@ ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork202
 summary = ch1.summary_table(grid_frame)
 comparison = ch1.compare_with_paper(summary, ref)
 ordering = ch1.ordering_agreement(comparison)
-our_best = comparison.loc[comparison.groupby(["upsample", "dataset", "domain"])["mean"].idxmin()]
-comparison["our_best"] = comparison.index.isin(our_best.index)
-
-
-def fmt_table(up):
-    c = comparison[comparison.upsample == up].copy()
-    c["objective"] = c["objective"].map(labels)
-    c["dataset"] = c["dataset"].map(lambda d: {"shapes": "Shape", "mnist": "MNIST", "faces": "faces (CelebA)"}[d])
-    c["ours"] = [f"{m:.4g}{' ✓' if b else ''}" for m, b in zip(c["mean"], c["our_best"])]
-    c["± (seeds)"] = [("" if np.isnan(s) else f"{s:.2g}") for s in c["std"]]
-    c["± (images)"] = [f"{s:.2g}" for s in c["test_std_mean"]]
-    c["paper"] = [("—" if np.isnan(m) else f"{m:.4g} ± {s:.2g}{' ★' if b else ''}")
-                  for m, s, b in zip(c["paper_mean"], c["paper_std"], c["paper_best"])]
-    c["gap"] = [("" if np.isnan(g) else f"{g:+.3g}") for g in c["gap"]]
-    wide = c.pivot_table(index=["dataset", "objective"], columns="domain",
-                         values=["ours", "± (seeds)", "± (images)", "paper", "gap"], aggfunc="first", sort=False)
-    wide = wide.swaplevel(0, 1, axis=1)
-    cols = [(d, k) for d in ("AI", "2D FT", "Spatial") for k in ("ours", "± (seeds)", "± (images)", "paper", "gap")]
-    return wide[cols]
-
 
 display(Markdown(preset_note))
 display(Markdown("**Table 1 (transposed-convolution up-sampling)**"))
-display(fmt_table("transposed"))
+display(ch1.paper_table(comparison, "transposed"))
 
 # %%
 display(Markdown(preset_note))
 display(Markdown("**Table 2 ('N.1.5' up-sampling in the last layer)**"))
-display(fmt_table("nearest_conv5"))
+display(ch1.paper_table(comparison, "nearest_conv5"))
 
 # %% [markdown]
 # ### Does our ordering of the objectives agree with the paper's?
@@ -236,7 +215,6 @@ for i, up in enumerate(ch1.UPSAMPLERS):
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
 axes[0, 0].legend()
-fig.tight_layout()
 glue("ch1_loss_curves", fig, display=False)
 plt.show()
 
@@ -266,42 +244,7 @@ if alpha_sweep:
 # rerun at another preset.
 
 # %%
-def claim_lines():
-    out = []
-    t1 = comparison[(comparison.upsample == "transposed") & comparison.paper_mean.notna()]
-    fft_best = our_best[(our_best.objective == "fft")]
-    n_cols = our_best.shape[0]
-    out.append(f"- **FFT loss best?** The paper's FFT loss is best in most columns of Tables 1-2. In our runs the "
-               f"FFT objective has the lowest mean RMSE in {len(fft_best)} of {n_cols} columns "
-               f"(data set × domain × up-sampler, Watson on Shapes included).")
-    for domain in ("AI", "2D FT", "Spatial"):
-        sub = our_best[our_best.domain == domain]
-        out.append(f"  - {domain}: best objective per column — "
-                   + ", ".join(f"{r.dataset}/{'T' if r.upsample == 'transposed' else 'N.1.5'}: {labels[r.objective]}"
-                               for r in sub.itertuples()))
-    out.append(f"- **Ordering**: mean Kendall τ between our and the paper's ranking over "
-               f"{len(ordering)} columns is {tau_mean:.2f}; the best objective agrees in {same_best} of "
-               f"{len(ordering)} columns.")
-    wide = summary.pivot_table(index=["dataset", "objective", "domain"], columns="upsample", values="mean")
-    better = (wide["nearest_conv5"] < wide["transposed"])
-    out.append(f"- **N.1.5 vs transposed**: the paper finds the effect of N.1.5 inconsistent. In our runs N.1.5 "
-               f"lowers the RMSE in {int(better.sum())} of {len(better)} (data set, objective, domain) cells.")
-    w = comparison[(comparison.dataset == "shapes") & (comparison.objective == "watson")]
-    out.append("- **Watson-DFT on Shapes** (omitted by the paper): our runs give "
-               + ", ".join(f"{r.domain} {r.mean:.3g} ({'T' if r.upsample == 'transposed' else 'N.1.5'})"
-                           for r in w.itertuples())
-               + "; compare with the vanilla row to judge whether it 'works'.")
-    mag = comparison.dropna(subset=["paper_mean"]).groupby("domain").apply(
-        lambda g: float(np.median(g["mean"] / g["paper_mean"])), include_groups=False)
-    out.append("- **Scale of the numbers**: median ratio ours / paper per domain: "
-               + ", ".join(f"{d} {v:.3g}" for d, v in mag.items())
-               + ". The paper does not define its RMSE conventions (log base, FFT normalisation, whether the "
-                 "spatial number is an RMSE or an MSE on which pixel scale), so absolute values are not comparable; "
-                 "the orderings are.")
-    return "\n".join(out)
-
-
-discussion = claim_lines()
+discussion = ch1.discussion(summary, comparison, ordering)
 display(Markdown(discussion))
 
 # %% [markdown]

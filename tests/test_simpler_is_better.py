@@ -129,3 +129,38 @@ def test_summary_table_means_over_seeds():
     s = ch1.summary_table(frame).set_index("domain")
     assert s.loc["AI", "mean"] == 2.0 and s.loc["AI", "std"] == pytest.approx(np.sqrt(2.0))
     assert s.loc["AI", "test_std_mean"] == pytest.approx(0.6) and s.loc["AI", "n_seeds"] == 2
+
+
+def test_paper_table_marks_best_and_shows_the_papers_numbers():
+    from specvae import reference
+
+    ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
+    comp = ch1.compare_with_paper(_fake_summary(ref), ref)
+    t1 = ch1.paper_table(comp, "transposed")
+    # 3 data sets x 4 objectives minus the paper's missing Watson row on Shapes; 3 domains x 5 columns
+    assert t1.shape == (11, 15)
+    assert list(t1.columns.get_level_values(0).unique()) == ["AI", "2D FT", "Spatial"]
+    mnist_fft = t1.loc[("MNIST", "FFT")]
+    # our numbers equal the paper's here, so both marks sit on the paper's best (FFT on MNIST, Table 1)
+    assert mnist_fft[("AI", "ours")].endswith("✓") and mnist_fft[("AI", "paper")].endswith("★")
+    assert float(mnist_fft[("AI", "gap")]) == 0.0
+    row = ref[(ref.table == "table1") & (ref.dataset == "MNIST") & (ref.objective == "FFT") & (ref.domain == "AI")]
+    assert mnist_fft[("AI", "paper")].startswith(f"{float(row['mean'].iloc[0]):.4g} ±")
+    assert not t1.loc[("MNIST", "Vanilla-VAE")][("AI", "ours")].endswith("✓")
+    with pytest.raises(ValueError, match="unknown upsample"):
+        ch1.paper_table(comp, "bilinear")
+
+
+def test_discussion_is_written_from_the_numbers():
+    from specvae import reference
+
+    ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
+    summary = _fake_summary(ref)
+    comp = ch1.compare_with_paper(summary, ref)
+    text = ch1.discussion(summary, comp, ch1.ordering_agreement(comp))
+    assert "mean Kendall τ between our and the paper's ranking over 18 columns is 1.00" in text
+    assert "the best objective agrees in 18 of 18 columns" in text
+    assert "median ratio ours / paper per domain: 2D FT 1, AI 1, Spatial 1" in text
+    reversed_summary = summary.assign(mean=-summary["mean"])
+    comp_rev = ch1.compare_with_paper(reversed_summary, ref)
+    assert "is -1.00" in ch1.discussion(reversed_summary, comp_rev, ch1.ordering_agreement(comp_rev))

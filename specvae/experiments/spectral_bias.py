@@ -379,17 +379,39 @@ def _device_of(model: nn.Module) -> torch.device:
 # ----------------------------------------------------------------------------------------------------------------
 # section 1: reading a spectrum
 # ----------------------------------------------------------------------------------------------------------------
+def _jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encode each image of ``x`` (N, C, H, W) in [0, 1] as JPEG at ``quality`` with Pillow and decode it again.
+
+    Pillow rather than ``torchvision.io`` (whose image codecs are deprecated since torchvision 0.29).
+    """
+    import io
+
+    from PIL import Image
+
+    if not 1 <= quality <= 100:
+        raise ValueError(f"jpeg_quality must lie in 1..100; got {quality}")
+    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    out = []
+    for img in u8:
+        arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+        dec = torch.from_numpy(np.asarray(Image.open(io.BytesIO(buf.getvalue()))).copy())
+        out.append(dec[None] if dec.ndim == 2 else dec.permute(2, 0, 1))
+    return torch.stack(out).float().div(255).to(x.device)
+
+
 def degrade(x: torch.Tensor, kind: str, *, blur_sigma: float = 1.0, jpeg_quality: int = 10,
             noise_std: float = 0.05, seed: int = 0) -> torch.Tensor:
     """A degraded copy of the images ``x`` (N, C, H, W) in [0, 1].
 
     ``"blur"``: Gaussian blur of standard deviation ``blur_sigma`` pixels (kernel ±3σ, torchvision);
     ``"downsample"``: ×2 down-sampling by area averaging, then bicubic ×2 up-sampling back to the input size;
-    ``"jpeg"``: JPEG at quality ``jpeg_quality`` (torchvision/libjpeg); ``"noise"``: added white Gaussian noise of
+    ``"jpeg"``: JPEG at quality ``jpeg_quality`` (Pillow/libjpeg, baseline, 4:2:0 chroma for colour images);
+    ``"noise"``: added white Gaussian noise of
     standard deviation ``noise_std``, clipped to [0, 1]; ``"original"``: ``x`` itself.
     """
     import torchvision.transforms.functional as TF
-    from torchvision.io import decode_jpeg, encode_jpeg
 
     if kind == "original":
         return x
@@ -401,9 +423,7 @@ def degrade(x: torch.Tensor, kind: str, *, blur_sigma: float = 1.0, jpeg_quality
         small = F.avg_pool2d(x, 2)
         return F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     if kind == "jpeg":
-        u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-        out = [decode_jpeg(encode_jpeg(img, quality=int(jpeg_quality))) for img in u8]
-        return torch.stack(out).float().div(255).to(x.device)
+        return _jpeg_roundtrip(x, int(jpeg_quality))
     if kind == "noise":
         g = torch.Generator(device="cpu").manual_seed(seed)
         return (x + noise_std * torch.randn(x.shape, generator=g).to(x.device)).clamp(0, 1)

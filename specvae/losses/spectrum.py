@@ -1,7 +1,8 @@
 """FA-VAE's Spectrum Loss (SL) and Dynamic Spectrum Loss (DSL): the focal frequency loss of Gaussian-filtered maps.
 
-Ref: Z. Lin, Y. Sun, et al., "Catch Missing Details: Image Reconstruction with Frequency Augmented Variational
-Autoencoder", CVPR 2023, Sec. 3.1.2, eq. (6)-(9) and Table 2 (kernel size μ, initial σ_i, pair-wise σ_i).
+Ref: X. Lin, Y. Li, J. Hsiao, C. Ho, Y. Kong, "Catch Missing Details: Image Reconstruction with Frequency
+Augmented Variational Autoencoder", CVPR 2023, Sec. 3.1.2, eq. (6)-(9) and Table 2 (kernel size μ, initial σ_i,
+pair-wise σ_i).
 """
 
 from __future__ import annotations

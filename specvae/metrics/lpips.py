@@ -112,6 +112,11 @@ class LPIPS(nn.Module):
         return out
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        if not (isinstance(pred, Tensor) and isinstance(target, Tensor)):
+            raise TypeError(f"LPIPS: expected two torch tensors, got {type(pred).__name__} and {type(target).__name__}")
+        if not (pred.is_floating_point() and target.is_floating_point()):
+            raise TypeError(f"LPIPS: expected float images (in [0, 1] with normalize=True), got {pred.dtype} and "
+                            f"{target.dtype}; convert uint8 images with x.float() / 255")
         if pred.ndim != 4 or pred.shape != target.shape:
             raise ValueError(f"LPIPS: expected two (N, C, H, W) tensors of the same shape, "
                              f"got {tuple(pred.shape)} and {tuple(target.shape)}")

@@ -45,7 +45,7 @@ class FourierFeatures(nn.Module):
         scale: standard deviation ``σ`` of the entries of ``B`` (in cycles per unit of ``v``).
         seed: seed of the generator that draws ``B`` (kept fixed, not trained: a buffer).
 
-    Shapes: ``(..., d) -> (..., 2m)``.
+    Shapes: ``(..., d) -> (..., 2m)``; computed in float32 with autocast disabled (the phases need the precision).
     """
 
     def __init__(self, in_features: int, n_features: int = 128, scale: float = 10.0, seed: int = 0) -> None:
@@ -67,8 +67,12 @@ class FourierFeatures(nn.Module):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         if v.shape[-1] != self.in_features:
             raise ValueError(f"expected coordinates with last dim {self.in_features}; got shape {tuple(v.shape)}")
-        proj = 2 * math.pi * v @ self.B.t()
-        return torch.cat([torch.cos(proj), torch.sin(proj)], dim=-1)
+        # float32 (float64 stays float64) with autocast off: under bf16 autocast the phases 2π·vBᵀ (tens of
+        # radians for σ = 10) would keep only 8 mantissa bits, an error of a fair fraction of a radian
+        dtype = torch.promote_types(v.dtype, torch.float32)
+        with torch.autocast(v.device.type, enabled=False):
+            proj = 2 * math.pi * v.to(dtype) @ self.B.t().to(dtype)
+            return torch.cat([torch.cos(proj), torch.sin(proj)], dim=-1)
 
 
 class MLP(nn.Module):

@@ -28,8 +28,8 @@ What the loop does for every model:
   and a run killed and restarted ends with exactly the same history and weights as an uninterrupted one
   (bit-for-bit on the CPU; on CUDA as far as the kernels used are deterministic, see ``deterministic``).
 
-Ref: the practices listed for the training loop in ``DESIGN.md`` (bf16 autocast with float32 FFTs, channels_last,
-clipping, EMA as in taming-transformers/ldm ``LitEma``, checkpoint/resume, tqdm progress); PyTorch docs for
+Ref: the project's training-loop practices (CONTRIBUTING.md: spectral code in float32 with autocast disabled;
+bf16 autocast, channels_last, clipping, EMA as in taming-transformers/ldm ``LitEma``, checkpoint/resume, tqdm progress); PyTorch docs for
 :class:`torch.autocast`, :func:`torch.nn.utils.clip_grad_norm_` and reproducibility
 (https://pytorch.org/docs/stable/notes/randomness.html).
 """

@@ -2,8 +2,7 @@
 
 Small data sets (Shapes, MNIST, CIFAR-10, 64-px faces) fit in GPU memory as uint8 (24,711 faces at 64×64×3 are
 0.3 GB), so the whole set is moved to the device once and every batch is an index into it, converted to float32 in
-[0, 1] on the device. This removes the DataLoader's worker and host→device overhead that dominates small models
-(DESIGN.md, "Training loop").
+[0, 1] on the device. This removes the DataLoader's worker and host→device overhead that dominates small models.
 """
 
 from __future__ import annotations

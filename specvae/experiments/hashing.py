@@ -14,7 +14,8 @@ raise :class:`ConfigHashError` naming the field: keep such things out of run con
 ``int`` and ``float`` are distinct (``1`` and ``1.0`` hash differently): turn user strings into typed configs with
 :func:`specvae.experiments.select_preset`, which converts overrides to each field's type.
 
-Ref: the practice of keying stored results by a hash of the full config (DESIGN.md, "Results store").
+Ref: the practice of keying stored results by a hash of the full config (CONTRIBUTING.md: every result in the book
+is stored under ``book/results/``; ``specvae.experiments.store`` keys each file by this hash).
 """
 
 from __future__ import annotations

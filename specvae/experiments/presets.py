@@ -1,4 +1,5 @@
-"""Presets: one code path, four sizes (``smoke``, ``cpu``, ``gpu``, ``paper``; see DESIGN.md).
+"""Presets: one code path, four sizes (``smoke``, ``cpu``, ``gpu``, ``paper``; see the presets
+table of README.md and ``book/reproducibility.md``).
 
 Each chapter module defines its own ``Sizes`` dataclass and ``PRESETS = {"smoke": Sizes(...), ...}``; it turns a
 user's preset name and overrides (papermill parameters, CLI ``-p KEY VALUE``) into a ``Sizes`` once, with

@@ -29,8 +29,8 @@ What the loop does for every model:
   (bit-for-bit on the CPU; on CUDA as far as the kernels used are deterministic, see ``deterministic``).
 
 Ref: the project's training-loop practices (CONTRIBUTING.md: spectral code in float32 with autocast disabled;
-bf16 autocast, channels_last, clipping, EMA as in taming-transformers/ldm ``LitEma``, checkpoint/resume, tqdm progress); PyTorch docs for
-:class:`torch.autocast`, :func:`torch.nn.utils.clip_grad_norm_` and reproducibility
+bf16 autocast, channels_last, clipping, EMA as in taming-transformers/ldm ``LitEma``, checkpoint/resume, tqdm
+progress); PyTorch docs for :class:`torch.autocast`, :func:`torch.nn.utils.clip_grad_norm_` and reproducibility
 (https://pytorch.org/docs/stable/notes/randomness.html).
 """
 

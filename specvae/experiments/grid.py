@@ -13,8 +13,9 @@ usually a chapter's ``run``, returning a dict::
 With ``workers > 1`` the runs go to a pool of *spawned* processes (fresh interpreters: safe with CUDA); on one
 GPU they simply share it, which pays for small models (measured while the project was set up: four 32×32 VAE
 runs side by side gave about 3× the throughput of one). On the CPU each worker gets ``cpu_count // workers``
-torch threads. Each worker saves its own result, so a finished run is kept whatever happens to the others. A failing run is reported with
-its config and traceback and does not stop the others; at the end :class:`GridError` summarises the failures.
+torch threads. Each worker saves its own result, so a finished run is kept whatever happens to the others. A
+failing run is reported with its config and traceback and does not stop the others; at the end
+:class:`GridError` summarises the failures.
 """
 
 from __future__ import annotations

@@ -210,3 +210,76 @@ def test_ai_ft_ratio_in_the_papers_range(channels: int) -> None:
         ft = S.rmse_ft(x, y).mean()
         assert 1.0 < S.rmse_ai(x, y).mean() / ft < 2.5
         assert S.rmse_ai(x, y, scale=20).mean() / ft > 10  # Durall's 20 ln|F| is out of the paper's range
+
+
+# ------------------------------------------------------------------ the book's AI and 2D-FT metrics, re-derived in NumPy
+def _gray601(img: np.ndarray) -> np.ndarray:
+    return img[0] if img.shape[0] == 1 else 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+
+
+def _log_spectrum(plane: np.ndarray, scale: float, eps: float = 1e-8) -> np.ndarray:
+    return scale * np.log(np.abs(np.fft.fftshift(np.fft.fft2(plane))) + eps)
+
+
+def _pair(c: int, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, c, 24, 20, generator=g, dtype=torch.float64)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    return x, y
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_rmse_ai_equals_numpy_rederivation(c: int) -> None:
+    """Default rmse_ai: gray (BT.601) -> unnormalised FFT -> 2 ln(|F| + eps) -> Durall's rings -> RMSE over rings.
+
+    Without the min-max normalisation, a wrong log base, scale or FFT normalisation changes the value (the
+    normalised profile of test_losses_spectral cannot see those)."""
+    x, y = _pair(c)
+    ref = []
+    for a, b in zip(x.numpy(), y.numpy()):
+        pa = _astrobetter_profile(_log_spectrum(_gray601(a), 2.0))
+        pb = _astrobetter_profile(_log_spectrum(_gray601(b), 2.0))
+        ref.append(np.sqrt(np.mean((pa - pb) ** 2)))
+    np.testing.assert_allclose(S.rmse_ai(x, y).numpy(), ref, rtol=1e-9)
+    # float32 inputs (what the chapters pass) agree to float32 precision
+    np.testing.assert_allclose(S.rmse_ai(x.float(), y.float()).numpy(), ref, rtol=1e-4)
+    # gray=False: the per-channel ring profiles are averaged over channels before the difference
+    ref_c = []
+    for a, b in zip(x.numpy(), y.numpy()):
+        pa = np.mean([_astrobetter_profile(_log_spectrum(p, 20.0)) for p in a], axis=0)
+        pb = np.mean([_astrobetter_profile(_log_spectrum(p, 20.0)) for p in b], axis=0)
+        ref_c.append(np.sqrt(np.mean((pa - pb) ** 2)))
+    np.testing.assert_allclose(S.rmse_ai(x, y, gray=False, scale=20.0).numpy(), ref_c, rtol=1e-9)
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_rmse_ft_equals_numpy_rederivation(c: int) -> None:
+    """Default rmse_ft: RMSE of ln(|F| + eps) over every channel and frequency bin (unnormalised FFT)."""
+    x, y = _pair(c, seed=6)
+    ref = [np.sqrt(np.mean([(_log_spectrum(p, 1.0) - _log_spectrum(q, 1.0)) ** 2 for p, q in zip(a, b)]))
+           for a, b in zip(x.numpy(), y.numpy())]
+    np.testing.assert_allclose(S.rmse_ft(x, y).numpy(), ref, rtol=1e-9)
+    np.testing.assert_allclose(S.rmse_ft(x.float(), y.float()).numpy(), ref, rtol=1e-4)
+    # magnitudes with the unitary FFT: |F| / sqrt(HW)
+    mag = lambda p: np.abs(np.fft.fft2(p)) / np.sqrt(p.size)  # noqa: E731
+    ref_mag = [np.sqrt(np.mean([(mag(p) - mag(q)) ** 2 for p, q in zip(a, b)])) for a, b in zip(x.numpy(), y.numpy())]
+    np.testing.assert_allclose(S.rmse_ft(x, y, log=False, norm="ortho").numpy(), ref_mag, rtol=1e-9)
+
+
+@pytest.mark.parametrize("ky,kx", [(0, 5), (3, 4), (7, 2)])
+def test_power_profile_of_a_sinusoid_has_its_analytic_values(ky: int, kx: int) -> None:
+    """0.5 + a cos(2π(ky y + kx x)/n): |F|^2 = (n^2/2)^2 at DC and (a n^2/2)^2 at (±ky, ±kx), zero elsewhere, so
+    each ring's mean power is the sum of those that fall in it over the ring's pixel count (counted in NumPy)."""
+    n, a = 32, 0.3
+    yy, xx = np.mgrid[0:n, 0:n]
+    img = 0.5 + a * np.cos(2 * np.pi * (ky * yy + kx * xx) / n)
+    prof = S.radial_profile(torch.from_numpy(img)[None, None], log=False, center="dc", bins="all")[0].numpy()
+    ring = np.hypot(yy - n // 2, xx - n // 2).astype(int)  # DC at (n/2, n/2) after fftshift
+    counts = np.bincount(ring.ravel())
+    expected = np.zeros(counts.size)
+    expected[0] = (0.5 * n * n) ** 2
+    r = int(math.hypot(ky, kx))
+    expected[r] += 2 * (a * n * n / 2) ** 2
+    expected /= counts
+    assert prof.shape == expected.shape
+    np.testing.assert_allclose(prof, expected, rtol=1e-9, atol=1e-9 * expected.max())

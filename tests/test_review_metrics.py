@@ -19,3 +19,22 @@ def test_lpips_rejects_uint8_images_with_what_to_do():
         m(x, x)
     # the documented conversion gives a valid distance: zero for identical images
     assert m(x.float() / 255, x.float() / 255).abs().max().item() < 1e-6
+
+
+def test_unit_information_capacity_names_codes_outside_the_codebook():
+    from specvae.metrics.codebook import unit_information_capacity
+
+    codebook = torch.tensor([[0.0], [1.0], [0.5]])
+    idx = torch.tensor([[0, 1], [2, 2]])
+    images = codebook[idx].reshape(2, 1, 1, 2)
+
+    def decode(ids):
+        return codebook[ids].reshape(ids.shape[0], 1, 1, 2)
+
+    with pytest.raises(ValueError, match=r"codes \[-1, 3\] are not code ids .* \[0, 2\]"):
+        unit_information_capacity(decode, idx, images, 3, codebook=codebook, codes=[0, -1, 3], progress=False)
+    # valid codes: removing code 2 (used twice, replaced by its nearest other code, 0 or 1 at distance 0.5)
+    # raises the data set's MSE by 2 * 0.25 / 4 values
+    out = unit_information_capacity(decode, idx, images, 3, codebook=codebook, codes=[2], progress=False)
+    assert out["base_mse"] == 0.0
+    assert out["capacity"][2].item() == pytest.approx(0.125)

@@ -153,6 +153,10 @@ def unit_information_capacity(
     counts = torch.bincount(flat.reshape(-1), minlength=codebook_size).cpu()
     capacity = torch.full((codebook_size,), float("nan"), dtype=torch.float64)
     todo = range(codebook_size) if codes is None else [int(c) for c in codes]
+    bad = [c for c in todo if not 0 <= c < codebook_size]
+    if bad:
+        raise ValueError(f"unit_information_capacity: codes {bad} are not code ids of a codebook of size "
+                         f"{codebook_size}; pick codes in [0, {codebook_size - 1}]")
     cb = codebook.to(idx.device).double() if codebook is not None else None
     for k in tqdm(todo, desc="unit information capacity", disable=not progress, leave=False):
         if counts[k] == 0:

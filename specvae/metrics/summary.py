@@ -15,7 +15,11 @@ __all__ = ["mean_std", "spectral_metrics", "reconstruction_metrics"]
 
 
 def mean_std(values: Tensor, name: str) -> dict[str, float]:
-    """``{name_mean, name_std}`` of per-image values (population std, as ``numpy.std``)."""
+    """``{name_mean, name_std}`` of per-image values (population std, as ``numpy.std``).
+
+    Non-finite values are left out of both (NaN when none is finite). Note what that means for PSNR: an exact
+    reconstruction has PSNR = inf and is *not* counted, so the mean is over the imperfect images only.
+    """
     v = values.detach().double().cpu()
     finite = v[torch.isfinite(v)]
     return {f"{name}_mean": float(finite.mean()) if finite.numel() else float("nan"),

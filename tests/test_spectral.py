@@ -283,3 +283,22 @@ def test_power_profile_of_a_sinusoid_has_its_analytic_values(ky: int, kx: int) -
     expected /= counts
     assert prof.shape == expected.shape
     np.testing.assert_allclose(prof, expected, rtol=1e-9, atol=1e-9 * expected.max())
+
+
+@pytest.mark.parametrize(
+    "k,band", [(3, "low"), (4, "mid"), (6, "mid"), (7, "mid"), (8, "high"), (12, "high"), (16, "high")]
+)
+def test_band_energies_put_a_sinusoid_in_its_band(k: int, band: str) -> None:
+    """a cos(2π k x / n) has radial frequency k/n cycles/pixel and mean energy a^2/2 (a^2 at Nyquist, k = n/2);
+    default bands [0, 1/8), [1/8, 1/4), [1/4, inf), half-open: 3/32 is low, 4/32 to 7/32 mid, 8/32 and up high."""
+    n, a = 32, 0.4
+    xx = np.arange(n)[None, :].repeat(n, 0)
+    img = torch.from_numpy(a * np.cos(2 * np.pi * k * xx / n))[None, None].expand(2, 3, n, n)
+    e = S.band_energies(img)
+    expected = a * a if 2 * k == n else a * a / 2
+    for name, value in e.items():
+        torch.testing.assert_close(value, torch.full((2,), expected if name == band else 0.0, dtype=torch.float64),
+                                   atol=1e-12, rtol=1e-10)
+    # the same sinusoid as an error between two images lands in the same band of band_errors
+    err = S.band_errors(img + 0.25, torch.full_like(img, 0.25))
+    assert max(err, key=lambda b: float(err[b][0])) == band

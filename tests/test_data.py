@@ -533,3 +533,53 @@ def test_check_data_on_real_root(real_root):
     assert by["cifar10"]["is_subset"] and by["cifar10"]["images"] == {"train": 5_085, "test": 1_017}
     assert by["faces"]["images"] == {"train": 22_239, "test": 2_472} and not by["faces"]["is_subset"]
     assert by["imagenet-samples"]["images"] == {"test": 1_000}
+
+
+# ------------------------------------------------------------------------------------------------ golden inputs
+# sha256[:16] of (images, labels or indices) bytes, recorded on 2026-11-23 from the data behind the committed
+# results of chapter 1 (book/results/01_simpler_is_better, preset cpu). The images themselves are checked against
+# independent oracles above (cv2 circles, PIL resizes, MNIST counts); these pins catch any later drift of the
+# generator, a loader, a resize or a subset rule, which would silently invalidate the stored runs.
+CHAPTER1_CPU_INPUTS = {
+    ("shapes", "train"): ((10_000, 1, 32, 32), "133ec531a69244c8"),
+    ("shapes", "test"): ((256, 1, 32, 32), "a16d23147d5532dc"),
+    ("mnist", "train"): ((10_000, 1, 32, 32), "c95ce36accbec5fb"),
+    ("mnist", "test"): ((256, 1, 32, 32), "86cb8b224c63bd86"),
+    ("faces", "train"): ((10_000, 3, 64, 64), "ce84a0823c4666ba"),
+    ("faces", "test"): ((256, 3, 64, 64), "2b8f6f52e504f310"),
+}
+
+
+def _digest(d: ImageData) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in (d.images, d.labels if d.labels is not None else d.indices):
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _chapter1_inputs(dataset: str, split: str) -> ImageData:
+    from specvae.experiments import simpler_is_better as ch1
+
+    return ch1._load(ch1.configs("cpu", datasets=[dataset])[0], split)  # what the chapter's runs trained on
+
+
+def test_shapes_generator_golden_values():
+    for key in (("shapes", "train"), ("shapes", "test")):
+        shape, digest = CHAPTER1_CPU_INPUTS[key]
+        d = _chapter1_inputs(*key)
+        assert tuple(d.shape) == shape and d.images.dtype == torch.uint8
+        assert _digest(d) == digest, f"{key}: the Shape images changed; the stored chapter-1 runs no longer match"
+
+
+@pytest.mark.data
+@pytest.mark.slow  # faces: the first load decodes the shards (~20 s on 2 cores), then it is cached
+@pytest.mark.parametrize("dataset", ["mnist", "faces"])
+def test_chapter1_real_inputs_golden_values(dataset, real_root, monkeypatch):
+    monkeypatch.setenv("SPECVAE_DATA", str(real_root))
+    for split in ("train", "test"):
+        shape, digest = CHAPTER1_CPU_INPUTS[(dataset, split)]
+        d = _chapter1_inputs(dataset, split)
+        assert tuple(d.shape) == shape and d.images.dtype == torch.uint8
+        assert _digest(d) == digest, f"{dataset} {split}: the loaded images changed; stored chapter-1 runs are stale"

@@ -164,3 +164,42 @@ def test_discussion_is_written_from_the_numbers():
     reversed_summary = summary.assign(mean=-summary["mean"])
     comp_rev = ch1.compare_with_paper(reversed_summary, ref)
     assert "is -1.00" in ch1.discussion(reversed_summary, comp_rev, ch1.ordering_agreement(comp_rev))
+
+
+def test_evaluate_aggregates_per_image_metrics_in_eval_mode():
+    """evaluate() on a model that blurs (in eval mode) and adds noise (in train mode): the per-image values are
+    specvae.spectral's (tested against NumPy in test_spectral) on the uint8 images / 255, the table's mean/std
+    are over all images whatever the batch size, and the training flag is restored."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    from specvae import spectral as S
+
+    class Blur(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            y = gaussian_blur(x, [5, 5], [1.0, 1.0])
+            return (y + 0.3 * torch.rand_like(y) if self.training else y), None, None
+
+    g = torch.Generator().manual_seed(0)
+    imgs = (torch.rand(7, 1, 32, 32, generator=g) * 255).to(torch.uint8)
+    model = Blur().train()
+    ev = ch1.evaluate(model, imgs, batch_size=3)  # batches of 3, 3, 1
+    assert model.training
+    x = imgs.float() / 255.0
+    xr = gaussian_blur(x, [5, 5], [1.0, 1.0])
+    for key, fn in (("ai", S.rmse_ai), ("ft", S.rmse_ft), ("spatial", S.rmse_spatial)):
+        ref = fn(x, xr).double().numpy()
+        np.testing.assert_allclose(ev["per_image"][key], ref, rtol=1e-5)
+        assert ev["metrics"][f"rmse_{key}_mean"] == pytest.approx(ref.mean(), rel=1e-5)
+        assert ev["metrics"][f"rmse_{key}_std"] == pytest.approx(ref.std(), rel=1e-4)  # over images, ddof 0
+        assert ev["metrics"][f"rmse_{key}_mean"] > 0
+    np.testing.assert_allclose(ev["arrays"]["profile_recon_mean"], S.radial_profile(xr).double().mean(0).numpy(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(ev["arrays"]["profile_real_std"], S.radial_profile(x).double().std(0).numpy(),
+                               rtol=1e-4)
+    np.testing.assert_allclose(ev["arrays"]["freqs"], S.frequency_axis(32, 32).numpy())
+    # blurring removes high-frequency power: the reconstruction's profile falls below the real one at the top
+    assert ev["arrays"]["profile_recon_mean"][-1] < ev["arrays"]["profile_real_mean"][-1]

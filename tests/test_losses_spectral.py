@@ -367,7 +367,7 @@ def test_watson_rgb_is_weighted_sum_over_ycbcr() -> None:
     yx, yy = to_ycc(x), to_ycc(y)
     w = torch.softmax(torch.tensor([0.0385, -0.1147, 0.0300]), 0)
     expected = sum(w[k] * mod(yy[:, k : k + 1], yx[:, k : k + 1]) for k, mod in enumerate((rgb.ly, rgb.lcb, rgb.lcr)))
-    torch.testing.assert_close(rgb(y, x), expected, rtol=2e-3, atol=0)
+    torch.testing.assert_close(rgb(y, x), expected, rtol=5e-5, atol=0)  # measured 4e-6 (w_tild rounded to 1e-4)
 
 
 # ------------------------------------------------------------------------------------ FA-VAE SL / DSL

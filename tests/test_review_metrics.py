@@ -38,3 +38,18 @@ def test_unit_information_capacity_names_codes_outside_the_codebook():
     out = unit_information_capacity(decode, idx, images, 3, codebook=codebook, codes=[2], progress=False)
     assert out["base_mse"] == 0.0
     assert out["capacity"][2].item() == pytest.approx(0.125)
+
+
+def test_real_statistics_cache_accepts_bfloat16_images(tmp_path, monkeypatch):
+    import numpy as np
+
+    import specvae.metrics.fid as fidmod
+
+    monkeypatch.setenv("SPECVAE_CACHE", str(tmp_path))
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    # a stand-in for the Inception network: per-image channel means (what reaches it is checked to be float)
+    monkeypatch.setattr(fidmod, "inception_features",
+                        lambda images, **kw: images.float().mean(dim=(2, 3)).double().numpy())
+    stats = fidmod.real_statistics(x.bfloat16(), dataset="unit", split="test", progress=False)
+    assert len(list((tmp_path / "fid_stats").glob("unit-test-8x8-n6-*.npz"))) == 1
+    np.testing.assert_allclose(stats.mu, x.bfloat16().float().mean(dim=(2, 3)).mean(0).double().numpy(), rtol=1e-6)

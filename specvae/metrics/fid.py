@@ -273,7 +273,10 @@ def real_statistics(
     split = split or getattr(real, "split", None) or "all"
     path = None
     if cache and dataset and extractor is None:
-        content = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:12]
+        host = x.detach().cpu()
+        if host.dtype == torch.bfloat16:  # NumPy has no bfloat16: hash the float32 values
+            host = host.float()
+        content = hashlib.sha256(host.contiguous().numpy().tobytes()).hexdigest()[:12]
         n, _, h, w = x.shape
         net = WEIGHTS["fid-inception"].sha256[:16]
         path = cache_dir() / "fid_stats" / f"{_slug(dataset)}-{_slug(split)}-{h}x{w}-n{n}-{net}-{content}.npz"

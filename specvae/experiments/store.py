@@ -65,7 +65,10 @@ class MissingResultError(LookupError):
 # ----------------------------------------------------------------------------------------------------------
 def _to_numpy(value: Any, where: str) -> np.ndarray:
     if type(value).__module__.startswith("torch"):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16; float32 holds every bfloat16 value exactly
+            value = value.float()
+        value = value.numpy()
     arr = np.asarray(value)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{where}: arrays must hold booleans, integers or real floats, got dtype {arr.dtype}")

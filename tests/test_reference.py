@@ -77,3 +77,21 @@ def test_csv_matches_paper_text(table, caption):
         for i, domain in enumerate(("AI", "2D FT", "Spatial")):
             assert frame.loc[(objective, dataset, domain), "mean"] == pytest.approx(nums[2 * i], rel=1e-9)
             assert frame.loc[(objective, dataset, domain), "std"] == pytest.approx(nums[2 * i + 1], rel=1e-9)
+
+
+# Digests of the tables' numbers, recorded on 2026-11-23 right after test_csv_matches_paper_text passed against the
+# paper's text. That test skips where the paper is not on the machine (a fresh clone); this one always runs, so an
+# edit of the packaged numbers cannot pass unnoticed there.
+TABLE_DIGESTS = {"table1": "0082567a7a294d12", "table2": "78366c6791ce210e"}
+
+
+@pytest.mark.parametrize("table", sorted(TABLE_DIGESTS))
+def test_packaged_numbers_are_the_ones_checked_against_the_paper(table):
+    import hashlib
+
+    frame = reference.load("bjork2022", table)
+    rows = sorted((r.objective, r.dataset, r.domain, repr(float(r.mean)), repr(float(r.std)))
+                  for r in frame.itertuples())
+    assert hashlib.sha256(repr(rows).encode()).hexdigest()[:16] == TABLE_DIGESTS[table], (
+        f"the numbers of bjork2022/{table} changed: check them against the paper (test_csv_matches_paper_text) "
+        "and update TABLE_DIGESTS")

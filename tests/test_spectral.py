@@ -262,7 +262,8 @@ def test_rmse_ft_equals_numpy_rederivation(c: int) -> None:
     np.testing.assert_allclose(S.rmse_ft(x.float(), y.float()).numpy(), ref, rtol=1e-4)
     # magnitudes with the unitary FFT: |F| / sqrt(HW)
     mag = lambda p: np.abs(np.fft.fft2(p)) / np.sqrt(p.size)  # noqa: E731
-    ref_mag = [np.sqrt(np.mean([(mag(p) - mag(q)) ** 2 for p, q in zip(a, b)])) for a, b in zip(x.numpy(), y.numpy())]
+    ref_mag = [np.sqrt(np.mean([(mag(p) - mag(q)) ** 2 for p, q in zip(a, b)]))
+               for a, b in zip(x.numpy(), y.numpy())]
     np.testing.assert_allclose(S.rmse_ft(x, y, log=False, norm="ortho").numpy(), ref_mag, rtol=1e-9)
 
 

@@ -212,7 +212,7 @@ def test_ai_ft_ratio_in_the_papers_range(channels: int) -> None:
         assert S.rmse_ai(x, y, scale=20).mean() / ft > 10  # Durall's 20 ln|F| is out of the paper's range
 
 
-# ------------------------------------------------------------------ the book's AI and 2D-FT metrics, re-derived in NumPy
+# ----------------------------------------------------------------- the book's AI and 2D-FT metrics, re-derived in NumPy
 def _gray601(img: np.ndarray) -> np.ndarray:
     return img[0] if img.shape[0] == 1 else 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
 

@@ -284,6 +284,52 @@ def test_ema_inside_fit_matches_closed_form() -> None:
     assert res.ema_model.w.item() == pytest.approx(ema, rel=1e-5)
 
 
+def _hand_optimizer(kind: str, w0: list[float], steps: int, lr: float, betas=(0.9, 0.999), weight_decay=0.0,
+                    momentum=0.0, eps=1e-8) -> list[float]:
+    """Kingma & Ba's Adam (L2 weight decay added to the gradient), Loshchilov & Hutter's AdamW (decoupled decay)
+    and SGD with momentum (torch's form v = mu v + g), written out for loss = sum(w^2)/2, whose gradient is w."""
+    w = [float(v) for v in w0]
+    m = [0.0] * len(w)
+    v = [0.0] * len(w)
+    b1, b2 = betas
+    for t in range(1, steps + 1):
+        for i in range(len(w)):
+            g = w[i] + (weight_decay * w[i] if kind in ("adam", "sgd") else 0.0)
+            if kind == "sgd":
+                m[i] = g if t == 1 else momentum * m[i] + g
+                w[i] -= lr * m[i]
+                continue
+            if kind == "adamw":
+                w[i] -= lr * weight_decay * w[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            w[i] -= lr * (m[i] / (1 - b1**t)) / (math.sqrt(v[i] / (1 - b2**t)) + eps)
+    return w
+
+
+@pytest.mark.parametrize("kind,kwargs", [
+    ("adam", {}),
+    ("adam", {"betas": (0.5, 0.9)}),
+    ("adam", {"betas": (0.8, 0.95), "weight_decay": 0.3}),
+    ("adamw", {"betas": (0.7, 0.99), "weight_decay": 0.3}),
+    ("sgd", {"momentum": 0.9, "weight_decay": 0.1}),
+])
+def test_optimizer_settings_reach_the_update(kind: str, kwargs: dict) -> None:
+    """TrainConfig's optimizer, betas, weight decay and momentum give exactly the textbook update rules."""
+    def objective(model: nn.Module, batch: torch.Tensor, step: int):
+        return 0.5 * model(batch).double().square().sum(), {}
+
+    w0, n, lr = [1.0, -2.0, 0.5], 7, 0.05
+    cfg = TrainConfig(steps=n, batch_size=4, lr=lr, optimizer=kind, device="cpu", log_every=n, **kwargs)
+    model = Linear1(w0).double()
+    fit(model, objective, ProtoBatcher(images(), 4), cfg, progress=False)
+    expected = _hand_optimizer(kind, w0, n, lr, **kwargs)
+    assert model.w.detach().tolist() == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    # and the settings matter: the defaults would have ended elsewhere
+    if kwargs:
+        assert model.w.detach().tolist() != pytest.approx(_hand_optimizer(kind, w0, n, lr), rel=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # errors
 # ----------------------------------------------------------------------------------------------------------

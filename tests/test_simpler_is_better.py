@@ -203,3 +203,30 @@ def test_evaluate_aggregates_per_image_metrics_in_eval_mode():
     np.testing.assert_allclose(ev["arrays"]["freqs"], S.frequency_axis(32, 32).numpy())
     # blurring removes high-frequency power: the reconstruction's profile falls below the real one at the top
     assert ev["arrays"]["profile_recon_mean"][-1] < ev["arrays"]["profile_real_mean"][-1]
+
+
+@pytest.mark.parametrize("objective", ["vanilla", "fft", "ai"])
+def test_build_loss_is_the_papers_objective(objective):
+    """vanilla: BCE + β·KL_IRMAE; fft / ai: (1−α)·BCE + α·spectral (Björk eq. 3) + β·KL, with eq. 2 and the BCE
+    written out in NumPy and the KL as IRMAE's −mean(1 + logvar − μ² − e^logvar)."""
+    from specvae.losses import AzimuthalLoss
+
+    cfg = ch1.configs("cpu", datasets=["mnist"], objectives=[objective], upsamplers=["transposed"], alpha=0.3)[0]
+    assert (cfg.alpha, cfg.beta) == (0.3, 0.1)  # α ≠ 1/2, so swapped weights are seen
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 32, 32, generator=g, dtype=torch.float64)
+    p = torch.rand(3, 1, 32, 32, generator=g, dtype=torch.float64) * 0.98 + 0.01
+    mu, logvar = torch.randn(3, 16, generator=g, dtype=torch.float64), torch.randn(3, 16, generator=g,
+                                                                                    dtype=torch.float64)
+    xn, pn = x.numpy(), p.numpy()
+    bce = float(-(xn * np.log(pn) + (1 - xn) * np.log(1 - pn)).mean())
+    kl = float(-(1 + logvar - mu**2 - logvar.exp()).mean())
+    if objective == "vanilla":
+        recon = bce
+    elif objective == "fft":
+        d = np.fft.fft2(pn) - np.fft.fft2(xn)
+        recon = 0.7 * bce + 0.3 * float((d.real**2 + d.imag**2).mean())
+    else:
+        recon = 0.7 * bce + 0.3 * AzimuthalLoss()(p, x).item()
+    loss = ch1.build_loss(cfg)
+    assert loss(p, x, mu, logvar).item() == pytest.approx(recon + 0.1 * kl, rel=1e-6)

@@ -20,7 +20,7 @@ from specvae.book import find_banner, list_chapters
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [c.name for c in list_chapters(ROOT)]
 
-pytestmark = [pytest.mark.data]
+pytestmark = [pytest.mark.data, pytest.mark.weights]  # chapter 1 needs the Watson-DFT parameters
 
 
 def test_every_chapter_in_the_toc_has_a_source():

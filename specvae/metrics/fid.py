@@ -175,13 +175,9 @@ class FIDStats:
         return cls(mu=feats.mean(axis=0), sigma=np.cov(feats, rowvar=False), n=int(feats.shape[0]))
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        with open(tmp, "wb") as f:
-            np.savez(f, mu=self.mu, sigma=self.sigma, n=self.n)
-        os.replace(tmp, path)
-        return path
+        from specvae.experiments.atomic import atomic_write
+
+        return atomic_write(path, lambda f: np.savez(f, mu=self.mu, sigma=self.sigma, n=self.n))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FIDStats":

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from specvae.experiments.atomic import atomic_write_bytes
 from specvae.paths import cache_dir, weights_dirs
 
 __all__ = [
@@ -307,16 +308,9 @@ def _verify(path: Path, spec: WeightSpec) -> str:
 
 
 def _atomic_write_bytes(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a cache file atomically (the project's one helper) and make it world-readable like a download."""
+    atomic_write_bytes(target, data)
+    os.chmod(target, 0o644)
 
 
 def _store(spec: WeightSpec, *, state: dict[str, torch.Tensor] | None = None, data: bytes | None = None) -> Path:

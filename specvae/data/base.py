@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from specvae import paths
+from specvae.spectral import BT601
 
 __all__ = [
     "ImageData",
@@ -36,8 +37,8 @@ __all__ = [
     "LUMA_WEIGHTS",
 ]
 
-#: ITU-R BT.601 luma weights (RGB → gray), as PIL ``convert("L")``.
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+#: ITU-R BT.601 luma weights (RGB → gray), as PIL ``convert("L")``: the spectral toolkit's constant.
+LUMA_WEIGHTS = BT601
 _CACHE_VERSION = 1
 
 

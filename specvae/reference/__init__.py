@@ -13,6 +13,13 @@ Files:
     test images, as printed; Watson-DFT on Shape is absent, as in the paper). Two entries look like typos in the
     paper and are kept as printed: Table 2, AI/CelebA, 2D FT std 4.3116 and Spatial mean 0.7356.
 
+``feng2025_table1.csv`` … ``feng2025_table4.csv``  Feng & Liu 2025 (FQ-VAE), Tables 1-4: every cell, with the value only
+    where the paper's prose quotes it (its tables are images in our copy) and the reason in ``source`` otherwise.
+``feng2025_claims.csv``  the relations between cells the prose quotes (differences, relative changes, ratios), from
+    which chapter 4 derives further cells; ``feng2025_orderings.csv`` the qualitative orderings it states.
+``feng2025_published_baselines.csv``  other sources' numbers for the same baselines (CVQ-VAE protocol copies,
+    a CelebA-64 benchmark), each labelled with its source and status; not FQ-VAE's numbers.
+
 Usage: ``specvae.reference.load("bjork2022", "table1") -> pandas.DataFrame``; ``available()`` lists the tables.
 """
 

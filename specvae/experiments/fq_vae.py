@@ -1,0 +1,795 @@
+"""Chapter 4, FQ-VAE (Feng & Liu 2025) and its four baselines: every run behind the chapter's tables and figures.
+
+Five methods — VQ-VAE, HQA ("HVQ-VAE"), SQ-VAE, CVQ-VAE and FQ-VAE — trained the same way on MNIST (28×28),
+the CIFAR-10 subset (32×32; rFID on its 1,017 test images is **not** comparable with full-set numbers) and the
+CelebA-style faces (64×64, our stand-in for CelebA). LSUN Church is not available here; its configs exist for users
+who have the data (``datasets=("lsun-church",)``: 128×128, FQ-VAE's conv stage halves the resolution, §4.1).
+
+The grid (:func:`configs`) is the union of
+
+* **Table 1** (:func:`table1_configs`): the five methods × data sets × seeds (``Sizes.seeds`` on MNIST and CIFAR,
+  ``Sizes.faces_seeds`` on faces);
+* **Table 2** (:func:`table2_configs`): the ablation configurations A-I (:data:`ABLATION`) on MNIST and CIFAR (faces
+  when ``Sizes.ablation_faces``); A is Table 1's VQ-VAE and I its FQ-VAE, so only B-H are new runs;
+* **Table 3** (:func:`table3_configs`): D × N with D·N = U: MNIST D ∈ {1, 7} (U = 49 has no other divisor ≤ 8,
+  OPEN-9), CIFAR D ∈ {1, 2, 4, 8};
+* **Table 4** (:func:`table4_configs`): the FFT, conv and transformer feature extractors with everything else as
+  in configuration I (the conv row is therefore configuration G; the paper derives its conv row from H).
+
+Shared protocol (the CVQ-VAE toy protocol FQ-VAE follows, fact sheet §4.5): down-sampling f = 4, so every method
+quantises the same number of code vectors U = (H/4)·(W/4) (FQ-VAE: U = D·N components); K = 512 codes for every
+method; the toy conv backbone (hidden 128, residual 32, 2 residual layers, code dim 64) for the baselines; inputs
+normalised to [−1, 1]; Adam with the paper's learning rates (2e-3 on MNIST, 3e-3 otherwise, §4.1) for every
+method ("all experiments utilize the same downsampling rates and hyperparameter settings", §4). Each method keeps
+its own loss (official codes, which the paper says it ran):
+
+* VQ-VAE, CVQ-VAE, FQ-VAE and the ablations: ``MSE(x̂, x)/var + L_vq`` (CVQ-VAE ``main.py``: the MSE on the
+  [−1, 1] scale over the variance of the training pixels in [0, 1]; 1 for faces as CVQ's CelebA);
+* SQ-VAE: ``(dim_x/2)·log(Σ(x̂ − x)²/B) + KL_disc + KL_cont`` (the official ``flg_arelbo`` objective);
+* HQA: per layer, ``(Σ(x̂ − x)² + 0.001·KL + 0.001·commit)/dims`` (official ``get_loss_hqa``), the two layers trained
+  greedily, each for half of the run's step budget.
+
+Training goes through :func:`specvae.train.fit` with bf16 autocast and channels_last (the quantisers and FFTs run in
+float32 themselves) and the project's convergence rule on the logged pixel MSE (``converge_on="mse"``): a run stops
+when that changed by less than ``converge_tol`` over the last 20 % of its steps, or at the step cap, flagged
+``converged = False``.
+
+Evaluation of each run (:func:`evaluate`, on the first ``n_test`` test images): SSIM, PSNR and VGG-LPIPS (mean and
+std over images), rFID (on the first ``n_fid`` of them; their number is stored), codebook usage and perplexity
+over the whole evaluation set, per-band reconstruction errors (:func:`specvae.spectral.band_errors`), the radial
+power spectra of originals and reconstructions, inference throughput and peak memory (Table 4), the usage
+histogram (Fig. 3), the unit information of each code (Fig. 4; faces, seed 0, on ``n_uic`` images) and a few
+reconstructions (Fig. 5).
+
+The chapter-module contract: :data:`CHAPTER`, :class:`Sizes`, :data:`PRESETS`, :func:`configs`, :func:`run`,
+:func:`run_all`. Tables and figures are drawn by :mod:`specvae.experiments.fq_vae_tables` (kept out of the run path).
+
+Ref: Feng & Liu 2025, "Frequency-Quantized Variational Autoencoder Based on 2D-FFT for Enhanced Image Reconstruction
+and Generation", CMC 83(2):2087-2107, §4 (Tables 1-4, Figs. 3-6); the baselines' official codes as cited in
+:mod:`specvae.models.quantizers` and :mod:`specvae.models.vqvae`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from specvae.experiments.presets import check_preset, select_preset
+
+__all__ = [
+    "CHAPTER", "DATASETS", "ALL_DATASETS", "METHODS", "METHOD_LABELS", "PAPER_DATASET", "ABLATION", "ABLATION_LABELS",
+    "EXTRACTOR_LABELS", "Sizes", "PRESETS", "RunConfig", "sizes", "default_dn", "configs", "table1_configs",
+    "table2_configs", "table3_configs", "table4_configs", "method_config", "ablation_config", "build_model", "build_objective",
+    "data_variance", "train_model", "evaluate", "run", "run_all", "load_records", "bench_families",
+]
+
+CHAPTER = "04_fq_vae"
+#: the data sets we run (LSUN Church is in :data:`ALL_DATASETS` for users who have it)
+DATASETS: tuple[str, ...] = ("mnist", "cifar10", "faces")
+ALL_DATASETS: tuple[str, ...] = DATASETS + ("lsun-church",)
+#: the paper's name of each data set (for the reference tables)
+PAPER_DATASET: dict[str, str] = {"mnist": "MNIST", "cifar10": "CIFAR10", "faces": "CelebA", "lsun-church": "LSUN Church"}
+METHODS: tuple[str, ...] = ("vqvae", "hqa", "sqvae", "cvqvae", "fqvae")
+METHOD_LABELS: dict[str, str] = {"vqvae": "VQ-VAE", "hqa": "HVQ-VAE", "sqvae": "SQ-VAE", "cvqvae": "CVQ-VAE",
+                                 "fqvae": "FQ-VAE"}
+EXTRACTOR_LABELS: dict[str, str] = {"conv": "Conv", "transformer": "Transformer", "fft": "2D-FFT"}
+_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "faces": 64, "lsun-church": 128}
+_CHANNELS = {"mnist": 1, "cifar10": 3, "faces": 3, "lsun-church": 3}
+#: FQ-VAE's (D, N) per data set: the paper's best on MNIST (D = 1) and CIFAR-10 (D = 2, N = 32); D = 2 elsewhere
+_DEFAULT_DN = {"mnist": (1, 49), "cifar10": (2, 32), "faces": (2, 128), "lsun-church": (2, 512)}
+#: Table 3's channel counts per data set (D·N = U)
+TABLE3_D: dict[str, tuple[int, ...]] = {"mnist": (1, 7), "cifar10": (1, 2, 4, 8)}
+#: Table 2: configuration → (frequency quantisation, usage/anchor re-init, Pearson dependency, GCM)
+ABLATION: dict[str, tuple[bool, bool, bool, bool]] = {
+    "A": (False, False, False, False), "B": (True, False, False, False), "C": (False, True, False, False),
+    "D": (False, True, True, False), "E": (False, False, False, True), "F": (True, True, True, False),
+    "G": (False, True, True, True), "H": (True, False, False, True), "I": (True, True, True, True),
+}
+ABLATION_LABELS = ("Freq. quant.", "Anchor re-init", "Pearson dep.", "GCM")
+
+
+def default_dn(dataset: str) -> tuple[int, int]:
+    """FQ-VAE's (D, N) for ``dataset`` (MNIST (1, 49), CIFAR-10 (2, 32), faces (2, 128), LSUN (2, 512))."""
+    return _DEFAULT_DN[dataset]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Sizes of one preset (every field can be overridden: ``configs("cpu", steps=2000)``).
+
+    Args:
+        steps: cap on optimizer updates per run on MNIST and CIFAR (a run stops earlier when it converges).
+        faces_steps: the same cap on faces (64×64).
+        batch_size: images per batch on MNIST and CIFAR.
+        faces_batch_size: images per batch on faces.
+        lr_mnist, lr: Adam learning rates (2e-3 on MNIST, 3e-3 otherwise: §4.1).
+        seeds: seeds of Table 1 on MNIST and CIFAR (0 … seeds−1).
+        faces_seeds: seeds of Table 1 on faces.
+        ablation_seeds: seeds of Tables 2-4's new runs.
+        ablation_faces: also run Table 2's ablation on faces.
+        n_train: training images per data set (``None`` = the whole train split).
+        n_test: test images evaluated per run (``None`` = the whole test split).
+        n_fid: test images used for rFID (≤ n_test; ``None`` = all evaluated ones).
+        n_uic: images of the unit-information measurement (Fig. 4; faces, seed 0; 0 = skip).
+        hidden, res_hidden, n_res: the baselines' backbone widths (toy network: 128, 32, 2).
+        fq_hidden, fq_res_hidden: FQ-VAE's conv stage widths (it runs at full resolution, 16× the pixels of the
+            baselines' f = 4 grid; the ``cpu`` preset narrows it to match the baselines' cost per image).
+        transformer_width: width of Table 4's transformer extractor.
+        codebook_size: K for every method (512).
+        converge_tol: the convergence rule's relative tolerance on the logged MSE (``None`` = train to the cap).
+        converge_min_steps: no early stop before this many updates.
+        log_every: history interval (steps).
+        checkpoint_every: checkpoint interval (steps; 0 = only at the end); a killed run resumes from it.
+        n_samples: test reconstructions saved per run (Fig. 5).
+
+    The ``cpu`` preset's arithmetic (measured; see :data:`CPU_BUDGET`) is in the chapter's reproduction notes.
+    """
+
+    steps: int
+    faces_steps: int
+    batch_size: int = 64
+    faces_batch_size: int = 32
+    lr_mnist: float = 2e-3
+    lr: float = 3e-3
+    seeds: int = 3
+    faces_seeds: int = 1
+    ablation_seeds: int = 1
+    ablation_faces: bool = False
+    n_train: int | None = None
+    n_test: int | None = None
+    n_fid: int | None = None
+    n_uic: int = 0
+    hidden: int = 128
+    res_hidden: int = 32
+    n_res: int = 2
+    fq_hidden: int = 128
+    fq_res_hidden: int = 32
+    transformer_width: int = 128
+    codebook_size: int = 512
+    converge_tol: float | None = 0.01
+    converge_min_steps: int = 0
+    log_every: int = 25
+    checkpoint_every: int = 500
+    n_samples: int = 8
+
+
+#: ``smoke``: seconds (CI). ``cpu``: sized by measurement for about 6 hours of the shared 2-core machine as two
+#: 1-thread workers (arithmetic in :data:`CPU_BUDGET`). ``gpu``: full widths, the whole grid in one 9-minute call on
+#: one H100 with several workers. ``paper``: the CVQ-VAE protocol's length (OPEN-15: 500 epochs at batch 1024).
+PRESETS: dict[str, Sizes] = {
+    "smoke": Sizes(steps=4, faces_steps=2, batch_size=16, faces_batch_size=8, seeds=1, faces_seeds=1, n_train=64,
+                   n_test=16, n_fid=16, n_uic=4, hidden=16, res_hidden=8, n_res=1, fq_hidden=8, fq_res_hidden=4,
+                   transformer_width=16, codebook_size=32, converge_tol=None, log_every=1, checkpoint_every=0,
+                   n_samples=4),
+    "cpu": Sizes(steps=3000, faces_steps=2000, batch_size=64, faces_batch_size=32, seeds=3, faces_seeds=1,
+                 n_train=None, n_test=1000, n_fid=1000, n_uic=128, hidden=128, res_hidden=32, n_res=2,
+                 fq_hidden=32, fq_res_hidden=8, transformer_width=64, converge_tol=0.01, converge_min_steps=500,
+                 log_every=25, checkpoint_every=250),
+    "gpu": Sizes(steps=20_000, faces_steps=20_000, batch_size=256, faces_batch_size=128, seeds=3, faces_seeds=3,
+                 ablation_faces=True, n_train=None, n_test=None, n_fid=None, n_uic=512, converge_tol=0.005,
+                 converge_min_steps=2000, log_every=100, checkpoint_every=2000),
+    # CVQ-VAE's README run: 500 epochs at batch 1024 (MNIST 60k → 29,300 steps; faces ~22k → 10,900)
+    "paper": Sizes(steps=29_300, faces_steps=10_900, batch_size=1024, faces_batch_size=1024, seeds=3, faces_seeds=3,
+                   ablation_faces=True, n_train=None, n_test=None, n_fid=None, n_uic=1024, converge_tol=None,
+                   log_every=100, checkpoint_every=2000),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run of the chapter (its hash keys the stored result).
+
+    ``method`` is one of :data:`METHODS`. For ``"fqvae"`` the options ``extractor`` (``"fft"``, ``"conv"``,
+    ``"transformer"``), ``codebook_update`` (``"none"``, ``"anchor"``, ``"dependency"``), ``gcm`` and ``D``/``N``
+    select the Table 2-4 variants; for the baselines they are unused and left at their defaults.
+    """
+
+    dataset: str
+    method: str
+    seed: int
+    preset: str
+    steps: int
+    batch_size: int
+    lr: float
+    n_train: int | None
+    n_test: int | None
+    n_fid: int | None
+    hidden: int = 128
+    res_hidden: int = 32
+    n_res: int = 2
+    codebook_size: int = 512
+    code_dim: int = 64
+    beta: float = 0.25
+    D: int = 0
+    N: int = 0
+    extractor: str = "fft"
+    codebook_update: str = "dependency"
+    gcm: bool = True
+    fq_hidden: int = 128
+    fq_res_hidden: int = 32
+    transformer_width: int = 128
+    converge_tol: float | None = 0.01
+    converge_min_steps: int = 0
+    n_uic: int = 0
+    n_samples: int = 8
+    log_every: int = field(default=25, metadata={"hash": False})
+    checkpoint_every: int = field(default=500, metadata={"hash": False})
+
+    def __post_init__(self) -> None:
+        if self.dataset not in ALL_DATASETS:
+            raise ValueError(f"unknown data set {self.dataset!r}; choose one of {ALL_DATASETS}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
+        from specvae.models.fqvae import CODEBOOK_UPDATES, EXTRACTORS, check_token_parity
+
+        if self.extractor not in EXTRACTORS:
+            raise ValueError(f"unknown extractor {self.extractor!r}; choose one of {EXTRACTORS}")
+        if self.codebook_update not in CODEBOOK_UPDATES:
+            raise ValueError(f"unknown codebook_update {self.codebook_update!r}; choose one of {CODEBOOK_UPDATES}")
+        if self.method == "fqvae" and self.extractor == "fft":
+            check_token_parity((self.image_size, self.image_size), 4, self.D, self.N)
+        if self.n_fid is not None and self.n_test is not None and self.n_fid > self.n_test:
+            raise ValueError(f"n_fid={self.n_fid} exceeds n_test={self.n_test}: rFID uses the evaluated images")
+
+    @property
+    def image_size(self) -> int:
+        return _IMAGE_SIZE[self.dataset]
+
+    @property
+    def channels(self) -> int:
+        return _CHANNELS[self.dataset]
+
+    @property
+    def ablation(self) -> str | None:
+        """The Table 2 configuration letter this run is (``None`` for SQ-VAE, HQA and the non-default D, N)."""
+        return ablation_letter(self)
+
+
+def sizes(preset: str, **overrides: Any) -> Sizes:
+    """The :class:`Sizes` of ``preset`` with ``overrides`` (typed; unknown keys are a clear error)."""
+    return select_preset(PRESETS, check_preset(preset), **overrides)
+
+
+def _base(s: Sizes, preset: str, dataset: str, method: str, seed: int, **fq: Any) -> RunConfig:
+    faces = dataset in ("faces", "lsun-church")
+    D, N = fq.pop("D", None), fq.pop("N", None)
+    if method == "fqvae":
+        d0, n0 = default_dn(dataset)
+        D, N = (d0 if D is None else D), (n0 if N is None else N)
+    else:
+        D, N = 0, 0
+    return RunConfig(
+        dataset=dataset, method=method, seed=seed, preset=preset,
+        steps=s.faces_steps if faces else s.steps, batch_size=s.faces_batch_size if faces else s.batch_size,
+        lr=float(s.lr_mnist if dataset == "mnist" else s.lr), n_train=s.n_train, n_test=s.n_test, n_fid=s.n_fid,
+        hidden=s.hidden, res_hidden=s.res_hidden, n_res=s.n_res, codebook_size=s.codebook_size, D=D, N=N,
+        fq_hidden=s.fq_hidden, fq_res_hidden=s.fq_res_hidden, transformer_width=s.transformer_width,
+        converge_tol=s.converge_tol, converge_min_steps=s.converge_min_steps,
+        n_uic=s.n_uic if (dataset == "faces" and seed == 0 and method in _UIC_METHODS and fq.get("extractor", "fft") == "fft"
+                          and fq.get("codebook_update", "dependency") == "dependency" and fq.get("gcm", True)
+                          and (D, N) in ((0, 0), default_dn(dataset))) else 0,
+        n_samples=s.n_samples, log_every=s.log_every, checkpoint_every=s.checkpoint_every, **fq)
+
+
+#: the methods of Fig. 4 (unit information per code)
+_UIC_METHODS = ("vqvae", "sqvae", "cvqvae", "fqvae")
+
+
+def _check_names(datasets: Sequence[str]) -> None:
+    bad = [d for d in datasets if d not in ALL_DATASETS]
+    if bad:
+        raise ValueError(f"unknown data sets {bad}; choose from {ALL_DATASETS}")
+
+
+def table1_configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, **overrides: Any) -> list[RunConfig]:
+    """Table 1: the five methods × ``datasets`` × seeds, seed-major (first seeds first)."""
+    s = sizes(preset, **overrides)
+    _check_names(datasets)
+    out = []
+    for seed in range(max(s.seeds, s.faces_seeds)):
+        for d in datasets:
+            if seed < (s.faces_seeds if d in ("faces", "lsun-church") else s.seeds):
+                out += [_base(s, preset, d, m, seed) for m in METHODS]
+    return out
+
+
+def method_config(preset: str, dataset: str, method: str, seed: int = 0, **overrides: Any) -> RunConfig:
+    """Table 1's run of ``method`` on ``dataset`` (FQ-VAE: configuration I with the data set's default D, N)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    return _base(sizes(preset, **overrides), preset, dataset, method, seed)
+
+
+def ablation_config(preset: str, dataset: str, letter: str, seed: int = 0, **overrides: Any) -> RunConfig:
+    """The run of Table 2's configuration ``letter`` (A = Table 1's VQ-VAE, I = its FQ-VAE)."""
+    if letter not in ABLATION:
+        raise ValueError(f"unknown ablation configuration {letter!r}; choose one of {', '.join(ABLATION)}")
+    s = sizes(preset, **overrides)
+    freq, anchor, dep, gcm = ABLATION[letter]
+    if letter == "A":
+        return _base(s, preset, dataset, "vqvae", seed)
+    update = "dependency" if dep else ("anchor" if anchor else "none")
+    return _base(s, preset, dataset, "fqvae", seed, extractor="fft" if freq else "conv", codebook_update=update,
+                 gcm=gcm)
+
+
+def ablation_letter(cfg: RunConfig) -> str | None:
+    if cfg.method == "vqvae":
+        return "A"
+    if cfg.method != "fqvae" or cfg.extractor == "transformer" or (cfg.D, cfg.N) != default_dn(cfg.dataset):
+        return None
+    key = (cfg.extractor == "fft", cfg.codebook_update != "none", cfg.codebook_update == "dependency", cfg.gcm)
+    return next(k for k, v in ABLATION.items() if v == key)
+
+
+def table2_configs(preset: str = "cpu", **overrides: Any) -> list[RunConfig]:
+    """Table 2: configurations A-I on MNIST and CIFAR (and faces if ``ablation_faces``), ``ablation_seeds`` seeds."""
+    s = sizes(preset, **overrides)
+    datasets = ("mnist", "cifar10") + (("faces",) if s.ablation_faces else ())
+    return [ablation_config(preset, d, k, seed, **overrides)
+            for seed in range(s.ablation_seeds) for d in datasets for k in ABLATION]
+
+
+def table3_configs(preset: str = "cpu", **overrides: Any) -> list[RunConfig]:
+    """Table 3: FQ-VAE with every D of :data:`TABLE3_D` (N = U/D) on MNIST and CIFAR, ``ablation_seeds`` seeds."""
+    s = sizes(preset, **overrides)
+    out = []
+    for seed in range(s.ablation_seeds):
+        for d, ds in TABLE3_D.items():
+            u = math.prod(default_dn(d))
+            out += [_base(s, preset, d, "fqvae", seed, D=D, N=u // D) for D in ds]
+    return out
+
+
+def table4_configs(preset: str = "cpu", **overrides: Any) -> list[RunConfig]:
+    """Table 4: configuration I with the conv, transformer and 2D-FFT extractors on MNIST and CIFAR (+ faces if
+    ``ablation_faces``)."""
+    s = sizes(preset, **overrides)
+    datasets = ("mnist", "cifar10") + (("faces",) if s.ablation_faces else ())
+    return [_base(s, preset, d, "fqvae", seed, extractor=e)
+            for seed in range(s.ablation_seeds) for d in datasets for e in ("conv", "transformer", "fft")]
+
+
+def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, tables: Sequence[int] = (1, 2, 3, 4),
+            **overrides: Any) -> list[RunConfig]:
+    """Every run of the chapter at ``preset`` (the union of the tables' runs, each once), Table 1 first.
+
+    ``datasets`` limits Table 1 (e.g. ``("lsun-church",)`` for users with LSUN); Tables 2-4 use MNIST and CIFAR.
+    """
+    bad = [t for t in tables if t not in (1, 2, 3, 4)]
+    if bad:
+        raise ValueError(f"unknown tables {bad}; choose from 1, 2, 3, 4")
+    makers: dict[int, Callable[..., list[RunConfig]]] = {
+        1: lambda: table1_configs(preset, datasets=datasets, **overrides), 2: lambda: table2_configs(preset, **overrides),
+        3: lambda: table3_configs(preset, **overrides), 4: lambda: table4_configs(preset, **overrides)}
+    out: list[RunConfig] = []
+    seen: set[RunConfig] = set()
+    for t in tables:
+        for c in makers[t]():
+            if c not in seen:
+                seen.add(c)
+                out.append(c)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# building blocks
+# ------------------------------------------------------------------------------------------------------------
+def build_model(cfg: RunConfig) -> torch.nn.Module:
+    """The model of ``cfg`` (see the module docstring for each method)."""
+    from specvae.models import quantizers as Q
+    from specvae.models.fqvae import FQVAE
+    from specvae.models.vqvae import HQAStack, VQAutoencoder
+
+    K, dim = cfg.codebook_size, cfg.code_dim
+    backbone = dict(in_channels=cfg.channels, hidden=cfg.hidden, res_hidden=cfg.res_hidden, n_res=cfg.n_res)
+    if cfg.method == "vqvae":
+        return VQAutoencoder(Q.VectorQuantizer(K, dim, cfg.beta), code_dim=dim, **backbone)
+    if cfg.method == "cvqvae":
+        return VQAutoencoder(Q.ClusteredQuantizer(K, dim, cfg.beta), code_dim=dim, **backbone)
+    if cfg.method == "sqvae":
+        # official configs: λ₀ = log 10 for MNIST, log 20 for CIFAR-10/CelebA
+        log_var = math.log(10.0) if cfg.dataset == "mnist" else math.log(20.0)
+        return VQAutoencoder(Q.StochasticQuantizer(K, dim, log_var_init=log_var), code_dim=dim, **backbone)
+    if cfg.method == "hqa":
+        half = _hqa_steps(cfg)
+        return HQAStack([Q.HQAQuantizer(K, dim, anneal_steps=half[0]), Q.HQAQuantizer(K, dim, anneal_steps=half[1])],
+                        code_dim=dim, **backbone)
+    conv = cfg.extractor == "conv"
+    return FQVAE(cfg.channels, cfg.image_size, cfg.D if not conv else 1, cfg.N if not conv else 1,
+                 extractor=cfg.extractor, f=4, stage_down=1 if cfg.dataset == "lsun-church" else 0,
+                 codebook_size=K, beta=cfg.beta, codebook_update=cfg.codebook_update, gcm=cfg.gcm,
+                 hidden=cfg.hidden if conv else cfg.fq_hidden, res_hidden=cfg.res_hidden if conv else cfg.fq_res_hidden,
+                 n_res=cfg.n_res, code_dim=dim, transformer_width=cfg.transformer_width)
+
+
+def _hqa_steps(cfg: RunConfig) -> tuple[int, int]:
+    """HQA's step caps per layer: half of the run's budget each (HQA trains its layers for equal epochs)."""
+    first = max(1, cfg.steps // 2)
+    return first, max(1, cfg.steps - first)
+
+
+def data_variance(cfg: RunConfig, train_images: torch.Tensor) -> float:
+    """CVQ-VAE's ``data_variance``: the variance of the training pixels in [0, 1]; 1 for faces/LSUN (CVQ's CelebA)."""
+    if cfg.dataset in ("faces", "lsun-church"):
+        return 1.0
+    return float((train_images.double() / 255.0).var(unbiased=False))
+
+
+def build_objective(cfg: RunConfig, variance: float) -> Callable:
+    """``objective(model, batch, step) -> (loss, terms)`` of ``cfg.method`` (batches in [0, 1]).
+
+    Every objective logs ``mse``, the pixel MSE on the [0, 1] scale (the convergence rule watches it).
+    """
+    if cfg.method == "hqa":
+        def hqa_objective(model, batch, step):
+            return model.layer_loss(batch)
+        return hqa_objective
+
+    dim_x = cfg.channels * cfg.image_size ** 2
+
+    def objective(model, batch, step):
+        recon, _, terms = model(batch)
+        diff = recon.float() - batch.float()
+        mse = diff.pow(2).mean()
+        if cfg.method == "sqvae":
+            recon_loss = dim_x / 2.0 * torch.log(diff.pow(2).flatten(1).sum(1).mean())
+        else:
+            recon_loss = 4.0 * mse / variance  # MSE on the [−1, 1] scale / var of [0, 1] pixels (CVQ-VAE main.py)
+        logged = {k: v for k, v in terms.items() if k != "loss"}
+        logged.update(mse=mse.detach(), recon=recon_loss.detach(), quant=terms["loss"].detach())
+        return recon_loss + terms["loss"], logged
+
+    return objective
+
+
+def _load(cfg: RunConfig, split: str):
+    from specvae.data import load_dataset
+
+    limit = cfg.n_train if split == "train" else cfg.n_test
+    return load_dataset(cfg.dataset, split, image_size=cfg.image_size, limit=limit, seed=0, channels=cfg.channels,
+                        progress=False)
+
+
+def _train_config(cfg: RunConfig, steps: int):
+    """The :class:`specvae.train.TrainConfig` of a run (bf16 + channels_last, the convergence rule on ``mse``)."""
+    from specvae.train import TrainConfig
+
+    kw: dict[str, Any] = dict(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                              log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, device="auto",
+                              precision="bf16", channels_last=True, converge_tol=cfg.converge_tol,
+                              converge_window=0.2, converge_min_steps=min(cfg.converge_min_steps, steps),
+                              converge_on="mse")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    if "precision" not in names:  # main before the precision/convergence API landed (API_PLAN.md)
+        kw["amp"] = kw.pop("precision") == "bf16"
+    for k in [k for k in kw if k not in names]:
+        kw.pop(k)
+    return TrainConfig(**kw)
+
+
+def rel_change(history: dict[str, list[float]], key: str = "mse", window: float = 0.2) -> float:
+    """Relative change of the logged ``key`` over the last ``window`` of the logged steps (|last − then|/|then|)."""
+    values = [v for v in history.get(key, []) if v == v]
+    if len(values) < 2:
+        return float("nan")
+    back = max(1, int(math.ceil(window * len(values))))
+    then = values[-1 - min(back, len(values) - 1)]
+    return abs(values[-1] - then) / abs(then) if then else float("nan")
+
+
+def _fit_summary(result: Any, cfg: RunConfig) -> dict[str, Any]:
+    hist = result.history
+    converged = getattr(result, "converged", None)
+    rc = getattr(result, "rel_change", None)
+    if rc is None:
+        rc = rel_change(hist)
+        if converged is None and cfg.converge_tol is not None:
+            converged = bool(rc < cfg.converge_tol)
+    return {"converged": converged, "rel_change": float(rc), "steps": int(result.steps),
+            "wall": float(result.total_wall_time_s or result.wall_time_s), "history": hist}
+
+
+def train_model(cfg: RunConfig, model: torch.nn.Module, images: torch.Tensor, *, run_dir=None,
+                progress: bool = False) -> dict[str, Any]:
+    """Train ``model`` as ``cfg`` says (HQA: its two layers one after the other); return a summary dict
+    ``{converged, rel_change, steps, wall, history}`` (HQA: both layers' histories concatenated, ``layer`` column)."""
+    from pathlib import Path
+
+    from specvae.train import fit
+
+    objective = build_objective(cfg, data_variance(cfg, images))
+    if cfg.method != "hqa":
+        result = fit(model, objective, images, _train_config(cfg, cfg.steps), run_dir=run_dir, progress=progress)
+        return _fit_summary(result, cfg)
+    parts = []
+    for layer, steps in enumerate(_hqa_steps(cfg)):
+        model.set_active_layer(layer)
+        sub = None if run_dir is None else Path(run_dir) / f"layer{layer}"
+        result = fit(model, objective, images, _train_config(cfg, steps), run_dir=sub, progress=progress)
+        parts.append(_fit_summary(result, cfg))
+    model.set_active_layer(model.n_layers - 1)
+    model.requires_grad_(True)
+    hist: dict[str, list[float]] = {}
+    offset = 0
+    for part in parts:
+        h = part["history"]
+        before, n = len(hist.get("step", [])), len(h["step"])
+        for k in sorted(set(hist) | set(h)):
+            column = hist.setdefault(k, [math.nan] * before)
+            column.extend([s + offset for s in h[k]] if k == "step" else h.get(k, [math.nan] * n))
+        offset += part["steps"]
+    flags = [p["converged"] for p in parts]
+    return {"converged": None if any(f is None for f in flags) else all(flags),
+            "rel_change": max(p["rel_change"] for p in parts), "steps": sum(p["steps"] for p in parts),
+            "wall": sum(p["wall"] for p in parts), "history": hist, "per_layer_steps": [p["steps"] for p in parts],
+            "per_layer_converged": flags}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# evaluation
+# ------------------------------------------------------------------------------------------------------------
+def _reconstruct(model, images: torch.Tensor, batch_size: int, seed: int):
+    """Reconstructions (float [0, 1], clamped, CPU) and code ids of ``images`` (uint8), in eval mode, seeded."""
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)  # HQA draws its codes at test time
+    recons, ids = [], []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            x = images[i:i + batch_size].to(device).float() / 255.0
+            r, idx, _ = model(x)
+            recons.append(r.float().clamp(0, 1).cpu())
+            ids.append(idx.reshape(idx.shape[0], -1).cpu())
+    return torch.cat(recons), torch.cat(ids)
+
+
+def _throughput(model, images: torch.Tensor, batch_size: int = 64, repeats: int = 3) -> float:
+    """Inference images/s at ``batch_size`` after one warm-up batch (Table 4; OPEN-10)."""
+    device = next(model.parameters()).device
+    x = (images[:batch_size].to(device).float() / 255.0)
+    with torch.no_grad():
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return repeats * x.shape[0] / (time.perf_counter() - t0)
+
+
+def _heap_in_use() -> int | None:
+    """Bytes of the C heap in use (glibc ``mallinfo2``: small blocks + mmap'ed blocks), or None elsewhere."""
+    import ctypes
+
+    class _MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                    "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        return None
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
+def peak_memory_mb(model, images: torch.Tensor, batch_size: int = 64) -> float:
+    """Peak memory (MB) allocated by one test forward of ``batch_size`` images (Table 4's "peak memory").
+
+    CUDA: ``max_memory_allocated`` above the memory held before the call. CPU: the largest rise of the C heap in use
+    (glibc ``mallinfo2``), read after every aten operation of the forward through a ``TorchDispatchMode`` (NaN where
+    glibc's ``mallinfo2`` is missing).
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    device = next(model.parameters()).device
+    x = images[:batch_size].to(device).float() / 255.0
+    with torch.no_grad():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            model(x)
+            torch.cuda.synchronize(device)
+            return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+        start = _heap_in_use()
+        if start is None:
+            return float("nan")
+
+        class _Peak(TorchDispatchMode):
+            peak = 0
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                self.peak = max(self.peak, (_heap_in_use() or 0) - start)
+                return out
+
+        with _Peak() as probe:
+            model(x)
+    return probe.peak / 2 ** 20
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, cfg: RunConfig, test_images: torch.Tensor, *, progress: bool = False,
+             lpips: bool = True, fid: bool = True) -> dict[str, Any]:
+    """Reconstruct ``test_images`` (uint8) and measure them; returns ``{"metrics", "arrays", "npz", "extra"}``.
+
+    Metrics: ``mse``, ``psnr_mean/std``, ``ssim_mean/std``, ``lpips_vgg_mean/std``, ``rfid`` (and ``rfid_n``),
+    ``usage`` (share of the K codes used over the evaluation set), ``perplexity``, ``dead_codes``,
+    ``band_mse_<band>`` (each frequency band's share of the per-image MSE, mean over images), ``infer_images_per_s``,
+    ``peak_memory_mb``, and for Fig. 4 ``uic_mean`` (with ``uic`` per code in the arrays).
+    """
+    from specvae import spectral
+    from specvae.metrics.codebook import codebook_usage, unit_information_capacity
+    from specvae.metrics.image import psnr, ssim
+    from specvae.metrics.summary import mean_std
+
+    model.eval()
+    recon, ids = _reconstruct(model, test_images, 64, cfg.seed)
+    real = test_images.float() / 255.0
+    metrics: dict[str, Any] = {"n_test": int(real.shape[0]), "mse": float((recon - real).pow(2).mean())}
+    metrics.update(mean_std(psnr(recon, real), "psnr"))
+    metrics.update(mean_std(torch.cat([ssim(recon[i:i + 256], real[i:i + 256]) for i in range(0, len(real), 256)]),
+                            "ssim"))
+    if lpips:
+        from specvae.metrics.lpips import lpips_distance
+
+        metrics.update(mean_std(lpips_distance(recon, real, "vgg", batch_size=64), "lpips_vgg"))
+    if fid:
+        from specvae.metrics.fid import rfid
+
+        n = real.shape[0] if cfg.n_fid is None else min(cfg.n_fid, real.shape[0])
+        res = rfid(test_images[:n], recon[:n], dataset=cfg.dataset, split=f"test{n}", progress=progress)
+        metrics["rfid"], metrics["rfid_n"] = float(res.value), int(res.n_recon)
+    K = model.quantizer.num_codes
+    use = codebook_usage(ids, K)
+    metrics.update(usage=use["usage_fraction"], perplexity=use["perplexity"], dead_codes=use["n_dead"])
+    bands = spectral.band_errors(recon, real)
+    for band, v in bands.items():
+        metrics[f"band_mse_{band}"] = float(v.mean())
+    metrics["infer_images_per_s"] = _throughput(model, test_images)
+    metrics["peak_memory_mb"] = peak_memory_mb(model, test_images)
+    h, w = real.shape[-2:]
+    arrays: dict[str, Any] = {
+        "usage_histogram": use["histogram"].numpy(),
+        "freqs": spectral.frequency_axis(h, w).cpu().numpy(),
+        "profile_real": spectral.radial_profile(real, log=True, gray=True).double().mean(0).numpy(),
+        "profile_recon": spectral.radial_profile(recon, log=True, gray=True).double().mean(0).numpy(),
+        "band_names": np.array(list(bands)),
+    }
+    if cfg.n_uic > 0:
+        n = min(cfg.n_uic, test_images.shape[0])
+        device = next(model.parameters()).device
+        shape = ids.shape[1:]
+
+        def decode(codes):
+            return model.decode_codes(codes.reshape(codes.shape[0], *_code_grid(model, shape)).to(device)).float()
+
+        uic = unit_information_capacity(decode, ids[:n], real[:n], K, codebook=model.quantizer.codebook.detach().cpu(),
+                                        batch_size=64, progress=progress)
+        arrays["uic"] = uic["capacity"].numpy()
+        used = uic["counts"] > 0
+        metrics["uic_mean"] = float(uic["capacity"][used].mean()) if bool(used.any()) else float("nan")
+        metrics["uic_base_mse"] = float(uic["base_mse"])
+    k = min(cfg.n_samples, test_images.shape[0])
+    npz = {"samples": {"real": test_images[:k].numpy(),
+                       "recon": (recon[:k] * 255).round().clamp(0, 255).to(torch.uint8).numpy()}}
+    return {"metrics": metrics, "arrays": arrays, "npz": npz, "extra": {}}
+
+
+def _code_grid(model, flat_shape) -> tuple[int, ...]:
+    """The code-id grid a model's ``decode_codes`` expects: ``(h, w)`` for spatial VQ models, ``(U,)`` for FQ-VAE."""
+    if hasattr(model, "tokens"):
+        return (int(model.tokens),)
+    n = int(np.prod(flat_shape))
+    side = int(round(math.sqrt(n)))
+    return (side, n // side)
+
+
+def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run; return ``{"metrics", "arrays", "history", "extra", "npz", "device"}``.
+
+    Module-level, so a process pool (:func:`specvae.experiments.run_grid`) can call it. Checkpoints go to
+    ``ResultStore(CHAPTER).run_dir(cfg)``, so a killed run resumes where it stopped.
+    """
+    from specvae.experiments.store import ResultStore
+
+    if not isinstance(cfg, RunConfig):
+        raise TypeError(f"run() takes a RunConfig (see configs()), got {type(cfg).__name__}")
+    torch.set_flush_denormal(True)
+    t0 = time.perf_counter()
+    train = _load(cfg, "train")
+    test = _load(cfg, "test")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    summary = train_model(cfg, model, train.images, run_dir=ResultStore(CHAPTER).run_dir(cfg), progress=progress)
+    t_eval = time.perf_counter()
+    ev = evaluate(model, cfg, test.images, progress=progress)
+    metrics = dict(ev["metrics"])
+    n_params = int(sum(p.numel() for p in model.parameters()))
+    train_ips = summary["steps"] * cfg.batch_size / summary["wall"] if summary["wall"] > 0 else float("nan")
+    metrics.update({
+        "converged": summary["converged"], "loss_rel_change_last20": summary["rel_change"],
+        "steps_done": summary["steps"], "train_wall_s": summary["wall"], "train_images_per_s": train_ips,
+        "seconds_per_epoch": train.images.shape[0] / train_ips if train_ips == train_ips and train_ips > 0 else float("nan"),
+        "n_params": n_params, "eval_wall_s": time.perf_counter() - t_eval,
+        "data_variance": data_variance(cfg, train.images),
+        "final_mse_train": float(summary["history"]["mse"][-1]) if summary["history"].get("mse") else float("nan"),
+    })
+    extra = {"train_notes": train.notes, "test_notes": test.notes, "n_train_images": int(train.images.shape[0]),
+             "n_test_images": int(test.images.shape[0]), "total_wall_s": time.perf_counter() - t0,
+             **{k: v for k, v in summary.items() if k.startswith("per_layer")}}
+    device = str(next(model.parameters()).device)
+    return {"metrics": metrics, "arrays": ev["arrays"], "history": summary["history"], "extra": extra,
+            "npz": ev["npz"], "device": device}
+
+
+def _store():
+    from specvae.experiments.store import ResultStore
+
+    return ResultStore(CHAPTER)
+
+
+def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables: Sequence[int] = (1, 2, 3, 4),
+            datasets: Sequence[str] = DATASETS, progress: bool = True, **overrides: Any):
+    """The chapter's results at ``preset`` as a DataFrame (one row per run).
+
+    Loads stored results and trains the missing ones with :func:`specvae.experiments.run_grid` (``workers`` processes
+    side by side); with ``train=False`` a missing result raises :class:`~specvae.experiments.store.MissingResultError`.
+    ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``).
+    """
+    from specvae.experiments.grid import run_grid
+    from specvae.experiments.store import MissingResultError
+
+    cfgs = configs(preset, datasets=datasets, tables=tables, **overrides)
+    store = _store()
+    missing = [c for c in cfgs if not store.exists(c)]
+    if missing and not train:
+        raise MissingResultError(
+            f"{len(missing)} of {len(cfgs)} runs of chapter {CHAPTER} at preset {preset!r} have no stored result in "
+            f"{store.folder} (first: {missing[0]}). Train them with `specvae run {CHAPTER} --preset {preset}` or "
+            "run_all(..., train=True) (papermill -p train True).")
+    if missing:
+        run_grid(cfgs, run, store, workers=workers, progress=progress)
+    return store.frame(cfgs)
+
+
+def load_records(preset: str = "cpu", *, train: bool = False, **overrides: Any) -> dict[RunConfig, dict[str, Any]]:
+    """The stored record of every run of the grid at ``preset`` (training the missing ones if ``train``)."""
+    run_all(preset, train=train, progress=False, **overrides)
+    store = _store()
+    return {c: store.load(c) for c in configs(preset, **overrides)}
+
+
+def bench_families(preset: str = "cpu") -> dict[str, Any]:
+    """The chapter's model families for ``specvae bench`` (one CIFAR-10 case per method, plus the transformer
+    extractor), each with the model, objective, a few hundred CIFAR images and the ``preset``'s TrainConfig."""
+    from specvae.bench import BenchCase  # lands on main with the bench helper (API_PLAN.md)
+
+    cases = {}
+    images = None
+    for cfg in [_base(sizes(preset), preset, "cifar10", m, 0) for m in METHODS] + [
+            _base(sizes(preset), preset, "cifar10", "fqvae", 0, extractor="transformer")]:
+        if images is None:
+            images = _load(dataclasses.replace(cfg, n_train=512), "train").images
+        name = cfg.method if cfg.extractor == "fft" else f"{cfg.method}-{cfg.extractor}"
+        variance = data_variance(cfg, images)
+        cases[name] = BenchCase(model=lambda c=cfg: _bench_model(c), objective=lambda m, c=cfg, v=variance: build_objective(c, v),
+                                images=images, config=_train_config(cfg, cfg.steps))
+    return cases
+
+
+def _bench_model(cfg: RunConfig) -> torch.nn.Module:
+    model = build_model(cfg)
+    if cfg.method == "hqa":
+        model.set_active_layer(0)
+    return model

@@ -1,0 +1,272 @@
+"""Chapter 4 (FQ-VAE): the grid, the objectives, the evaluation on an analytic model, the paper's derived cells,
+the claims check, bad input, and a smoke execution of the whole chapter."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from specvae.experiments import fq_vae as ch
+from specvae.experiments import fq_vae_tables as tab
+from specvae.models.quantizers import VectorQuantizer
+
+
+# ------------------------------------------------------------------------------------------------ the grid
+def test_cpu_grid_is_the_union_of_the_tables():
+    t1, t2, t3, t4 = (f("cpu") for f in (ch.table1_configs, ch.table2_configs, ch.table3_configs, ch.table4_configs))
+    s = ch.sizes("cpu")
+    assert len(t1) == 5 * (2 * s.seeds + s.faces_seeds)
+    assert len(t2) == 9 * 2 and len(t3) == 6 and len(t4) == 6
+    grid = ch.configs("cpu")
+    assert len(grid) == len(set(grid)) == len(set(t1) | set(t2) | set(t3) | set(t4))
+    # A is Table 1's VQ-VAE and I its FQ-VAE: the ablation adds B-H only
+    assert ch.ablation_config("cpu", "cifar10", "A") == ch.method_config("cpu", "cifar10", "vqvae")
+    assert ch.ablation_config("cpu", "cifar10", "I") == ch.method_config("cpu", "cifar10", "fqvae")
+    assert {c.ablation for c in t2} == set(ch.ABLATION)
+    # Table 4's conv row is configuration G, its FFT row configuration I
+    assert {c.ablation for c in t4} == {"G", "I", None}
+    # every FFT run keeps D·N equal to the baselines' token count at f = 4
+    for c in grid:
+        if c.method == "fqvae" and c.extractor == "fft":
+            assert c.D * c.N == (c.image_size // 4) ** 2
+    # unit information only for Fig. 4's methods on the faces, seed 0
+    assert {(c.dataset, c.method) for c in grid if c.n_uic} == {("faces", m) for m in ("vqvae", "sqvae", "cvqvae",
+                                                                                          "fqvae")}
+
+
+def test_table3_and_defaults_follow_the_paper():
+    assert ch.default_dn("mnist") == (1, 49) and ch.default_dn("cifar10") == (2, 32)
+    t3 = ch.table3_configs("cpu")
+    assert sorted((c.dataset, c.D, c.N) for c in t3) == sorted(
+        [("mnist", 1, 49), ("mnist", 7, 7), ("cifar10", 1, 64), ("cifar10", 2, 32), ("cifar10", 4, 16),
+         ("cifar10", 8, 8)])
+    c = ch.method_config("cpu", "mnist", "fqvae")
+    assert c.lr == 2e-3 and ch.method_config("cpu", "cifar10", "cvqvae").lr == 3e-3
+
+
+def test_bad_configs_give_clear_errors():
+    base = ch.method_config("smoke", "cifar10", "fqvae")
+    import dataclasses
+
+    with pytest.raises(ValueError, match=r"D·N = 3·20 = 60 .*D=2, N=32"):
+        dataclasses.replace(base, D=3, N=20)
+    with pytest.raises(ValueError, match="unknown data set 'celeba'"):
+        dataclasses.replace(base, dataset="celeba")
+    with pytest.raises(ValueError, match="unknown method"):
+        ch.method_config("cpu", "mnist", "vqgan")
+    with pytest.raises(ValueError, match="unknown ablation configuration 'J'"):
+        ch.ablation_config("cpu", "mnist", "J")
+    with pytest.raises(ValueError, match="unknown preset"):
+        ch.configs("laptop")
+
+
+def test_missing_data_set_names_it(tmp_path, monkeypatch):
+    from specvae.data.base import DatasetNotFoundError
+
+    monkeypatch.setenv("SPECVAE_DATA", str(tmp_path))
+    cfg = ch.method_config("smoke", "faces", "vqvae")
+    with pytest.raises(DatasetNotFoundError, match="data set 'faces' not found"):
+        ch.run(cfg)
+
+
+# ------------------------------------------------------------------------------------------------ objectives
+def test_objectives_are_each_methods_official_loss():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32)
+    cfg = ch.method_config("smoke", "cifar10", "vqvae")
+    model = ch.build_model(cfg).eval()
+    recon, _, terms = model(x)
+    loss, logged = ch.build_objective(cfg, 0.25)(model, x, 0)
+    mse = ((recon - x) ** 2).mean()
+    torch.testing.assert_close(loss, 4 * mse / 0.25 + terms["loss"])  # MSE on [−1, 1] over var (CVQ main.py)
+    torch.testing.assert_close(logged["mse"], mse.detach())
+    sq = ch.method_config("smoke", "cifar10", "sqvae")
+    model = ch.build_model(sq).eval()
+    recon, _, terms = model(x)
+    loss, _ = ch.build_objective(sq, 1.0)(model, x, 0)
+    sse = ((recon - x) ** 2).flatten(1).sum(1).mean()
+    torch.testing.assert_close(loss, 3 * 32 * 32 / 2 * torch.log(sse) + terms["loss"])
+    hq = ch.method_config("smoke", "cifar10", "hqa")
+    model = ch.build_model(hq)
+    model.set_active_layer(0)
+    twin = copy.deepcopy(model)  # a training forward moves HQA's step, counts and reset state
+    torch.manual_seed(1)
+    a, _ = ch.build_objective(hq, 1.0)(model, x, 0)
+    torch.manual_seed(1)
+    b, _ = twin.layer_loss(x)
+    torch.testing.assert_close(a, b)
+
+
+def test_hqa_trains_its_layers_in_turn():
+    torch.manual_seed(0)
+    cfg = ch.method_config("smoke", "mnist", "hqa")
+    imgs = torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8)
+    model = ch.build_model(cfg)
+    s = ch.train_model(cfg, model, imgs)
+    assert s["steps"] == cfg.steps and s["per_layer_steps"] == [cfg.steps // 2, cfg.steps - cfg.steps // 2]
+    h = s["history"]
+    assert h["step"] == list(range(1, cfg.steps + 1))  # log_every = 1 at smoke; layer 1 continues the count
+    assert h["layer"] == [0.0] * (cfg.steps // 2) + [1.0] * (cfg.steps - cfg.steps // 2)
+    assert len({len(v) for v in h.values()}) == 1
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_data_variance_is_cvq_vaes():
+    cfg = ch.method_config("smoke", "cifar10", "vqvae")
+    imgs = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
+    assert ch.data_variance(cfg, imgs) == pytest.approx(float(np.var(imgs.numpy() / 255.0)))
+    assert ch.data_variance(ch.method_config("smoke", "faces", "vqvae"), imgs) == 1.0
+
+
+def test_sqvae_uses_the_official_initial_variance():
+    m = ch.build_model(ch.method_config("smoke", "mnist", "sqvae"))
+    assert float(m.quantizer.variance().detach()) == pytest.approx(11.0)
+    c = ch.build_model(ch.method_config("smoke", "cifar10", "sqvae"))
+    assert float(c.quantizer.variance().detach()) == pytest.approx(21.0)
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+class _Perfect(nn.Module):
+    """Returns its input exactly and assigns code (sum of pixels) mod K to each of 4 tokens."""
+
+    def __init__(self, k: int = 8) -> None:
+        super().__init__()
+        self.quantizer = VectorQuantizer(k, 2)
+        self.k = k
+
+    def forward(self, x):
+        ids = (x.flatten(1).sum(1, keepdim=True) * 255).round().long().remainder(self.k).expand(-1, 4)
+        return x.clone(), ids, {}
+
+
+def test_evaluate_on_an_exact_model():
+    torch.manual_seed(0)
+    imgs = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    cfg = ch.method_config("smoke", "mnist", "vqvae")
+    out = ch.evaluate(_Perfect(), cfg, imgs, lpips=False, fid=False)
+    m, a = out["metrics"], out["arrays"]
+    assert m["mse"] == 0.0 and m["ssim_mean"] == pytest.approx(1.0)
+    for key in m:
+        if key.startswith("band_mse_"):
+            assert m[key] == pytest.approx(0.0, abs=1e-12)
+    ids = ((imgs.float() / 255).flatten(1).sum(1) * 255).round().long() % 8
+    assert a["usage_histogram"].tolist() == (np.bincount(ids.numpy(), minlength=8) * 4).tolist()
+    assert m["usage"] == pytest.approx(len(set(ids.tolist())) / 8)
+    np.testing.assert_allclose(a["profile_recon"], a["profile_real"])
+    assert out["npz"]["samples"]["recon"].dtype == np.uint8
+    assert m["infer_images_per_s"] > 0 and m["peak_memory_mb"] >= 0
+
+
+def test_band_errors_sum_to_the_mse():
+    torch.manual_seed(0)
+    imgs = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+
+    class Noisy(_Perfect):
+        def forward(self, x):
+            r, ids, t = super().forward(x)
+            return (r + 0.05 * torch.randn_like(r)).clamp(0, 1), ids, t
+
+    m = ch.evaluate(Noisy(), ch.method_config("smoke", "cifar10", "vqvae"), imgs, lpips=False, fid=False)["metrics"]
+    total = sum(v for k, v in m.items() if k.startswith("band_mse_"))
+    assert total == pytest.approx(m["mse"], rel=1e-4)
+
+
+def test_rel_change_reads_the_last_fifth_of_the_log():
+    hist = {"mse": [10.0, 8.0, 6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0]}
+    assert ch.rel_change(hist) == pytest.approx(abs(1.0 - 2.0) / 2.0)
+
+
+# ------------------------------------------------------------------------------------------------ the paper
+def _ref():
+    from specvae import reference
+
+    return {t: reference.load("feng2025", t) for t in ("table1", "table2", "table3", "table4", "claims")}
+
+
+def test_paper_cells_are_quoted_or_derived_from_quoted_relations():
+    cells = tab.paper_cells(_ref())
+
+    def get(t, row, ds, m):
+        hit = cells[(cells.table == t) & (cells.row == row) & (cells.dataset == ds) & (cells.metric == m)]
+        return float(hit.value.iloc[0]), str(hit.kind.iloc[0])
+
+    assert get("table1", "FQ-VAE", "CIFAR10", "SSIM") == (0.9012, "quoted")
+    assert get("table1", "CVQ-VAE", "CIFAR10", "SSIM")[0] == pytest.approx(0.9012 - 0.0034)
+    assert get("table1", "CVQ-VAE", "CIFAR10", "rFID")[0] == pytest.approx(18.88 + 6.01)
+    v, kind = get("table1", "VQ-VAE", "CIFAR10", "rFID")
+    assert kind == "derived" and v == pytest.approx(18.88 / (1 - 0.528))
+    assert get("table1", "VQ-VAE", "CIFAR10", "SSIM")[0] == pytest.approx(0.9012 / 1.049)
+    assert get("table2", "B", "CelebA", "rFID")[0] == pytest.approx(4.62 / (1 - 0.13))
+    assert get("table2", "F", "CIFAR10", "LPIPS")[0] == pytest.approx(0.1597 / (1 - 0.0926))
+    assert get("table4", "Transformer", "CIFAR10", "seconds_per_epoch")[0] == pytest.approx(3.81 / 0.308)
+    assert get("table4", "Transformer", "CIFAR10", "images_per_s")[0] == pytest.approx(369.48 / 1.81)
+    assert get("table1", "FQ-VAE", "MNIST", "SSIM") == (0.9875, "derived")
+    # nothing is invented for cells the prose does not reach
+    assert not len(cells[(cells.table == "table1") & (cells.dataset == "MNIST") & (cells.row == "VQ-VAE")])
+
+
+def _synthetic_frame():
+    rows = []
+    for ds in ("mnist", "cifar10", "faces"):
+        for i, m in enumerate(ch.METHODS):
+            cfg = ch.method_config("smoke", ds, m)
+            q = i / 4  # FQ-VAE (last) best on every metric
+            rows.append({**{k: getattr(cfg, k) for k in ("dataset", "method", "seed", "extractor", "codebook_update",
+                                                          "gcm", "D", "N")},
+                         "ssim_mean": 0.8 + 0.1 * q, "lpips_vgg_mean": 0.3 - 0.1 * q, "rfid": 40 - 20 * q,
+                         "converged": m != "hqa", "steps_done": 100})
+    return pd.DataFrame(rows)
+
+
+def test_table1_marks_best_and_unconverged_and_claims_check():
+    frame = _synthetic_frame()
+    t = tab.table1(frame, tab.paper_cells(_ref()))
+    assert t.loc["FQ-VAE", ("CIFAR-10 (subset)", "SSIM")].endswith("✓")
+    assert t.loc["HVQ-VAE", ("MNIST", "rFID")].endswith("†")
+    assert t.loc["FQ-VAE", ("CIFAR-10 (subset)", "SSIM (paper)")] == "0.9012"
+    assert t.loc["CVQ-VAE", ("CIFAR-10 (subset)", "SSIM (paper)")] == "0.8978 (d)"
+    claims = tab.claims_check(frame, _ref())
+    cifar = claims[(claims.claim == "t1_cifar_cvq")]
+    assert set(cifar.holds) == {"yes"}
+    best = claims[claims.claim == "t1_best"]
+    # the paper says FQ-VAE is *not* best in SSIM on MNIST and CelebA: our synthetic FQ-VAE is, so those fail
+    assert set(best[best.relation.str.startswith("SSIM") & best["data set"].isin(["MNIST", "CelebA"])].holds) == {"no"}
+    assert set(claims[claims["data set"] == "LSUN Church"].holds) == {"not run"}
+
+
+# ------------------------------------------------------------------------------------------------ the chapter
+@pytest.mark.data
+@pytest.mark.weights
+@pytest.mark.slow
+def test_chapter_runs_at_smoke(tmp_path, monkeypatch):
+    from specvae.book import execute_chapter, find_banner
+
+    for var in ("SPECVAE_DATA", "SPECVAE_WEIGHTS"):
+        if not os.environ.get(var):
+            pytest.fail(f"{var} is not set: point it at the data sets / weights folder (see README)")
+    results = tmp_path / "results"
+    monkeypatch.setenv("SPECVAE_RESULTS", str(results))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    path = execute_chapter("04_fq_vae", preset="smoke", output_dir=tmp_path / "book", progress=False)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    banner = find_banner(nb)
+    assert banner is not None and banner.preset == "smoke" and banner.chapter == "04_fq_vae"
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
+    assert sum("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs) >= 5
+    stored = list((results / "04_fq_vae").glob("*.json"))
+    assert len(stored) == len(ch.configs("smoke"))
+    rec = json.loads(stored[0].read_text(encoding="utf-8"))
+    for key in ("converged", "loss_rel_change_last20", "steps_done", "ssim_mean", "rfid", "usage"):
+        assert key in rec["metrics"]
+    assert not math.isnan(float(rec["metrics"]["steps_done"]))

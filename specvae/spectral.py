@@ -233,7 +233,8 @@ def _floor(x: Tensor, floor: float | None, norm: Norm) -> float:
         return noise_floor(x.shape[-2], x.shape[-1], norm)
     if not floor >= 0:
         raise ValueError(
-            f"floor must be >= 0 (a magnitude in the units of the FFT norm) or None for the 8-bit noise floor; got {floor}"
+            f"floor must be >= 0 (a magnitude in the units of the FFT norm) or None for the 8-bit noise floor; "
+            f"got {floor}"
         )
     return float(floor)
 

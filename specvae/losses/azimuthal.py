@@ -21,7 +21,7 @@ __all__ = ["AzimuthalLoss", "azimuthal_loss", "normalized_profile"]
 #: Added to the numerator and twice to the denominator of the min-max normalisation (profile units, 20 ln|F|).
 #: It moves a normalised value by at most ``RANGE_EPS / (max - min)``; real profiles span tens to hundreds of
 #: units, and for any span above ``RANGE_EPS / clamp = 0.01`` the extreme rings stay inside the BCE's clamp, so the
-#: loss values are unchanged to ~1e-9 (tested). A flat profile (equal ring means, e.g. a single-pixel impulse,
+#: loss values are unchanged to 1e-7 relative (tested). A flat profile (equal ring means, e.g. a single-pixel impulse,
 #: whose |F| is constant) maps to 0.5 everywhere instead of Durall's 0, and its BCE has a finite, non-zero
 #: gradient (of order ``1 / RANGE_EPS``: the min-max normalisation is steep near a flat profile by nature).
 RANGE_EPS: float = 1e-8
@@ -105,8 +105,9 @@ def azimuthal_loss(
     A flat predicted profile (all ring means equal) has no min-max normalisation (0/0). Durall's formula gives
     0 there, the clamp then cuts every gradient, and the loss cannot move the prediction; we add ``range_eps``
     (:func:`normalized_profile`, :data:`RANGE_EPS`), which maps a flat profile to 0.5 with a finite, non-zero
-    gradient and leaves the loss's values elsewhere unchanged (to ~1e-9). (A *constant* image is different: its non-DC spectrum is exactly zero, where
-    ``|F|`` has no derivative, so no log-spectrum loss can move it; the spatial term does.)
+    gradient and leaves the loss's values elsewhere unchanged (to 1e-7 relative, tested). (A *constant* image
+    is different: its non-DC spectrum is exactly zero, where ``|F|`` has no derivative, so no log-spectrum loss
+    can move it; the spatial term does.)
 
     Durall's official term is computed in NumPy on detached tensors, so
     it gives the generator no gradient at all (reference-facts §2); ours is differentiable torch, which is

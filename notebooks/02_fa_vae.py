@@ -135,11 +135,13 @@ show(ref1[["model", "dataset", "codebook_size", "grid", "rfid"]].rename(
 # ## Table 3: zero-shot reconstruction
 #
 # The paper reconstructs CelebA-HQ and FFHQ faces with ImageNet-trained models. We have too few natural images to
-# train on, so we go the other way: the face-trained models of Table 1 (f = 4 and 16) reconstruct the 1,000 ImageNet
-# samples (64 px) and the 1,017 test images of our CIFAR-10 subset (32 px). rFID on about a thousand images is
-# biased upward and noisy; the CIFAR-10 subset is not the full set.
+# train on, so we go the other way: the face-trained models of Table 1 (f = 4 and 16) reconstruct ImageNet samples
+# (one per class, 64 px) and test images of our CIFAR-10 subset (32 px; not the full set). rFID on a few hundred
+# images is biased upward and noisy: compare rows, not values with the paper's.
 
 # %% tags=["remove-input"]
+zs = records[("favae", 4)]["extra"]["zero_shot"]
+display(Markdown("Images evaluated: " + ", ".join(f"{k}: {v['n_images']}" for k, v in zs.items()) + "."))
 show(report.table3(records))
 ref3 = reference.load("lin2023", "table3")
 display(Markdown("The paper's Table 3 (ImageNet-trained models on faces):"))

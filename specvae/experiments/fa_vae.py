@@ -143,15 +143,17 @@ ZERO_SHOT_DATA: dict[str, tuple[str, str, int]] = {"imagenet": ("imagenet-sample
 class Sizes:
     """Sizes of one preset (every field can be overridden: ``configs("cpu", steps=500)``).
 
-    ``cpu`` arithmetic (measured 2026-11-30 on the shared 2-core machine, load average 6-8, one torch thread per
-    run, bf16 autocast + channels_last, batch 8, 64 px, f = 4, ch 32, LPIPS-AlexNet, interleaved):
-    a generator+discriminator step took 1.6-2.8 s, a generator-only step 1.4-2.6 s for ch 32 / ndf 32
-    (LPIPS-VGG added ~8 s a step under that load, AlexNet ~0: the cpu preset trains with **LPIPS-AlexNet** and
-    says so in the captions; evaluation reports LPIPS-VGG). On a quiet machine we expect ~0.7 s a step, so a run of
-    ``steps`` = 1,500 (disc from step 750) takes ~18 min of training plus ~4 min of evaluation (rFID on 500 faces,
-    Inception on one thread) and ~6 min more for the four zero-shot runs (2,017 images): 18 runs ≈ 18 × 22 + 4 × 6
-    ≈ 420 min of one core, i.e. ≈ 3.5 h as two 1-thread workers, within the ~6 h budget even at 1.5× the
-    estimate. Under the load measured here (×2-3), expect up to ~9 h; runs are stored one by one and resume.
+    ``cpu`` arithmetic. Measured 2026-11-30 on the shared 2-core machine under a load average of 6-8 (other jobs
+    running; interleaved variants in one process, one torch thread, batch 8, 64 px, f = 4, ch 32, codebook 512):
+    a full generator + discriminator step took 1.6-2.8 s with bf16 autocast + channels_last and 3.1-3.8 s in fp32;
+    a generator-only step (before the discriminator starts) 1.4-2.6 s. LPIPS-VGG in the training loss added
+    ~8 s a step (12.8 vs 5.2 s with AlexNet, ch 32 at f = 8, bf16), LPIPS-AlexNet < 0.5 s: the ``cpu`` preset
+    trains with **LPIPS-AlexNet** (captions say so; the tables report LPIPS-VGG). ndf 32 instead of 64 cut the
+    discriminator to 0.69 M parameters (from 2.77 M). On a quiet machine we expect ~2.5× faster (~0.7 s a step):
+    1,500 steps (discriminator from step 750) ≈ 18 min of training, evaluation ≈ 3 min (LPIPS, Inception on
+    500 faces), zero-shot ≈ 3 min more for the 4 runs that do it (500 + 500 images): 18 × 21 + 4 × 3 ≈ 390 min of
+    one core ≈ 3.3 h as two 1-thread workers, within the ~6 h budget even at 1.5× the estimate; under the load
+    measured here expect ~2× that. Runs are stored one by one and resume from checkpoints.
 
     Args:
         steps: optimizer updates per run (the cap when ``converge_tol`` is set).
@@ -171,7 +173,8 @@ class Sizes:
             1.6e-5 = 0.0125); non-pair-wise σ train at the main rate (as the code).
         n_train: training faces (``None`` = all 22,240).
         n_test: held-out faces evaluated (rFID, SSIM, ...).
-        n_zero_shot: images per zero-shot set (``None`` = all: 1,000 ImageNet, 1,017 CIFAR-10).
+        n_zero_shot: images per zero-shot set (``None`` = all: 1,000 ImageNet, 1,017 CIFAR-10; a seeded subset
+            otherwise).
         seeds: seeds per configuration.
         log_every, checkpoint_every: history and checkpoint intervals (steps).
         n_samples: test reconstructions saved for the figures.
@@ -214,7 +217,8 @@ PRESETS: dict[str, Sizes] = {
                    converge_tol=None, n_train=64, n_test=16, n_zero_shot=16, log_every=1, checkpoint_every=0,
                    n_samples=4, n_feature_images=4),
     "cpu": Sizes(steps=1500, batch_size=8, lr=1e-4, ch=32, z_channels=32, codebook_size=512, ndf=32,
-                 disc_start=750, converge_tol=0.01, n_train=None, n_test=500, log_every=25, checkpoint_every=250),
+                 disc_start=750, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, log_every=25,
+                 checkpoint_every=250),
     "gpu": Sizes(steps=20_000, batch_size=32, lr=2e-4, ch=128, num_res_blocks=2, z_channels=256, codebook_size=1024,
                  ndf=64, disc_start=5_000, lpips_net="vgg", converge_tol=0.01, n_train=None, n_test=2471,
                  log_every=100, checkpoint_every=2000),

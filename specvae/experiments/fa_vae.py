@@ -213,9 +213,9 @@ class Sizes:
 #: it spans calls (a Table 2 subset, e.g. rows 1, 4, 7, 10, fits one call: unmeasured estimate); ``paper``: the
 #: paper's 800 epochs at batch 8 and lr 2e-6 × 8.
 PRESETS: dict[str, Sizes] = {
-    "smoke": Sizes(steps=4, batch_size=4, ch=32, z_channels=32, codebook_size=64, ndf=8, disc_start=2,
-                   converge_tol=None, n_train=64, n_test=16, n_zero_shot=16, log_every=1, checkpoint_every=0,
-                   n_samples=4, n_feature_images=4),
+    "smoke": Sizes(steps=4, batch_size=4, ch=8, z_channels=8, codebook_size=32, norm_groups=8, ndf=8,
+                   disc_start=2, converge_tol=None, n_train=64, n_test=8, n_zero_shot=8, log_every=1,
+                   checkpoint_every=0, n_samples=4, n_feature_images=4),
     "cpu": Sizes(steps=1500, batch_size=8, lr=1e-4, ch=32, z_channels=32, codebook_size=512, ndf=32,
                  disc_start=750, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, log_every=25,
                  checkpoint_every=250),

@@ -166,3 +166,50 @@ def test_chapter_runs_at_smoke(tmp_path, monkeypatch) -> None:
     tok = VQGAN.load_tokenizer(toks[0])
     idx = tok.encode_indices(torch.rand(2, 3, 64, 64))
     assert idx.dtype == torch.long and idx.shape[0] == 2 and int(idx.max()) < tok.codebook_size
+
+
+def _fake_records(values_from_paper: bool = True):
+    """Records shaped like stored ones, with the paper's Table 2 numbers as 'ours' (or their negation)."""
+    ref = reference.load("lin2023", "table2").set_index("row")
+    out = {}
+    for c in ch.configs("smoke"):
+        v = ch.VARIANTS[c.variant]
+        p = ref.loc[v.paper_row] if v.paper_row else ref.loc[12]
+        sign = 1.0 if values_from_paper else -1.0
+        m = {"ssim": 0.5, "psnr": 20.0, "l1_pm": sign * p["l1"], "lpips_vgg": sign * p["lpips"],
+             "rfid": sign * p["rfid"] * (1.0 if c.f == 4 else c.f / 4 * (0.9 if c.variant == "favae" else 1.0)),
+             "usage": 0.5, "steps_done": 100, "converged": c.variant != "row09",
+             "imagenet_rfid": 1.0, "imagenet_psnr": 2.0, "cifar10_rfid": 3.0, "cifar10_psnr": 4.0}
+        hist = {"step": [1, 2]}
+        if v.features == "dsl":
+            hist.update({"sigma_0": [3.0, 3.1], "sigma_1": [3.0, 2.9]})
+        out[(c.variant, c.f)] = {"metrics": m, "history": hist}
+    return out
+
+
+def test_report_tables_and_orderings_from_known_values() -> None:
+    from specvae.experiments import fa_vae_report as report
+
+    recs = _fake_records()
+    t2 = report.table2(recs, reference.load("lin2023", "table2"))
+    assert t2["Row"].tolist() == [1, *range(3, 15)]
+    assert (t2["rFID ↓"] == t2["Paper rFID"]).all()
+    assert t2.set_index("Row").loc[9, "Conv."] == "†" and t2.set_index("Row").loc[1, "Conv."] == "✓"
+    order = report.orderings(t2).set_index("Metric")
+    assert order.loc["rFID", "Kendall τ"] == pytest.approx(1.0)
+    assert order.loc["rFID", "Our best row"] == order.loc["rFID", "Paper's best row"] == 7
+    # reversed values reverse the ordering
+    t2r = report.table2(_fake_records(False), reference.load("lin2023", "table2"))
+    assert report.orderings(t2r).set_index("Metric").loc["rFID", "Kendall τ"] == pytest.approx(-1.0)
+    text = report.claims(recs, t2, report.orderings(t2))
+    assert "FCMs help** (row 4 vs row 1, rFID 7.04 vs 10.1): holds" in text
+    assert "DSL beats SL** (row 7 vs row 6, rFID 5.9 vs 7.39): holds" in text
+    assert "CONV is the best FCM" in text and "): holds (ours: CONV)" in text
+    assert "at 3 of 3 factors" in text and "1 of 13 Table 2 runs stopped at the step cap" in text
+    t1 = report.table1(recs)
+    assert t1["Tokens"].tolist() == ["16×16", "16×16", "8×8", "8×8", "4×4", "4×4"]
+    t3 = report.table3(recs)
+    assert len(t3) == 4 and set(t3["f"]) == {4, 16}
+    steps, sig = report.sigma_history(recs[("row07", 4)])
+    assert sig.shape == (2, 2) and sig[1].tolist() == [3.1, 2.9]
+    assert report.sigma_history(recs[("row01", 4)])[1].shape == (0, 0)

@@ -625,6 +625,7 @@ def bench_families(preset: str = "cpu") -> dict[str, Any]:
 
             return disc_phases(model._bench_objective, cfg.steps)
 
-        out[f"{variant}-f{MAIN_F}"] = BenchCase(model=lambda cfg=cfg: build_model(cfg), objective=make_objective,
-                                                images=images, config=tc, phases=make_phases)
+        out[f"{variant}-f{MAIN_F}"] = BenchCase(
+            model=lambda cfg=cfg: build_model(cfg), objective=make_objective, images=images, config=tc,
+            phases=make_phases, note=f"ch {cfg.ch}, ndf {cfg.ndf}, batch {cfg.batch_size}, LPIPS-{cfg.lpips_net}")
     return out

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from specvae.experiments import fq_vae as ch
-from specvae.experiments import fq_vae_tables as tab
+from specvae.experiments import fq_vae_report as report
 from specvae.models.quantizers import VectorQuantizer
 
 
@@ -179,9 +179,12 @@ def test_band_errors_sum_to_the_mse():
     assert total == pytest.approx(m["mse"], rel=1e-4)
 
 
-def test_rel_change_reads_the_last_fifth_of_the_log():
-    hist = {"mse": [10.0, 8.0, 6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0]}
-    assert ch.rel_change(hist) == pytest.approx(abs(1.0 - 2.0) / 2.0)
+def test_train_config_uses_bf16_and_the_convergence_rule_on_the_mse():
+    cfg = ch.method_config("cpu", "cifar10", "fqvae")
+    tc = ch._train_config(cfg, cfg.steps)
+    assert (tc.precision, tc.channels_last, tc.converge_on, tc.converge_window) == ("bf16", True, "mse", 0.2)
+    assert tc.converge_tol == ch.sizes("cpu").converge_tol and tc.converge_min_steps == ch.sizes("cpu").converge_min_steps
+    assert ch._train_config(cfg, 10).converge_min_steps == 10
 
 
 # ------------------------------------------------------------------------------------------------ the paper
@@ -192,7 +195,7 @@ def _ref():
 
 
 def test_paper_cells_are_quoted_or_derived_from_quoted_relations():
-    cells = tab.paper_cells(_ref())
+    cells = report.paper_cells(_ref())
 
     def get(t, row, ds, m):
         hit = cells[(cells.table == t) & (cells.row == row) & (cells.dataset == ds) & (cells.metric == m)]
@@ -228,12 +231,12 @@ def _synthetic_frame():
 
 def test_table1_marks_best_and_unconverged_and_claims_check():
     frame = _synthetic_frame()
-    t = tab.table1(frame, tab.paper_cells(_ref()))
+    t = report.table1(frame, report.paper_cells(_ref()))
     assert t.loc["FQ-VAE", ("CIFAR-10 (subset)", "SSIM")].endswith("✓")
     assert t.loc["HVQ-VAE", ("MNIST", "rFID")].endswith("†")
     assert t.loc["FQ-VAE", ("CIFAR-10 (subset)", "SSIM (paper)")] == "0.9012"
     assert t.loc["CVQ-VAE", ("CIFAR-10 (subset)", "SSIM (paper)")] == "0.8978 (d)"
-    claims = tab.claims_check(frame, _ref())
+    claims = report.claims_check(frame, _ref())
     cifar = claims[(claims.claim == "t1_cifar_cvq")]
     assert set(cifar.holds) == {"yes"}
     best = claims[claims.claim == "t1_best"]
@@ -270,3 +273,50 @@ def test_chapter_runs_at_smoke(tmp_path, monkeypatch):
     for key in ("converged", "loss_rel_change_last20", "steps_done", "ssim_mean", "rfid", "usage"):
         assert key in rec["metrics"]
     assert not math.isnan(float(rec["metrics"]["steps_done"]))
+
+
+def _fake_store(root, preset: str = "smoke") -> None:
+    """Stored records for every run of ``preset``'s grid with made-up numbers (no training): the report path only."""
+    from specvae import spectral
+    from specvae.experiments.store import ResultStore
+
+    store = ResultStore(ch.CHAPTER, root)
+    rng = np.random.default_rng(0)
+    bands = list(spectral.band_errors(torch.zeros(1, 1, 8, 8), torch.ones(1, 1, 8, 8)))
+    for c in ch.configs(preset):
+        k = c.codebook_size
+        metrics = {"ssim_mean": rng.uniform(0.5, 0.9), "lpips_vgg_mean": rng.uniform(0.1, 0.3),
+                   "rfid": rng.uniform(10, 50), "usage": rng.uniform(0.1, 1), "perplexity": rng.uniform(1, k),
+                   "converged": bool(rng.integers(0, 2)), "loss_rel_change_last20": rng.uniform(0, 0.05),
+                   "steps_done": c.steps, "train_wall_s": 1.0, "train_images_per_s": 100.0,
+                   "seconds_per_epoch": 10.0, "infer_images_per_s": 500.0, "peak_memory_mb": 20.0,
+                   **{f"band_mse_{b}": rng.uniform(1e-4, 1e-2) for b in bands}}
+        freqs = np.linspace(0, 0.5, 8)
+        arrays = {"usage_histogram": rng.integers(0, 30, k), "freqs": freqs, "profile_real": -freqs,
+                  "profile_recon": -2 * freqs}
+        if c.n_uic:
+            arrays["uic"] = rng.normal(size=k) * 1e-4
+        store.save(c, metrics=metrics, arrays=arrays, history={"step": [1, 2], "mse": [0.1, 0.09]}, device="cpu")
+        shape = (4, c.channels, c.image_size, c.image_size)
+        store.save_npz(c, "samples", real=rng.integers(0, 256, shape, dtype=np.uint8),
+                       recon=rng.integers(0, 256, shape, dtype=np.uint8))
+
+
+def test_notebook_renders_every_table_and_figure_from_stored_results(tmp_path, monkeypatch):
+    """The chapter executed with ``train=False`` on stored (made-up) records: every report cell runs."""
+    from specvae.book import execute_chapter
+
+    results = tmp_path / "results"
+    _fake_store(results)
+    monkeypatch.setenv("SPECVAE_RESULTS", str(results))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    path = execute_chapter("04_fq_vae", preset="smoke", parameters={"train": False}, output_dir=tmp_path / "book",
+                           progress=False)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5  # Figs. 3-5, band errors, spectra
+    html = ["".join(o.get("data", {}).get("text/html", "")) for o in outputs]
+    assert sum("<table" in h for h in html) >= 7
+    text = "".join(html)
+    assert "Pearson dep." in text and "0.9012" in text and "2D-FFT" in text

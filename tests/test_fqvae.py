@@ -223,3 +223,34 @@ def test_hqa_stack_trains_one_layer_at_a_time():
     assert recon.shape == x.shape and idx.shape == (3, 7, 7)
     with pytest.raises(ValueError, match="layer 2 does not exist"):
         h.set_active_layer(2)
+
+
+@pytest.mark.parametrize("extractor,grid", [("fft", (2, 8)), ("conv", (4, 4)), ("transformer", (4, 4))])
+def test_tokenizer_interface_round_trips(extractor, grid):
+    """encode_indices → decode_indices reproduces the eval-mode reconstruction (the interface a code prior uses)."""
+    torch.manual_seed(0)
+    m = FQVAE(3, 16, D=2, N=8, extractor=extractor, hidden=8, res_hidden=4, n_res=1, transformer_width=16,
+              transformer_heads=2).eval()
+    x = torch.rand(2, 3, 16, 16)
+    ids = m.encode_indices(x)
+    assert m.grid_size == grid and ids.shape == (2, *grid) and m.codebook_size == 512
+    torch.testing.assert_close(m.decode_indices(ids), m(x)[0], rtol=1e-5, atol=1e-5)
+    v = VQAutoencoder(VectorQuantizer(16, 4), 3, hidden=8, res_hidden=4, n_res=1, code_dim=4, image_size=16).eval()
+    assert v.grid_size == (4, 4) and v.codebook_size == 16
+    torch.testing.assert_close(v.decode_indices(v.encode_indices(x)), v(x)[0])
+
+
+def test_global_normalization_is_welford_in_float32_under_bf16():
+    from specvae.models.vqvae import GlobalNormalization
+
+    torch.manual_seed(0)
+    g = GlobalNormalization(3).train()
+    chunks = [torch.randn(4, 3, 5, 5) * torch.tensor([1.0, 1e-3, 10.0]).view(1, 3, 1, 1) + 7 for _ in range(3)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for c in chunks:
+            out = g(c.to(torch.bfloat16))
+    allx = torch.cat([c.to(torch.bfloat16).float() for c in chunks])
+    torch.testing.assert_close(g.mean.flatten(), allx.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g.std().flatten(), allx.std(dim=(0, 2, 3), unbiased=False), rtol=1e-3, atol=1e-6)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    torch.testing.assert_close(g.unnorm(g.eval()(allx)), allx, rtol=1e-5, atol=1e-4)

@@ -42,7 +42,7 @@ histogram (Fig. 3), the unit information of each code (Fig. 4; faces, seed 0, on
 reconstructions (Fig. 5).
 
 The chapter-module contract: :data:`CHAPTER`, :class:`Sizes`, :data:`PRESETS`, :func:`configs`, :func:`run`,
-:func:`run_all`. Tables and figures are drawn by :mod:`specvae.experiments.fq_vae_tables` (kept out of the run path).
+:func:`run_all`. Tables and figures are drawn by :mod:`specvae.experiments.fq_vae_report` (kept out of the run path).
 
 Ref: Feng & Liu 2025, "Frequency-Quantized Variational Autoencoder Based on 2D-FFT for Enhanced Image Reconstruction
 and Generation", CMC 83(2):2087-2107, §4 (Tables 1-4, Figs. 3-6); the baselines' official codes as cited in
@@ -66,7 +66,8 @@ __all__ = [
     "CHAPTER", "DATASETS", "ALL_DATASETS", "METHODS", "METHOD_LABELS", "PAPER_DATASET", "ABLATION", "ABLATION_LABELS",
     "EXTRACTOR_LABELS", "Sizes", "PRESETS", "RunConfig", "sizes", "default_dn", "configs", "table1_configs",
     "table2_configs", "table3_configs", "table4_configs", "method_config", "ablation_config", "build_model", "build_objective",
-    "data_variance", "train_model", "evaluate", "run", "run_all", "load_records", "bench_families",
+    "data_variance", "train_model", "evaluate", "run", "run_all", "load_records", "bench_families", "GPU_DATA",
+    "GPU_WEIGHTS", "GPU_WORKERS", "trained_model",
 ]
 
 CHAPTER = "04_fq_vae"
@@ -159,26 +160,39 @@ class Sizes:
     n_samples: int = 8
 
 
-#: ``smoke``: seconds (CI). ``cpu``: sized by measurement for about 6 hours of the shared 2-core machine as two
-#: 1-thread workers (arithmetic in :data:`CPU_BUDGET`). ``gpu``: full widths, the whole grid in one 9-minute call on
-#: one H100 with several workers. ``paper``: the CVQ-VAE protocol's length (OPEN-15: 500 epochs at batch 1024).
+#: ``smoke``: seconds (CI). ``cpu``: sized for about 6 hours of the shared 2-core machine as two 1-thread workers
+#: (arithmetic in :data:`CPU_BUDGET`). ``gpu``: full widths (FQ-VAE's conv stage at the baselines' 128), the whole
+#: grid (73 runs) in one 9-minute call with :data:`GPU_WORKERS` processes on the one GPU (an estimate: no GPU was
+#: lent while the chapter was written). ``paper``: the CVQ-VAE protocol's length (OPEN-15: 500 epochs at batch 1024).
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=4, faces_steps=2, batch_size=16, faces_batch_size=8, seeds=1, faces_seeds=1, n_train=64,
                    n_test=16, n_fid=16, n_uic=4, hidden=16, res_hidden=8, n_res=1, fq_hidden=8, fq_res_hidden=4,
                    transformer_width=16, codebook_size=32, converge_tol=None, log_every=1, checkpoint_every=0,
                    n_samples=4),
-    "cpu": Sizes(steps=3000, faces_steps=2000, batch_size=64, faces_batch_size=32, seeds=3, faces_seeds=1,
+    "cpu": Sizes(steps=1500, faces_steps=1000, batch_size=64, faces_batch_size=32, seeds=3, faces_seeds=1,
                  n_train=None, n_test=1000, n_fid=1000, n_uic=128, hidden=128, res_hidden=32, n_res=2,
                  fq_hidden=32, fq_res_hidden=8, transformer_width=64, converge_tol=0.01, converge_min_steps=500,
                  log_every=25, checkpoint_every=250),
-    "gpu": Sizes(steps=20_000, faces_steps=20_000, batch_size=256, faces_batch_size=128, seeds=3, faces_seeds=3,
-                 ablation_faces=True, n_train=None, n_test=None, n_fid=None, n_uic=512, converge_tol=0.005,
-                 converge_min_steps=2000, log_every=100, checkpoint_every=2000),
+    "gpu": Sizes(steps=1500, faces_steps=1000, batch_size=256, faces_batch_size=128, seeds=3, faces_seeds=3,
+                 ablation_faces=True, n_train=None, n_test=None, n_fid=None, n_uic=512, converge_tol=0.01,
+                 converge_min_steps=500, log_every=25, checkpoint_every=500),
     # CVQ-VAE's README run: 500 epochs at batch 1024 (MNIST 60k → 29,300 steps; faces ~22k → 10,900)
     "paper": Sizes(steps=29_300, faces_steps=10_900, batch_size=1024, faces_batch_size=1024, seeds=3, faces_seeds=3,
                    ablation_faces=True, n_train=None, n_test=None, n_fid=None, n_uic=1024, converge_tol=None,
                    log_every=100, checkpoint_every=2000),
 }
+
+#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 04``; with the checkout under 64 MiB):
+#: MNIST, the CIFAR-10 subset and one of the five faces shards (5,000 faces: 4,500 train, 500 test)
+GPU_DATA: tuple[str, ...] = (
+    "mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz",
+    "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz",
+    "cifar10-subset/cifar10-subset.npz", "faces64/faces64-00.zip",
+)
+#: the metric networks do not fit (Inception 87 MB, VGG 59 MB): gpu runs leave rFID and VGG-LPIPS NaN there
+GPU_WEIGHTS: tuple[str, ...] = ()
+#: runs side by side on the one GPU
+GPU_WORKERS = 12
 
 
 @dataclass(frozen=True)
@@ -218,7 +232,7 @@ class RunConfig:
     converge_min_steps: int = 0
     n_uic: int = 0
     n_samples: int = 8
-    log_every: int = field(default=25, metadata={"hash": False})
+    log_every: int = 25  # hashed: the convergence rule is checked at logging steps
     checkpoint_every: int = field(default=500, metadata={"hash": False})
 
     def __post_init__(self) -> None:
@@ -389,18 +403,22 @@ def build_model(cfg: RunConfig) -> torch.nn.Module:
 
     K, dim = cfg.codebook_size, cfg.code_dim
     backbone = dict(in_channels=cfg.channels, hidden=cfg.hidden, res_hidden=cfg.res_hidden, n_res=cfg.n_res)
+    spatial = dict(code_dim=dim, image_size=cfg.image_size, **backbone)
     if cfg.method == "vqvae":
-        return VQAutoencoder(Q.VectorQuantizer(K, dim, cfg.beta), code_dim=dim, **backbone)
+        return VQAutoencoder(Q.VectorQuantizer(K, dim, cfg.beta), **spatial)
     if cfg.method == "cvqvae":
-        return VQAutoencoder(Q.ClusteredQuantizer(K, dim, cfg.beta), code_dim=dim, **backbone)
+        return VQAutoencoder(Q.ClusteredQuantizer(K, dim, cfg.beta), **spatial)
     if cfg.method == "sqvae":
         # official configs: λ₀ = log 10 for MNIST, log 20 for CIFAR-10/CelebA
         log_var = math.log(10.0) if cfg.dataset == "mnist" else math.log(20.0)
-        return VQAutoencoder(Q.StochasticQuantizer(K, dim, log_var_init=log_var), code_dim=dim, **backbone)
+        return VQAutoencoder(Q.StochasticQuantizer(K, dim, log_var_init=log_var), **spatial)
     if cfg.method == "hqa":
+        # each HQA layer has one ×2 level, so it runs at 4× the pixels of the f = 4 backbone: at half its widths a
+        # layer costs what the backbone does per image (FLOPs counted), and HQA's own widths are smaller still
         half = _hqa_steps(cfg)
         return HQAStack([Q.HQAQuantizer(K, dim, anneal_steps=half[0]), Q.HQAQuantizer(K, dim, anneal_steps=half[1])],
-                        code_dim=dim, **backbone)
+                        in_channels=cfg.channels, hidden=cfg.hidden // 2, res_hidden=max(1, cfg.res_hidden // 2),
+                        n_res=cfg.n_res, code_dim=dim)
     conv = cfg.extractor == "conv"
     return FQVAE(cfg.channels, cfg.image_size, cfg.D if not conv else 1, cfg.N if not conv else 1,
                  extractor=cfg.extractor, f=4, stage_down=1 if cfg.dataset == "lsun-church" else 0,
@@ -461,45 +479,22 @@ def _train_config(cfg: RunConfig, steps: int):
     """The :class:`specvae.train.TrainConfig` of a run (bf16 + channels_last, the convergence rule on ``mse``)."""
     from specvae.train import TrainConfig
 
-    kw: dict[str, Any] = dict(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                              log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, device="auto",
-                              precision="bf16", channels_last=True, converge_tol=cfg.converge_tol,
-                              converge_window=0.2, converge_min_steps=min(cfg.converge_min_steps, steps),
-                              converge_on="mse")
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    if "precision" not in names:  # main before the precision/convergence API landed (API_PLAN.md)
-        kw["amp"] = kw.pop("precision") == "bf16"
-    for k in [k for k in kw if k not in names]:
-        kw.pop(k)
-    return TrainConfig(**kw)
+    return TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log_every=cfg.log_every,
+                       checkpoint_every=cfg.checkpoint_every, device="auto", precision="bf16", channels_last=True,
+                       converge_tol=cfg.converge_tol, converge_window=0.2,
+                       converge_min_steps=min(cfg.converge_min_steps, steps), converge_on="mse")
 
 
-def rel_change(history: dict[str, list[float]], key: str = "mse", window: float = 0.2) -> float:
-    """Relative change of the logged ``key`` over the last ``window`` of the logged steps (|last − then|/|then|)."""
-    values = [v for v in history.get(key, []) if v == v]
-    if len(values) < 2:
-        return float("nan")
-    back = max(1, int(math.ceil(window * len(values))))
-    then = values[-1 - min(back, len(values) - 1)]
-    return abs(values[-1] - then) / abs(then) if then else float("nan")
-
-
-def _fit_summary(result: Any, cfg: RunConfig) -> dict[str, Any]:
-    hist = result.history
-    converged = getattr(result, "converged", None)
-    rc = getattr(result, "rel_change", None)
-    if rc is None:
-        rc = rel_change(hist)
-        if converged is None and cfg.converge_tol is not None:
-            converged = bool(rc < cfg.converge_tol)
-    return {"converged": converged, "rel_change": float(rc), "steps": int(result.steps),
-            "wall": float(result.total_wall_time_s or result.wall_time_s), "history": hist}
+def _fit_summary(result: Any) -> dict[str, Any]:
+    return {"converged": result.converged, "rel_change": float(result.rel_change), "steps": int(result.steps),
+            "wall": float(result.total_wall_time_s or result.wall_time_s), "history": result.history}
 
 
 def train_model(cfg: RunConfig, model: torch.nn.Module, images: torch.Tensor, *, run_dir=None,
                 progress: bool = False) -> dict[str, Any]:
     """Train ``model`` as ``cfg`` says (HQA: its two layers one after the other); return a summary dict
-    ``{converged, rel_change, steps, wall, history}`` (HQA: both layers' histories concatenated, ``layer`` column)."""
+    ``{converged, rel_change, steps, wall, history}`` (HQA: both layers' histories concatenated with a ``layer``
+    column, ``converged`` = both layers converged, ``rel_change`` = the larger of the two layers' figures)."""
     from pathlib import Path
 
     from specvae.train import fit
@@ -507,13 +502,13 @@ def train_model(cfg: RunConfig, model: torch.nn.Module, images: torch.Tensor, *,
     objective = build_objective(cfg, data_variance(cfg, images))
     if cfg.method != "hqa":
         result = fit(model, objective, images, _train_config(cfg, cfg.steps), run_dir=run_dir, progress=progress)
-        return _fit_summary(result, cfg)
+        return _fit_summary(result)
     parts = []
     for layer, steps in enumerate(_hqa_steps(cfg)):
         model.set_active_layer(layer)
         sub = None if run_dir is None else Path(run_dir) / f"layer{layer}"
         result = fit(model, objective, images, _train_config(cfg, steps), run_dir=sub, progress=progress)
-        parts.append(_fit_summary(result, cfg))
+        parts.append(_fit_summary(result))
     model.set_active_layer(model.n_layers - 1)
     model.requires_grad_(True)
     hist: dict[str, list[float]] = {}
@@ -527,9 +522,10 @@ def train_model(cfg: RunConfig, model: torch.nn.Module, images: torch.Tensor, *,
         offset += part["steps"]
     flags = [p["converged"] for p in parts]
     return {"converged": None if any(f is None for f in flags) else all(flags),
-            "rel_change": max(p["rel_change"] for p in parts), "steps": sum(p["steps"] for p in parts),
+            "rel_change": max([p["rel_change"] for p in parts if p["rel_change"] == p["rel_change"]] or [math.nan]),
+            "steps": sum(p["steps"] for p in parts),
             "wall": sum(p["wall"] for p in parts), "history": hist, "per_layer_steps": [p["steps"] for p in parts],
-            "per_layer_converged": flags}
+            "per_layer_converged": flags, "per_layer_rel_change": [p["rel_change"] for p in parts]}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -644,7 +640,11 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, test_images: torch.Tensor, 
         from specvae.metrics.lpips import lpips_distance
 
         metrics.update(mean_std(lpips_distance(recon, real, "vgg", batch_size=64), "lpips_vgg"))
-    if fid:
+    else:
+        metrics.update(lpips_vgg_mean=float("nan"), lpips_vgg_std=float("nan"))
+    if not fid:
+        metrics.update(rfid=float("nan"), rfid_n=0)
+    else:
         from specvae.metrics.fid import rfid
 
         n = real.shape[0] if cfg.n_fid is None else min(cfg.n_fid, real.shape[0])
@@ -664,7 +664,6 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, test_images: torch.Tensor, 
         "freqs": spectral.frequency_axis(h, w).cpu().numpy(),
         "profile_real": spectral.radial_profile(real, log=True, gray=True).double().mean(0).numpy(),
         "profile_recon": spectral.radial_profile(recon, log=True, gray=True).double().mean(0).numpy(),
-        "band_names": np.array(list(bands)),
     }
     if cfg.n_uic > 0:
         n = min(cfg.n_uic, test_images.shape[0])
@@ -713,7 +712,9 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     model = build_model(cfg)
     summary = train_model(cfg, model, train.images, run_dir=ResultStore(CHAPTER).run_dir(cfg), progress=progress)
     t_eval = time.perf_counter()
-    ev = evaluate(model, cfg, test.images, progress=progress)
+    missing = _missing_metric_weights() if cfg.preset == "gpu" else []
+    ev = evaluate(model, cfg, test.images, progress=progress, lpips="lpips-vgg" not in missing,
+                  fid="fid-inception" not in missing)
     metrics = dict(ev["metrics"])
     n_params = int(sum(p.numel() for p in model.parameters()))
     train_ips = summary["steps"] * cfg.batch_size / summary["wall"] if summary["wall"] > 0 else float("nan")
@@ -727,10 +728,45 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     })
     extra = {"train_notes": train.notes, "test_notes": test.notes, "n_train_images": int(train.images.shape[0]),
              "n_test_images": int(test.images.shape[0]), "total_wall_s": time.perf_counter() - t0,
-             **{k: v for k, v in summary.items() if k.startswith("per_layer")}}
+             "missing_metric_weights": missing, **{k: v for k, v in summary.items() if k.startswith("per_layer")}}
     device = str(next(model.parameters()).device)
     return {"metrics": metrics, "arrays": ev["arrays"], "history": summary["history"], "extra": extra,
             "npz": ev["npz"], "device": device}
+
+
+def trained_model(cfg: RunConfig, runs_root=None) -> torch.nn.Module:
+    """The trained model of ``cfg`` from its checkpoint in ``ResultStore(CHAPTER).run_dir(cfg)`` (eval mode, CPU).
+
+    For Fig. 6's prior over codes (the models offer ``encode_indices``/``decode_indices``). Checkpoints are not
+    committed: this works where the run was trained (or its ``runs/`` folder was copied).
+    """
+    from pathlib import Path
+
+    from specvae.train import load_checkpoint
+
+    run_dir = Path(_store().run_dir(cfg, runs_root))
+    if cfg.method == "hqa":
+        run_dir = run_dir / "layer1"  # the second layer's checkpoint holds the whole stack
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"no checkpoint of {cfg} in {run_dir}: train the run here first "
+                                f"(run_all({cfg.preset!r})) or copy its runs/ folder")
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(run_dir)["model"])
+    return model.eval()
+
+
+def _missing_metric_weights() -> list[str]:
+    """Metric networks not available locally (on a lent GPU machine the 87 MB Inception and the 59 MB VGG do not fit
+    the 64 MiB that travels with the checkout; their metrics are then NaN and the record says so)."""
+    from specvae.metrics.weights import WeightsError, resolve
+
+    out = []
+    for name in ("lpips-vgg", "fid-inception"):
+        try:
+            resolve(name, fetch=False)
+        except WeightsError:
+            out.append(name)
+    return out
 
 
 def _store():
@@ -771,20 +807,27 @@ def load_records(preset: str = "cpu", *, train: bool = False, **overrides: Any) 
 
 
 def bench_families(preset: str = "cpu") -> dict[str, Any]:
-    """The chapter's model families for ``specvae bench`` (one CIFAR-10 case per method, plus the transformer
-    extractor), each with the model, objective, a few hundred CIFAR images and the ``preset``'s TrainConfig."""
-    from specvae.bench import BenchCase  # lands on main with the bench helper (API_PLAN.md)
+    """The chapter's model families for ``specvae bench``: the five methods on CIFAR-10, Table 4's conv (G) and
+    transformer extractors, and VQ-VAE / FQ-VAE on the 64×64 faces, each with its objective, random images of the
+    right shape and the ``preset``'s TrainConfig."""
+    from specvae.bench import BenchCase
 
-    cases = {}
-    images = None
-    for cfg in [_base(sizes(preset), preset, "cifar10", m, 0) for m in METHODS] + [
-            _base(sizes(preset), preset, "cifar10", "fqvae", 0, extractor="transformer")]:
-        if images is None:
-            images = _load(dataclasses.replace(cfg, n_train=512), "train").images
-        name = cfg.method if cfg.extractor == "fft" else f"{cfg.method}-{cfg.extractor}"
-        variance = data_variance(cfg, images)
-        cases[name] = BenchCase(model=lambda c=cfg: _bench_model(c), objective=lambda m, c=cfg, v=variance: build_objective(c, v),
-                                images=images, config=_train_config(cfg, cfg.steps))
+    s = sizes(preset)
+    cases: dict[str, Any] = {}
+    picks = [("cifar10", m, {}) for m in METHODS] + [
+        ("cifar10", "fqvae", {"extractor": "conv", "codebook_update": "dependency", "gcm": True}),
+        ("cifar10", "fqvae", {"extractor": "transformer"}), ("faces", "vqvae", {}), ("faces", "fqvae", {})]
+    for ds, method, fq in picks:
+        cfg = _base(s, preset, ds, method, 0, **fq)
+        gen = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (4 * cfg.batch_size, cfg.channels, cfg.image_size, cfg.image_size),
+                               dtype=torch.uint8, generator=gen)
+        name = f"{ds}/{method}" + (f"-{fq['extractor']}" if fq else "")
+        width = cfg.hidden if (method != "fqvae" or fq.get("extractor") == "conv") else cfg.fq_hidden
+        cases[name] = BenchCase(model=lambda c=cfg: _bench_model(c),
+                                objective=lambda m, c=cfg: build_objective(c, 0.06 if c.dataset != "faces" else 1.0),
+                                images=images, config=_train_config(cfg, cfg.steps),
+                                note=f"batch {cfg.batch_size}, conv width {width}")
     return cases
 
 

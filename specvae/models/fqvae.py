@@ -413,3 +413,29 @@ class FQVAE(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         q, idx, terms = self.quantizer(self.tokenize(x))
         return self.detokenize(self.refine(q)), idx, terms
+
+    # ---------------------------------------------------------------------------------------------- tokenizer
+    # the interface of specvae.models.cat.VQTokenizer, so that a prior over the codes (Fig. 6) can be trained on it
+    @property
+    def codebook_size(self) -> int:
+        return int(self.quantizer.num_codes)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """The code ids as a grid: ``(D, N)`` (channel × filter basis) for ``"fft"``, the token grid otherwise."""
+        if self.extractor == "fft":
+            return (self.D, self.N)
+        if self.extractor == "conv":
+            return self.grid
+        return self.transformer.grid
+
+    @torch.no_grad()
+    def encode_indices(self, x: Tensor) -> Tensor:
+        """Images in [0, 1] → code ids ``(B, *grid_size)`` (the quantiser's lookup; call in eval mode)."""
+        _, idx = self.latents(x)
+        return idx.reshape(idx.shape[0], *self.grid_size)
+
+    @torch.no_grad()
+    def decode_indices(self, idx: Tensor) -> Tensor:
+        """Code ids ``(B, *grid_size)`` → images on the [0, 1] scale."""
+        return self.decode_codes(idx.reshape(idx.shape[0], self.tokens))

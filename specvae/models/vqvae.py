@@ -182,10 +182,14 @@ class VQAutoencoder(nn.Module):
         hidden, res_hidden, n_res: backbone widths (128, 32, 2: CVQ-VAE's defaults).
         code_dim: channels of the code vectors (must equal ``quantizer.dim``; 64).
         f: down-sampling factor (4: the FQ-VAE/CVQ-VAE protocol).
+        image_size: the (square) image size the model is used at, for :attr:`grid_size` (optional).
+
+    It also offers the tokenizer interface of :class:`specvae.models.cat.VQTokenizer` (``codebook_size``,
+    ``grid_size``, ``encode_indices``, ``decode_indices``), for a prior over its codes.
     """
 
     def __init__(self, quantizer: nn.Module, in_channels: int = 3, hidden: int = 128, res_hidden: int = 32,
-                 n_res: int = 2, code_dim: int = 64, f: int = 4) -> None:
+                 n_res: int = 2, code_dim: int = 64, f: int = 4, image_size: int | None = None) -> None:
         super().__init__()
         levels = _factor_levels(f)
         qdim = getattr(quantizer, "dim", code_dim)
@@ -197,6 +201,31 @@ class VQAutoencoder(nn.Module):
         self.decoder = ToyDecoder(code_dim, hidden, res_hidden, n_res, in_channels, n_up=levels)
         self.f = f
         self.in_channels = in_channels
+        self.image_size = image_size
+        if image_size is not None:
+            check_divisible(image_size, image_size, f)
+
+    # the interface of specvae.models.cat.VQTokenizer (a prior over the codes, Fig. 6)
+    @property
+    def codebook_size(self) -> int:
+        return int(self.quantizer.num_codes)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """``(H/f, W/f)`` for the ``image_size`` the model was built for."""
+        if self.image_size is None:
+            raise ValueError("grid_size needs the image size: build the model with image_size=...")
+        return (self.image_size // self.f, self.image_size // self.f)
+
+    @torch.no_grad()
+    def encode_indices(self, x: Tensor) -> Tensor:
+        """Images in [0, 1] → code ids ``(B, H/f, W/f)`` (call in eval mode)."""
+        return self.latents(x)[1]
+
+    @torch.no_grad()
+    def decode_indices(self, idx: Tensor) -> Tensor:
+        """Code ids ``(B, h, w)`` → images on the [0, 1] scale."""
+        return self.decode_codes(idx)
 
     def encode(self, x: Tensor) -> Tensor:
         """``z_e (B, code_dim, H/f, W/f)`` of images in [0, 1]."""
@@ -229,6 +258,8 @@ class VQAutoencoder(nn.Module):
 class GlobalNormalization(nn.Module):
     """Running per-channel mean/std (Welford) of ``(B, C, h, w)`` inputs, updated in training; ``unnorm`` inverts.
 
+    Computed in float32 whatever the input dtype; the std is floored at 1e-6 (a constant channel).
+
     Ref: speechmatics/hqa ``GlobalNormalization`` (``scale=True``), which normalises a lower layer's z_e before the
     next layer sees it.
     """
@@ -240,9 +271,10 @@ class GlobalNormalization(nn.Module):
         self.register_buffer("count", torch.zeros(()))
 
     def std(self) -> Tensor:
-        return (self.m2 / self.count.clamp_min(1.0)).sqrt().clamp_min(1e-8)
+        return (self.m2 / self.count.clamp_min(1.0)).clamp_min(0.0).sqrt().clamp_min(1e-6)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = x.float()  # statistics in float32 also under bf16 autocast (a bf16 sum made m2 negative: NaN std)
         if self.training:
             with torch.no_grad():
                 n = x.shape[0] * x.shape[2] * x.shape[3]

@@ -5,6 +5,12 @@ ImageNet weights at run time. Ours builds torchvision's AlexNet/VGG16 *without* 
 conv weights resolved by :mod:`specvae.metrics.weights`, and takes the linear layers from the files that ship
 inside the ``lpips`` package (``lpips/weights/v0.1/{alex,vgg}.pth``). Tested equal (1e-6) to ``lpips.LPIPS``
 given the same trunk.
+
+Speed (``precision=``, see ``book/metrics.md``, "Evaluation speed"): the trunk runs channels_last; with
+``precision="bf16"`` its weights and activations are bfloat16 while the input scaling, the unit normalisation of
+the features, the linear heads and the spatial mean stay float32. As a loss (the prediction needs gradients, the
+target does not) the target's features are computed without autograd, so the backward pass covers only the
+prediction's half; on the CPU without autograd each conv and its ReLU are one oneDNN call.
 """
 
 from __future__ import annotations
@@ -19,9 +25,17 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor
 
+from specvae.metrics.precision import DTYPES, check_precision, conv_relu
 from specvae.metrics.weights import load_trunk_state_dict, resolve
 
-__all__ = ["LPIPS", "lpips_distance", "LPIPS_NETS"]
+__all__ = ["LPIPS", "lpips_distance", "LPIPS_NETS", "DEFAULT_PRECISION", "BF16_LPIPS_BOUND"]
+
+#: The precision :func:`lpips_distance` (the metric) and :class:`LPIPS` use unless told otherwise.
+DEFAULT_PRECISION = "fp32"
+
+#: The bound bf16 must stay under to be used for LPIPS: the mean distance over a set of image pairs moves by
+#: at most 0.5 % of its fp32 value (and, as a loss, the gradient's direction by less than 1 %: cosine ≥ 0.99).
+BF16_LPIPS_BOUND = 0.005
 
 #: For each trunk: the torchvision ``features`` slice ends (each slice ends after a ReLU whose output LPIPS
 #: compares) and the channel counts of those five ReLU outputs. Ref: lpips v0.1 ``pretrained_networks.py``.
@@ -62,6 +76,8 @@ class LPIPS(nn.Module):
             ``None`` resolves them the usual way.
         reduction: ``"none"`` → ``(N,)``; ``"mean"`` / ``"sum"`` → a scalar (for use as a training loss).
         normalize: ``True`` when inputs are in [0, 1] (mapped to [-1, 1]); ``False`` when already in [-1, 1].
+        precision: ``"fp32"`` or ``"bf16"`` (the trunk's weights and activations in bfloat16; input scaling,
+            normalisation, linear heads and the mean in float32). Default :data:`DEFAULT_PRECISION`.
 
     Shapes: ``pred, target``: ``(N, 3, H, W)`` (or ``(N, 1, H, W)``, repeated to RGB); H, W ≥ 32 (alex) or 16 (vgg).
     The trunk and linear layers are frozen (no parameters require grad); gradients flow to the inputs.
@@ -76,8 +92,10 @@ class LPIPS(nn.Module):
         weights: str | os.PathLike | None = None,
         reduction: str = "none",
         normalize: bool = True,
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
         super().__init__()
+        self.precision = check_precision(precision)
         if net not in LPIPS_NETS:
             raise ValueError(f"LPIPS: unknown net {net!r}; choose one of {sorted(LPIPS_NETS)}")
         if reduction not in ("none", "mean", "sum"):
@@ -93,6 +111,7 @@ class LPIPS(nn.Module):
         self.weights_path = weights_path
         starts = (0,) + cfg["slices"][:-1]
         self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in zip(starts, cfg["slices"]))
+        self.slices.to(dtype=DTYPES[precision], memory_format=torch.channels_last)
         lin = _lpips_linear_weights(net)
         self.lins = nn.ParameterList(nn.Parameter(lin[f"lin{k}"].clone(), requires_grad=False) for k in range(5))
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
@@ -104,11 +123,29 @@ class LPIPS(nn.Module):
     def train(self, mode: bool = True) -> "LPIPS":  # the metric has no training mode
         return super().train(False)
 
+    @staticmethod
+    def _run_slice(seq: nn.Sequential, h: Tensor) -> Tensor:
+        """One trunk slice, each ``Conv2d`` + ``ReLU`` pair as one call (:func:`~specvae.metrics.precision.conv_relu`)."""
+        mods = list(seq)
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            if isinstance(m, nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU):
+                h = conv_relu(h, m.weight, m.bias, m.stride, m.padding)
+                i += 2
+            else:
+                h = m(h)
+                i += 1
+        return h
+
     def _features(self, x: Tensor) -> list[Tensor]:
-        out, h = [], (x - self.shift) / self.scale
+        """The five unit-normalised feature maps (float32) of images already in [-1, 1]."""
+        out = []
+        h = ((x - self.shift) / self.scale).to(dtype=DTYPES[self.precision], memory_format=torch.channels_last)
         for s in self.slices:
-            h = s(h)
-            out.append(h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+            h = self._run_slice(s, h)
+            f = h.float()
+            out.append(f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
         return out
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
@@ -131,12 +168,20 @@ class LPIPS(nn.Module):
             x, y = pred.float(), target.float()
             if self.normalize:
                 x, y = 2 * x - 1, 2 * y - 1
-            n = x.shape[0]
-            fx = self._features(torch.cat([x, y]))  # one trunk pass for both
+            grads = torch.is_grad_enabled() and (x.requires_grad, y.requires_grad)
+            if grads and grads[0] != grads[1]:  # a loss: only one side needs a backward pass
+                fx, fy = self._features(x), None
+                with torch.no_grad():
+                    fy = self._features(y)
+                if grads[1]:
+                    fx, fy = fy, fx
+                pairs = zip(fx, fy)
+            else:  # a metric (or both sides need gradients): one trunk pass for both
+                n = x.shape[0]
+                pairs = ((f[:n], f[n:]) for f in self._features(torch.cat([x, y])))
             d = 0.0
-            for f, w in zip(fx, self.lins):
-                diff = (f[:n] - f[n:]).pow(2)
-                d = d + F.conv2d(diff, w).mean(dim=(1, 2, 3))
+            for (fa, fb), w in zip(pairs, self.lins):
+                d = d + F.conv2d((fa - fb).pow(2), w).mean(dim=(1, 2, 3))
         if self.reduction == "mean":
             return d.mean()
         if self.reduction == "sum":
@@ -144,17 +189,22 @@ class LPIPS(nn.Module):
         return d
 
     def extra_repr(self) -> str:
-        return f"net={self.net!r}, version='0.1', reduction={self.reduction!r}, weights={str(self.weights_path)!r}"
+        return (f"net={self.net!r}, version='0.1', reduction={self.reduction!r}, precision={self.precision!r}, "
+                f"weights={str(self.weights_path)!r}")
 
 
-_CACHE: dict[tuple[str, str], LPIPS] = {}
+_CACHE: dict[tuple[str, str, str], LPIPS] = {}
 
 
-def lpips_distance(pred: Tensor, target: Tensor, net: str = "alex", *, batch_size: int = 64) -> Tensor:
-    """LPIPS v0.1 of each image pair, ``(N,)``, with a cached network on the inputs' device, batched, no grad."""
-    key = (net, str(pred.device))
+def lpips_distance(pred: Tensor, target: Tensor, net: str = "alex", *, batch_size: int = 64,
+                   precision: str = DEFAULT_PRECISION) -> Tensor:
+    """LPIPS v0.1 of each image pair, ``(N,)``, with a cached network on the inputs' device, batched, no grad.
+
+    ``precision``: see :class:`LPIPS`; report it next to the values (it is the network's ``.precision``).
+    """
+    key = (net, str(pred.device), check_precision(precision))
     if key not in _CACHE:
-        _CACHE[key] = LPIPS(net).to(pred.device)
+        _CACHE[key] = LPIPS(net, precision=precision).to(pred.device)
     model = _CACHE[key]
     with torch.no_grad():
         return torch.cat([model(pred[i:i + batch_size], target[i:i + batch_size])

@@ -15,9 +15,12 @@ module stays available as the reference (``InceptionFeatures(backend="torchscrip
 
 Settings (state them where a number is reported):
 
-* resize to 299×299 with bilinear interpolation (``align_corners=False``), as pytorch-fid does; pytorch-fid does
-  not anti-alias when shrinking, we do (it matters only for images larger than 299 px). clean-fid's PIL-bicubic
-  resize gives slightly different numbers, so scores are comparable only within one implementation;
+* resize to 299×299 with bilinear interpolation (``align_corners=False``), as pytorch-fid does; when
+  *shrinking* (inputs above 299 px) we also anti-alias (``antialias=True``), which pytorch-fid does not (its
+  ``F.interpolate`` has no anti-aliasing), so only for inputs larger than 299 px do our features differ from
+  pytorch-fid's; every data set in this book is up-sampled, where the two are identical. clean-fid's
+  PIL-bicubic resize gives slightly different numbers, so scores are comparable only within one
+  implementation;
 * gray images are repeated to three channels;
 * precision: bf16 weights and activations by default (:data:`DEFAULT_PRECISION`), used because its measured
   effect on FID stays below :data:`BF16_FID_BOUND` (0.5 % of the value); ``precision="fp32"`` is the exact

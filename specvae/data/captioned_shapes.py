@@ -76,6 +76,10 @@ __all__ = [
     "is_held_out",
     "parse_image",
     "agreement",
+    "CLASS_WORDS",
+    "CLASS_TEMPLATES",
+    "class_captions",
+    "parse_class_caption",
 ]
 
 #: colour names (canonical) and their RGB palette values in [0, 1]
@@ -471,3 +475,58 @@ def agreement(targets: Sequence[Sequence[ShapeSpec]], found: Sequence[Sequence[S
         out["acc_all_seen"] = float(ok[~h].mean()) if (~h).any() else float("nan")
         out["n_held_out"] = float(h.sum())
     return out
+
+
+# ---------------------------------------------------------------------------------------------- class-name captions
+#: per data set, class index → words for it (synonyms; the first is canonical)
+CLASS_WORDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "mnist": (("zero", "0"), ("one", "1"), ("two", "2"), ("three", "3"), ("four", "4"), ("five", "5"),
+              ("six", "6"), ("seven", "7"), ("eight", "8"), ("nine", "9")),
+    "cifar10": (("airplane", "aeroplane", "plane"), ("car", "automobile"), ("bird",), ("cat",), ("deer",),
+                ("dog",), ("frog",), ("horse",), ("ship", "boat"), ("truck", "lorry")),
+}
+#: per data set, caption templates; the last one is used only in the test split
+CLASS_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "mnist": ("a handwritten {w}", "the digit {w}", "an image of the number {w}", "{a} {w}, written by hand",
+              "someone wrote {a} {w}"),
+    "cifar10": ("a photo of {a} {w}", "a blurry photo of {a} {w}", "a small picture of {a} {w}",
+                "an image showing {a} {w}", "this is a picture of {a} {w}"),
+}
+
+
+def _article(word: str) -> str:
+    return "an" if (word[0] in "aeiou8" and word != "one") else "a"
+
+
+def class_captions(labels: Sequence[int] | torch.Tensor, dataset: str, split: str = "train", *,
+                   seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Class-name captions of real images ("a handwritten seven", "a photo of a cat"), one per label.
+
+    Image ``i`` gets a template and a synonym drawn from ``(seed, split, i)`` (SplitMix64 as above); train captions
+    use ``CLASS_TEMPLATES[dataset][:-1]``, test captions all templates (the last one is test-only). Returns
+    ``(captions, template_index)``.
+    """
+    if dataset not in CLASS_WORDS:
+        raise ValueError(f"no class captions for data set {dataset!r}; choose one of {sorted(CLASS_WORDS)}")
+    labels = np.asarray(torch.as_tensor(labels).cpu().numpy(), dtype=np.int64)
+    words, temps = CLASS_WORDS[dataset], CLASS_TEMPLATES[dataset]
+    if labels.size and (labels.min() < 0 or labels.max() >= len(words)):
+        raise ValueError(f"labels must be in 0..{len(words) - 1} for {dataset}, got {labels.min()}..{labels.max()}")
+    allowed = tuple(range(len(temps))) if split == "test" else tuple(range(len(temps) - 1))
+    u = _stream(len(labels), seed, split, 0)
+    out, which = [], np.zeros(len(labels), dtype=np.int64)
+    for i, y in enumerate(labels):
+        t = int(_pick(u[i, 0], allowed))  # type: ignore[arg-type]
+        w = str(_pick(u[i, 1], words[y]))
+        which[i] = t
+        out.append(temps[t].format(w=w, a=_article(w)))
+    return out, which
+
+
+def parse_class_caption(caption: str, dataset: str) -> int:
+    """The class index a class-name caption names (inverse of :func:`class_captions`)."""
+    low = f" {caption.strip().lower()} "
+    hits = {k for k, ws in enumerate(CLASS_WORDS[dataset]) for w in ws if re.search(rf"(?<=\s){re.escape(w)}(?=[\s,])", low)}
+    if len(hits) != 1:
+        raise CaptionError(f"caption {caption!r} names {len(hits)} {dataset} classes, expected exactly one")
+    return hits.pop()

@@ -12,6 +12,9 @@ Files:
     ``FFT``; datasets ``Shape``, ``MNIST``, ``CelebA``; domains ``AI``, ``2D FT``, ``Spatial`` (RMSE, mean ± std over
     test images, as printed; Watson-DFT on Shape is absent, as in the paper). Two entries look like typos in the
     paper and are kept as printed: Table 2, AI/CelebA, 2D FT std 4.3116 and Spatial mean 0.7356.
+``lin2023_table4.csv``  Lin et al. (FA-VAE), CVPR 2023, Table 4: text-to-image FID on **MM-CelebA-HQ** (the
+    paper's data set, not ours). Columns ``table, model, dataset, metric, value, reference`` (the paper's citation
+    number of each baseline, whose FID the paper quotes from other papers).
 
 Usage: ``specvae.reference.load("bjork2022", "table1") -> pandas.DataFrame``; ``available()`` lists the tables.
 """
@@ -52,7 +55,7 @@ def load(paper: str, table: str):
 
     with path(paper, table).open("r", encoding="utf-8") as handle:
         frame = pd.read_csv(handle, dtype={"table": str, "objective": str, "dataset": str, "domain": str})
-    for column in ("mean", "std"):
+    for column in ("mean", "std", "value"):
         if column in frame:
             frame[column] = frame[column].astype(float)
     return frame

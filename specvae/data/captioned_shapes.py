@@ -526,7 +526,8 @@ def class_captions(labels: Sequence[int] | torch.Tensor, dataset: str, split: st
 def parse_class_caption(caption: str, dataset: str) -> int:
     """The class index a class-name caption names (inverse of :func:`class_captions`)."""
     low = f" {caption.strip().lower()} "
-    hits = {k for k, ws in enumerate(CLASS_WORDS[dataset]) for w in ws if re.search(rf"(?<=\s){re.escape(w)}(?=[\s,])", low)}
+    hits = {k for k, ws in enumerate(CLASS_WORDS[dataset]) for w in ws
+            if re.search(rf"(?<=\s){re.escape(w)}(?=[\s,])", low)}
     if len(hits) != 1:
         raise CaptionError(f"caption {caption!r} names {len(hits)} {dataset} classes, expected exactly one")
     return hits.pop()

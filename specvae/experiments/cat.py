@@ -117,7 +117,8 @@ class Sizes:
         default_guidance: the code's cond_scale, 3.
         top_k_frac: top-k as a fraction of the codebook (the code: 500 of 1024).
         top_p: nucleus mass (the code: 0.95).
-        tokenizer_steps: VQGAN updates per tokenizer; tokenizer_codebook: its codebook size.
+        tokenizer_steps, tokenizer_batch, tokenizer_codebook: VQGAN updates (a cap: the convergence rule watches
+            its reconstruction term), batch and codebook size of each data set's tokenizer.
         classifier_steps: updates of the MNIST / CIFAR-10 class reader.
         converge_tol: relative change of the smoothed loss over the last 20 % of steps that counts as converged.
         grid_samples: samples per grid caption.
@@ -142,9 +143,10 @@ class Sizes:
     default_guidance: float = 3.0
     top_k_frac: float = 0.5
     top_p: float = 0.95
-    tokenizer_steps: int = 3000
+    tokenizer_steps: int = 2000
+    tokenizer_batch: int = 16
     tokenizer_codebook: int = 512
-    classifier_steps: int = 800
+    classifier_steps: int = 400
     converge_tol: float | None = 0.01
     grid_samples: int = 4
     log_every: int = 25
@@ -158,16 +160,18 @@ class Sizes:
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=3, real_steps=3, batch_size=8, warmup_steps=1, width=32, depth=1, heads=2, seeds=1,
                    n_train=64, n_train_real=64, n_test=24, n_curve=8, guidance=(0.0, 3.0), fid_guidance=(3.0,),
-                   tokenizer_steps=2, tokenizer_codebook=64, classifier_steps=3, converge_tol=None, grid_samples=1,
-                   log_every=1, checkpoint_every=0),
+                   tokenizer_steps=2, tokenizer_batch=8, tokenizer_codebook=64, classifier_steps=3, converge_tol=None,
+                   grid_samples=1, log_every=1, checkpoint_every=0),
     "cpu": Sizes(steps=2500, real_steps=1500),
     "gpu": Sizes(steps=20_000, real_steps=10_000, batch_size=128, lr=5e-4, warmup_steps=500, width=384, depth=8,
                  heads=6, seeds=3, n_train=50_000, n_train_real=None, n_test=5000, n_curve=2000,
-                 fid_guidance=(0.0, 1.0, 2.0, 3.0, 5.0), tokenizer_steps=20_000, classifier_steps=3000,
+                 fid_guidance=(0.0, 1.0, 2.0, 3.0, 5.0), tokenizer_steps=20_000, tokenizer_batch=64,
+                 classifier_steps=3000,
                  log_every=100, checkpoint_every=2000),
     "paper": Sizes(steps=200_000, real_steps=100_000, batch_size=64, lr=2.56e-4, warmup_steps=5000, width=1536,
                    depth=24, heads=16, seeds=3, n_train=50_000, n_train_real=None, n_test=10_000, n_curve=2000,
                    fid_guidance=(0.0, 1.0, 2.0, 3.0, 5.0), tokenizer_codebook=1024, tokenizer_steps=100_000,
+                   tokenizer_batch=8,
                    classifier_steps=5000, log_every=500, checkpoint_every=5000),
 }
 
@@ -212,8 +216,9 @@ class ClassifierConfig:
     dataset: str
     steps: int
     n_train: int | None
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 2e-3
+    width: int = 16
     seed: int = 0
 
 
@@ -253,19 +258,9 @@ class RunConfig:
 
 
 def _train_config(**kw: Any):
-    """A :class:`specvae.train.TrainConfig` with the chapter's settings; the fields ``precision`` and the
-    convergence rule are passed when this checkout's ``TrainConfig`` has them (they land on main with the lead's
-    train update; until then bf16 autocast is ``amp`` and the rule is not applied)."""
+    """A :class:`specvae.train.TrainConfig` (imported late: the chapter module loads without torch work)."""
     from specvae.train import TrainConfig
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    if "precision" not in names:
-        kw.pop("precision", None)
-    if "amp" not in names:
-        kw.pop("amp", None)
-    for key in ("converge_tol", "converge_window", "converge_min_steps", "converge_on"):
-        if key not in names:
-            kw.pop(key, None)
     return TrainConfig(**kw)
 
 
@@ -276,6 +271,7 @@ def tokenizer_configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS
     _check_names("datasets", datasets, DATASETS)
     return [TokenizerConfig(dataset=d, preset=preset, steps=s.tokenizer_steps, codebook_size=s.tokenizer_codebook,
                             n_train=s.n_train if d == "shapes" else s.n_train_real, n_test=s.n_test,
+                            batch_size=s.tokenizer_batch,
                             checkpoint_every=s.checkpoint_every)
             for d in datasets]
 
@@ -310,7 +306,7 @@ def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, models: 
                 train = _train_config(
                     steps=steps, batch_size=s.batch_size, lr=float(s.lr), betas=(0.9, 0.95), weight_decay=0.01,
                     optimizer="adamw", grad_clip=1.0, warmup_steps=s.warmup_steps, seed=seed, log_every=s.log_every,
-                    checkpoint_every=s.checkpoint_every, device="auto", precision="bf16", amp=True,
+                    checkpoint_every=s.checkpoint_every, device="auto", precision="bf16",
                     converge_tol=s.converge_tol, converge_window=0.2, converge_min_steps=min(steps, 5 * s.log_every))
                 clf = None if d == "shapes" else ClassifierConfig(d, s.classifier_steps, s.n_train_real)
                 out.append(RunConfig(
@@ -359,22 +355,55 @@ class TokenizerUnavailable(RuntimeError):
 
 
 def train_tokenizer(cfg: TokenizerConfig, images: Tensor, *, run_dir: Path, progress: bool = False):
-    """Train FA-VAE's VQGAN on ``images`` (or load it from ``run_dir``) and return it as a
-    :class:`specvae.models.cat.VQTokenizer`.
+    """Train FA-VAE's tokenizer on ``images`` (or load it from ``run_dir``) and return it (eval mode).
 
-    This is the one place where chapter 3 meets chapter 2: it needs :mod:`specvae.models.vqgan` (the taming-style
-    VQGAN with FCMs and DSL, ``encode_indices`` / ``decode_indices`` / ``codebook_size`` / ``grid_size``). Tests
-    replace it with a stand-in tokenizer.
+    The model is chapter 2's FA-VAE setting (:mod:`specvae.experiments.fa_vae` variant ``favae``: CONV FCMs at the
+    official four positions, image FFL, pair-wise DSL with μ = 3, σ₀ = 3; cosine/EMA codebook; PatchGAN from half
+    the run; LPIPS-AlexNet in the loss, as chapter 2's ``cpu`` preset) at 32 px with f = 4 (``ch_mult`` (1, 2, 4),
+    8 × 8 codes), using chapter 2's building blocks: :class:`~specvae.models.vqgan.VQGAN`,
+    :class:`~specvae.losses.vqgan.VQGANTraining`, :class:`~specvae.losses.vqgan.VQGANObjective` and its
+    discriminator phase, trained by :func:`specvae.train.fit` (convergence watched on the reconstruction term).
+    The trained tokenizer is saved as ``run_dir/tokenizer.safetensors`` and loaded from there next time.
     """
     try:
-        from specvae.models import vqgan  # noqa: F401
+        from specvae.losses.adversarial import PatchDiscriminator
+        from specvae.losses.spectrum import FeatureSpectrumLoss
+        from specvae.losses.vqgan import VQGANLossWeights, VQGANObjective, VQGANTraining, phases
+        from specvae.models.vqgan import VQGAN, VQGANConfig
     except ImportError as err:
         raise TokenizerUnavailable(
             "chapter 3 models the codes of FA-VAE's tokenizer, specvae.models.vqgan (chapter 2), which this checkout "
-            "does not have yet; update to a version with chapter 2 (git merge main)") from err
-    raise TokenizerUnavailable(
-        "specvae.models.vqgan is present, but specvae.experiments.cat.train_tokenizer has not been connected to "
-        "its training entry point yet (see the chapter 3 issue)")
+            f"does not have ({err}); update to a version with chapter 2 (git merge main)") from err
+    from specvae.train import fit
+
+    path = Path(run_dir) / "tokenizer.safetensors"
+    if path.is_file():
+        return VQGAN.load_tokenizer(path).eval()
+    ch_mult = {4: (1, 2, 4), 8: (1, 2, 2, 4)}.get(cfg.downsample)
+    if ch_mult is None:
+        raise ValueError(f"downsample must be 4 or 8 for a {cfg.image_size}-px tokenizer, got {cfg.downsample}")
+    small = cfg.preset == "smoke"
+    width = 8 if small else 32
+    vq = VQGAN(VQGANConfig(resolution=cfg.image_size, ch=width, ch_mult=ch_mult, num_res_blocks=1,
+                           attn_resolutions=(), z_channels=width, codebook_size=cfg.codebook_size,
+                           norm_groups=8 if small else 32, fcm="conv"))
+    spectrum = FeatureSpectrumLoss(4, 3, 3.0, learnable=True, sigma_layout="shared", sigma_lr_scale=0.0125,
+                                   loss_weight=1.0)
+    torch.manual_seed(cfg.seed)
+    model = VQGANTraining(vq, PatchDiscriminator(ndf=8 if small else 32), spectrum)
+    disc_start = max(1, cfg.steps // 2)
+    objective = VQGANObjective(VQGANLossWeights(gan=0.75, ffl=1.0, spectrum=0.01), disc_start=disc_start,
+                               lpips_net="alex")
+    tc = _train_config(steps=cfg.steps, batch_size=cfg.batch_size, lr=1e-4, betas=(0.5, 0.9), seed=cfg.seed,
+                       precision="bf16", log_every=max(1, min(25, cfg.steps)), checkpoint_every=cfg.checkpoint_every,
+                       converge_tol=None if small else 0.01, converge_window=0.2,
+                       converge_min_steps=min(cfg.steps, disc_start + max(1, cfg.steps // 5)), converge_on="rec",
+                       device="auto")
+    result = fit(model, objective, images, tc, run_dir=run_dir, progress=progress,
+                 phases=phases(objective, cfg.steps))
+    tok = result.model.vqgan.to("cpu").eval()
+    tok.save_tokenizer(path, metadata={"chapter": CHAPTER, "dataset": cfg.dataset})
+    return tok
 
 
 def _fingerprint(t: Tensor) -> str:
@@ -432,11 +461,13 @@ def get_tokenizer(cfg: TokenizerConfig, *, progress: bool = False):
     if key not in _TOKENIZERS:
         train = load_pairs(cfg.dataset, "train", cfg.n_train, seed=0)
         tok = train_tokenizer(cfg, train.images, run_dir=ResultStore(CHAPTER).run_dir(cfg), progress=progress)
+        from specvae.models.cat import tokenizer_grid
+
         if isinstance(tok, nn.Module):
             tok.eval()
-        if tuple(tok.grid_size) != cfg.grid or int(tok.codebook_size) != cfg.codebook_size:
-            raise ValueError(f"the tokenizer made for {cfg} has {tok.codebook_size} codes on a {tok.grid_size} grid, "
-                             f"not {cfg.codebook_size} on {cfg.grid}")
+        if tokenizer_grid(tok) != cfg.grid or int(tok.codebook_size) != cfg.codebook_size:
+            raise ValueError(f"the tokenizer made for {cfg} has {tok.codebook_size} codes on a {tokenizer_grid(tok)} "
+                             f"grid, not {cfg.codebook_size} on {cfg.grid}")
         _TOKENIZERS[key] = tok
     return _TOKENIZERS[key]
 
@@ -577,9 +608,9 @@ def train_classifier(cfg: ClassifierConfig, *, progress: bool = False) -> tuple[
     train = load_pairs(cfg.dataset, "train", cfg.n_train, seed=0)
     test = load_pairs(cfg.dataset, "test", None, seed=0)
     torch.manual_seed(cfg.seed)
-    net = ClassifierNet()
+    net = ClassifierNet(width=cfg.width)
     tc = _train_config(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer="adam", seed=cfg.seed,
-                       log_every=max(1, cfg.steps // 10), device="auto", precision="bf16", amp=True)
+                       log_every=max(1, cfg.steps // 10), device="auto", precision="bf16")
 
     def objective(model, batch, step):
         loss = nn.functional.cross_entropy(model(batch["x"]), batch["y"])
@@ -721,20 +752,10 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
 
 
 def _convergence(result: Any, hist: dict) -> dict[str, Any]:
-    """``converged``, ``loss_rel_change_last20`` and ``steps_done`` (from ``fit``'s rule when it has one; else
-    the relative change of the logged loss between the first and last logged points of the last 20 % of steps)."""
-    steps_done = int(getattr(result, "steps", 0))
-    conv = getattr(result, "converged", None)
-    rel = getattr(result, "rel_change", None)
-    if rel is None:
-        loss, step = np.asarray(hist.get("loss", []), float), np.asarray(hist.get("step", []), float)
-        rel = float("nan")
-        if len(loss) >= 2:
-            window = step >= 0.8 * step[-1]
-            w = loss[window] if window.sum() >= 2 else loss[-2:]
-            rel = float(abs(w[-1] - w[0]) / max(abs(w[0]), 1e-12))
-    return {"converged": conv if conv is None else bool(conv), "loss_rel_change_last20": float(rel),
-            "steps_done": steps_done}
+    """The convergence rule's figures of a :class:`specvae.train.FitResult` as the chapters store them."""
+    conv = result.converged
+    return {"converged": None if conv is None else bool(conv), "loss_rel_change_last20": float(result.rel_change),
+            "steps_done": int(result.steps)}
 
 
 def _store():
@@ -778,26 +799,37 @@ def load_records(preset: str = "cpu", **overrides: Any) -> tuple[list[dict], lis
 
 # ------------------------------------------------------------------------------------------------ benchmark
 def bench_families(preset: str = "cpu") -> dict[str, Any]:
-    """The chapter's transformer families for ``specvae bench`` (random codes and text, the preset's sizes)."""
-    from specvae.bench import BenchCase  # type: ignore[import-not-found]
-    from specvae.models.cat import CAT
+    """CAT and the baseline as the chapter trains them at ``preset``, for ``specvae bench``.
 
-    cases = {}
-    for m, mode in MODELS.items():
-        cfg = next(c for c in configs(preset, datasets=("shapes",)) if c.model == m)
-        g = torch.Generator().manual_seed(0)
-        n, t = 512, 24
-        codes = torch.randint(0, cfg.cat.vocab_size, (n, *cfg.cat.grid), generator=g)
-        tokens = torch.randn(n, t, cfg.cat.text_dim, generator=g)
-        from specvae.models.text import TextEmbeddings, pool
+    The bench feeds uint8 images; the objective turns each batch into code grids (the first channel's top-left
+    ``h × w`` pixels modulo the codebook size) and gives every row a fixed random caption of 24 tokens, so the
+    measured step is the transformer's real one (sizes, bf16, cross-attention) on the chapter's shapes.
+    """
+    from specvae.bench import BenchCase
+    from specvae.models.cat import CAT, TextCondition
 
-        mask = torch.ones(n, t, dtype=torch.bool)
-        table = TextEmbeddings(tokens, mask, pool(tokens, mask))
+    out: dict[str, Any] = {}
+    for m in MODELS:
+        cfg = next(c for c in configs(preset, datasets=("shapes",)) if c.model == m and c.seed == 0)
+        gen = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (512, 3, IMAGE_SIZE, IMAGE_SIZE), generator=gen, dtype=torch.uint8)
+        tokens = torch.randn(cfg.train.batch_size, 24, cfg.cat.text_dim, generator=gen)
+        mask = torch.ones(cfg.train.batch_size, 24, dtype=torch.bool)
 
-        def batch(data=None, config=None, device="cpu", _c=codes, _t=table, _b=cfg.train.batch_size):
-            return CodeTextBatcher(_c, torch.arange(n), _t, _b, device=device)
+        def objective(model, _cfg=cfg, _t=tokens, _m=mask):
+            h, w = _cfg.cat.grid
 
-        cases[m] = BenchCase(model=lambda c=cfg.cat: CAT(c), objective=lambda model: make_objective(),
-                             images=torch.zeros(n, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8), config=cfg.train,
-                             batch=batch)
-    return cases
+            def step(mod, batch, i):
+                codes = (batch[:, 0, :h, :w] * 255).round().long().flatten(1) % _cfg.cat.vocab_size
+                b = codes.shape[0]
+                t = _t[:b].to(codes.device)
+                cond = TextCondition(t, _m[:b].to(codes.device), t.mean(1))
+                loss = mod.loss(codes, cond)
+                return loss, {}
+
+            return step
+
+        out[f"shapes-{m}"] = BenchCase(model=lambda c=cfg.cat: CAT(c), objective=objective, images=images,
+                                       config=cfg.train, note=f"{MODEL_LABELS[m]}, width {cfg.cat.width}, "
+                                                              f"{cfg.cat.depth} blocks")
+    return out

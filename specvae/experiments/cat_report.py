@@ -180,8 +180,8 @@ def reading(frame, curves) -> str:
         sh = curves[(curves.dataset == "shapes") & (curves.metric == "acc_all")]
         if len(sh):
             best = sh.groupby(["model", "guidance"])["value"].mean().reset_index()
-            parts = [f"{mdl} best at scale {g.loc[g['value'].idxmax(), 'guidance']:g} "
-                     f"({g['value'].max():.3g}; scale 0 = unconditional: {g.loc[g['guidance'] == 0, 'value'].mean():.3g})"
+            parts = [f"{mdl} best at scale {g.loc[g['value'].idxmax(), 'guidance']:g} ({g['value'].max():.3g}; "
+                     f"scale 0 = unconditional: {g.loc[g['guidance'] == 0, 'value'].mean():.3g})"
                      for mdl, g in best.groupby("model")]
             out.append("- **Guidance** (all attributes right, on the curve's subset): " + "; ".join(parts) + ".")
     r = frame[frame["dataset"] != "shapes"]

@@ -50,6 +50,7 @@ __all__ = [
     "TextCondition",
     "CONDITIONINGS",
     "check_tokenizer",
+    "tokenizer_grid",
     "filter_logits",
     "guided_logits",
     "sample",
@@ -65,11 +66,11 @@ class VQTokenizer(Protocol):
 
     ``encode_indices(x)``: images ``(N, C, H, W)`` in [0, 1] → code indices, int64 ``(N, h, w)``;
     ``decode_indices(idx)``: ``(N, h, w)`` → images in [0, 1]; ``codebook_size``: number of codes;
-    ``grid_size``: ``(h, w)``.
+    ``grid_size``: ``(h, w)``, or a method returning it for the images the tokenizer was built for (as
+    :meth:`specvae.models.vqgan.VQGAN.grid_size`); read it with :func:`tokenizer_grid`.
     """
 
     codebook_size: int
-    grid_size: tuple[int, int]
 
     def encode_indices(self, x: Tensor) -> Tensor: ...
 
@@ -139,10 +140,18 @@ class TextCondition:
     pooled: Tensor | None = None
 
 
+def tokenizer_grid(tokenizer: Any) -> tuple[int, ...]:
+    """A tokenizer's code grid ``(h, w)`` (``grid_size`` as an attribute or a method)."""
+    grid = getattr(tokenizer, "grid_size", ())
+    if callable(grid):
+        grid = grid()
+    return tuple(int(g) for g in (grid or ()))
+
+
 def check_tokenizer(config: CATConfig, tokenizer: Any) -> None:
     """Raise :class:`TokenizerMismatchError` unless ``tokenizer``'s codebook size and grid match ``config``."""
     size = getattr(tokenizer, "codebook_size", None)
-    grid = tuple(getattr(tokenizer, "grid_size", ()) or ())
+    grid = tokenizer_grid(tokenizer)
     if size != config.vocab_size:
         raise TokenizerMismatchError(
             f"the tokenizer has {size} codes but the transformer predicts {config.vocab_size}: train the transformer "
@@ -329,7 +338,8 @@ class CAT(nn.Module):
         if codes.ndim == 3:
             codes = codes.flatten(1)
         if codes.ndim != 2 or codes.shape[1] != c.seq_len:
-            raise ValueError(f"codes must be (B, {c.seq_len}) or (B, {c.grid[0]}, {c.grid[1]}), got {tuple(codes.shape)}")
+            raise ValueError(f"codes must be (B, {c.seq_len}) or (B, {c.grid[0]}, {c.grid[1]}), "
+                             f"got {tuple(codes.shape)}")
         if codes.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"codes must be integer indices, got {codes.dtype}")
         b, device = codes.shape[0], codes.device

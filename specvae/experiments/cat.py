@@ -101,6 +101,19 @@ GRID_CAPTIONS: dict[str, tuple[str, ...]] = {
 class Sizes:
     """Sizes of one preset (any field can be overridden: ``configs("cpu", steps=3000)``).
 
+    ``cpu`` arithmetic. Measured 2026-11-30 on the shared 2-core machine under a load average of 5–7 (other jobs
+    running; variants interleaved in one process, one torch thread, 8 × 8 codes, 26 text tokens, batch 64, AdamW
+    step included): width 128 × 4 blocks × 4 heads (cat 1.39 M / baseline 0.91 M parameters at 512 codes) ran at
+    44–52 (cat) and 58–81 (baseline) pairs/s with bf16 autocast, 33–34 and 45–48 in fp32; width 192 × 4: 33 / 49
+    (bf16); width 256 × 6: 21 / 64 (bf16). bf16 pays on this CPU (AMX). On a quiet core we expect ~2.5× that
+    (~120 pairs/s for cat): 2,500 steps at batch 32 ≈ 11 min, 1,500 ≈ 7 min. Evaluation per run: 2,000 + 5 × 500
+    guided samples (≈ 1.6 TFLOP for cat) and their decoding ≈ 3 min, FID's Inception on 2,000 samples ≈ 4 min,
+    the MNIST / CIFAR-10 reader (width 16, 400 steps) ≈ 1.5 min once per data set. Tokenizers (chapter 2's ``cpu``
+    VQGAN at 32 px, a quarter of its 64-px step): ≈ 0.35 s a step at batch 16, ≤ 2,000 steps ≈ 12 min each.
+    Text: MiniLM encoded 28 captions/s under that load (≈ 70/s quiet), once per distinct caption (cached):
+    ≈ 4 min for Captioned Shapes. In all: 3 × 12 (tokenizers) + 4 × 11 + 4 × 7 (transformers) + 8 × 7
+    (evaluation) ≈ 165 min of one core, ≈ 1.5 h as two 1-thread workers; under the measured load expect ~2×.
+
     Args:
         steps: transformer updates per run on Captioned Shapes (a cap when ``converge_tol`` is set).
         real_steps: transformer updates per run on MNIST and CIFAR-10.

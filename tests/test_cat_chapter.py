@@ -22,18 +22,30 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.data, pytest.mark.weights]  # MNIST / CIFAR-10 and the FID Inception
 
 
+def _patch(mp: pytest.MonkeyPatch, folder: Path) -> None:
+    if not os.environ.get("SPECVAE_DATA"):
+        pytest.fail("SPECVAE_DATA is not set: point it at the data sets (see README)")
+    mp.setenv("SPECVAE_RESULTS", str(folder / "results"))
+    mp.setenv("SPECVAE_RUNS", str(folder / "runs"))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setattr(ch3, "train_tokenizer", lambda cfg, images, run_dir, progress=False: PaletteTokenizer(cfg.codebook_size))
+    mp.setattr(ch3, "_TOKENIZERS", {})
+
+
 @pytest.fixture()
 def chapter_env(tmp_path, monkeypatch):
-    for var in ("SPECVAE_DATA",):
-        if not os.environ.get(var):
-            pytest.fail(f"{var} is not set: point it at the data sets (see README)")
-    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(ch3, "train_tokenizer",
-                        lambda cfg, images, run_dir, progress=False: PaletteTokenizer(cfg.codebook_size))
-    monkeypatch.setattr(ch3, "_TOKENIZERS", {})
+    _patch(monkeypatch, tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def smoke_store(tmp_path_factory):
+    """The smoke grid trained once for this module (stand-in tokenizer, temporary results and runs)."""
+    folder = tmp_path_factory.mktemp("ch3")
+    with pytest.MonkeyPatch.context() as mp:
+        _patch(mp, folder)
+        toks, runs = ch3.run_all("smoke", progress=False)
+        yield toks, runs
 
 
 def test_configs_grid_and_matching():
@@ -61,13 +73,23 @@ def test_configs_grid_and_matching():
         dataclasses.replace(cfgs[0], guidance=(-1.0,))
 
 
-def test_tokenizer_is_a_clear_error_until_chapter_2_provides_it(tmp_path):
+def test_tokenizer_is_chapter_2s_vqgan_or_a_clear_error(tmp_path):
     cfg = ch3.tokenizer_configs("smoke", datasets=("shapes",))[0]
+    images = ch3.load_pairs("shapes", "train", 16).images
     try:
         import specvae.models.vqgan  # noqa: F401
     except ImportError:
         with pytest.raises(ch3.TokenizerUnavailable, match="specvae.models.vqgan"):
-            ch3.train_tokenizer(cfg, torch.zeros(4, 3, 32, 32, dtype=torch.uint8), run_dir=tmp_path)
+            ch3.train_tokenizer(cfg, images, run_dir=tmp_path)
+        return
+    from specvae.models.cat import tokenizer_grid
+
+    tok = ch3.train_tokenizer(cfg, images, run_dir=tmp_path)
+    assert tok.codebook_size == cfg.codebook_size and tokenizer_grid(tok) == cfg.grid == (8, 8)
+    codes = tok.encode_indices(images[:4].float() / 255)
+    assert codes.shape == (4, 8, 8) and int(codes.max()) < cfg.codebook_size
+    again = ch3.train_tokenizer(cfg, images, run_dir=tmp_path)  # loaded from tokenizer.safetensors
+    assert torch.equal(again.encode_indices(images[:4].float() / 255), codes)
 
 
 def test_a_tokenizer_with_another_codebook_is_refused(chapter_env, monkeypatch):
@@ -95,8 +117,8 @@ def test_batcher_resumes_exactly():
     assert torch.equal(x["pooled"], table.pooled[row % 5])
 
 
-def test_chapter_at_smoke(chapter_env):
-    toks, runs = ch3.run_all("smoke", progress=False)
+def test_chapter_at_smoke(smoke_store):
+    toks, runs = smoke_store
     assert len(toks) == 3 and len(runs) == 6
     store = ch3._store()
     for cfg in ch3.configs("smoke"):
@@ -123,7 +145,7 @@ def test_chapter_at_smoke(chapter_env):
     assert list(again["fid"]) == list(runs["fid"])
 
 
-def test_notebook_code_runs_at_smoke(chapter_env, monkeypatch):
+def test_notebook_code_runs_at_smoke(smoke_store):
     import jupytext
     import matplotlib
 

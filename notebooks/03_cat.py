@@ -169,7 +169,7 @@ for ds in [d for d in ch3.DATASETS if (frame["dataset"] == d).any()]:
     if set(pair) != set(ch3.MODELS):
         continue
     g_cat, g_base = store.load_npz(pair["cat"], "grid"), store.load_npz(pair["baseline"], "grid")
-    caps = [str(c) for c in g_cat["captions"]]
+    caps = list(store.load(pair["cat"])["extra"]["grid_captions"])
     held = [is_held_out(parse_caption(c)) for c in caps] if ds == "shapes" else None
     fig = rep.sample_grid(g_cat["images"], g_base["images"], caps, pair["cat"].grid_samples, held)
     fig.suptitle({"shapes": "Captioned Shapes", "mnist": "MNIST", "cifar10": "CIFAR-10 (subset)"}[ds], fontsize=10)

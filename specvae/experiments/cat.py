@@ -752,13 +752,13 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     rep = grid_idx.repeat_interleave(cfg.grid_samples)
     grid_imgs = _generate(model, tok, table, rep, cfg, cfg.default_guidance, seed=1000 + cfg.seed)
     k = min(16, n_test)
-    npz = {"grid": {"images": grid_imgs.numpy(), "captions": np.array(grid_caps)},
-           "samples": {"generated": gen[:k].numpy(), "real": test.images[:k].numpy(),
-                       "captions": np.array(test.captions[:k])}}
+    npz = {"grid": {"images": grid_imgs.numpy()},
+           "samples": {"generated": gen[:k].numpy(), "real": test.images[:k].numpy()}}
     extra = {"train_notes": train.notes, "test_notes": test.notes, "n_train_pairs": len(train.captions),
              "n_test_captions": n_test, "resumed_from": result.resumed_from, "device": str(result.device),
              "total_wall_s": time.perf_counter() - t0, "top_k": cfg.top_k, "top_p": cfg.top_p,
-             "distinct_captions": int(table.tokens.shape[0])}
+             "distinct_captions": int(table.tokens.shape[0]), "grid_captions": grid_caps,
+             "sample_captions": test.captions[:k]}
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in curve.items()}
     return {"metrics": metrics, "arrays": arrays, "history": hist, "extra": extra, "npz": npz,
             "device": result.device}

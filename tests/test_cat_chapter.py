@@ -61,7 +61,7 @@ def test_configs_grid_and_matching():
     # same sizes for CAT and baseline (only the conditioning differs)
     a, b = (c.cat for c in shapes if c.seed == 0)
     assert dict(a.__dict__, conditioning=None) == dict(b.__dict__, conditioning=None)
-    with pytest.raises(ValueError, match="unknown data set"):
+    with pytest.raises(ValueError, match=r"unknown datasets \['faces'\]"):
         ch3.configs("cpu", datasets=("faces",))
     with pytest.raises(ValueError, match="does not match its tokenizer"):
         import dataclasses

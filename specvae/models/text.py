@@ -150,7 +150,7 @@ class TextEncoder(nn.Module):
         if long:
             warnings.warn(f"{len(long)} caption(s) longer than {self.max_tokens} word-pieces were truncated (first: "
                           f"caption {long[0]}, {lengths[long[0]]} pieces: {captions[long[0]][:80]!r}); raise "
-                          "max_tokens to keep them whole", UserWarning, stacklevel=2)
+                          "max_tokens to keep them whole", UserWarning, stacklevel=4)
         width = min(self.max_tokens, max(lengths)) if pad_to is None else int(pad_to)
         if width < min(self.max_tokens, max(lengths)):
             raise ValueError(f"pad_to={pad_to} is shorter than the longest caption ({max(lengths)} word-pieces)")

@@ -89,7 +89,10 @@ def test_tokenizer_is_chapter_2s_vqgan_or_a_clear_error(tmp_path):
     codes = tok.encode_indices(images[:4].float() / 255)
     assert codes.shape == (4, 8, 8) and int(codes.max()) < cfg.codebook_size
     again = ch3.train_tokenizer(cfg, images, run_dir=tmp_path)  # loaded from tokenizer.safetensors
-    assert torch.equal(again.encode_indices(images[:4].float() / 255), codes)
+    a, b = tok.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k].float(), b[k].float()) for k in a)
+    # codes agree (an untrained codebook has near-ties, so memory layout alone may flip a few argmins)
+    assert float((again.encode_indices(images[:4].float() / 255) == codes).float().mean()) > 0.9
 
 
 def test_a_tokenizer_with_another_codebook_is_refused(chapter_env, monkeypatch):

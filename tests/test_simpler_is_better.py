@@ -9,7 +9,9 @@ import torch
 
 from specvae.experiments import config_hash
 from specvae.experiments import simpler_is_better as ch1
+from specvae.experiments import simpler_is_better_report as report
 from specvae.experiments.store import MissingResultError
+from specvae.metrics import psnr, ssim
 
 
 def test_grid_is_tables_1_and_2_times_seeds():
@@ -89,7 +91,11 @@ def test_evaluate_on_a_perfect_model_gives_zero_error():
 
     imgs = (torch.rand(6, 1, 32, 32) * 255).to(torch.uint8)
     ev = ch1.evaluate(Identity(), imgs, batch_size=4)
-    assert all(abs(v) < 1e-6 for v in ev["metrics"].values())
+    rmse = {k: v for k, v in ev["metrics"].items() if k.startswith("rmse_")}
+    assert len(rmse) == 6 and all(abs(v) < 1e-6 for v in rmse.values())
+    assert ev["metrics"]["ssim_mean"] == pytest.approx(1.0, abs=1e-9) and ev["metrics"]["ssim_std"] < 1e-9
+    # PSNR is +inf for every exact reconstruction: left out of the mean (NaN when nothing is left), never inf
+    assert np.isnan(ev["metrics"]["psnr_mean"]) and np.isinf(ev["per_image"]["psnr"]).all()
     np.testing.assert_allclose(ev["arrays"]["profile_real_mean"], ev["arrays"]["profile_recon_mean"])
 
 
@@ -106,18 +112,18 @@ def test_comparison_with_the_paper_and_ordering():
     from specvae import reference
 
     ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
-    comp = ch1.compare_with_paper(_fake_summary(ref), ref)
+    comp = report.compare_with_paper(_fake_summary(ref), ref)
     assert len(comp) == 66 and np.allclose(comp["gap"], 0.0)
     # the paper's best FFT on MNIST, table 1, every domain
     best = comp[(comp.table == "table1") & (comp.dataset == "mnist") & comp.paper_best]
     assert set(best.objective) == {"fft"}
-    order = ch1.ordering_agreement(comp)
+    order = report.ordering_agreement(comp)
     assert len(order) == 2 * 3 * 3 and order["same_best"].all()
     assert np.allclose(order.loc[order.n > 2, "kendall_tau"], 1.0)
     # a reversed ranking gives tau = -1
     rev = _fake_summary(ref)
     rev["mean"] = -rev["mean"]
-    order_rev = ch1.ordering_agreement(ch1.compare_with_paper(rev, ref))
+    order_rev = report.ordering_agreement(report.compare_with_paper(rev, ref))
     assert np.allclose(order_rev.loc[order_rev.n > 2, "kendall_tau"], -1.0)
 
 
@@ -126,7 +132,7 @@ def test_summary_table_means_over_seeds():
         "upsample": ["transposed"] * 2, "dataset": ["mnist"] * 2, "objective": ["fft"] * 2,
         "rmse_ai_mean": [1.0, 3.0], "rmse_ai_std": [0.5, 0.7], "rmse_ft_mean": [2.0, 2.0], "rmse_ft_std": [0.0, 0.0],
         "rmse_spatial_mean": [0.1, 0.3], "rmse_spatial_std": [0.0, 0.0]})
-    s = ch1.summary_table(frame).set_index("domain")
+    s = report.summary_table(frame).set_index("domain")
     assert s.loc["AI", "mean"] == 2.0 and s.loc["AI", "std"] == pytest.approx(np.sqrt(2.0))
     assert s.loc["AI", "test_std_mean"] == pytest.approx(0.6) and s.loc["AI", "n_seeds"] == 2
 
@@ -135,8 +141,8 @@ def test_paper_table_marks_best_and_shows_the_papers_numbers():
     from specvae import reference
 
     ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
-    comp = ch1.compare_with_paper(_fake_summary(ref), ref)
-    t1 = ch1.paper_table(comp, "transposed")
+    comp = report.compare_with_paper(_fake_summary(ref), ref)
+    t1 = report.paper_table(comp, "transposed")
     # 3 data sets x 4 objectives minus the paper's missing Watson row on Shapes; 3 domains x 5 columns
     assert t1.shape == (11, 15)
     assert list(t1.columns.get_level_values(0).unique()) == ["AI", "2D FT", "Spatial"]
@@ -148,7 +154,7 @@ def test_paper_table_marks_best_and_shows_the_papers_numbers():
     assert mnist_fft[("AI", "paper")].startswith(f"{float(row['mean'].iloc[0]):.4g} ±")
     assert not t1.loc[("MNIST", "Vanilla-VAE")][("AI", "ours")].endswith("✓")
     with pytest.raises(ValueError, match="unknown upsample"):
-        ch1.paper_table(comp, "bilinear")
+        report.paper_table(comp, "bilinear")
 
 
 def test_discussion_is_written_from_the_numbers():
@@ -156,14 +162,14 @@ def test_discussion_is_written_from_the_numbers():
 
     ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
     summary = _fake_summary(ref)
-    comp = ch1.compare_with_paper(summary, ref)
-    text = ch1.discussion(summary, comp, ch1.ordering_agreement(comp))
+    comp = report.compare_with_paper(summary, ref)
+    text = report.discussion(summary, comp, report.ordering_agreement(comp))
     assert "mean Kendall τ between our and the paper's ranking over 18 columns is 1.00" in text
     assert "the best objective agrees in 18 of 18 columns" in text
     assert "median ratio ours / paper per domain: 2D FT 1, AI 1, Spatial 1" in text
     reversed_summary = summary.assign(mean=-summary["mean"])
-    comp_rev = ch1.compare_with_paper(reversed_summary, ref)
-    assert "is -1.00" in ch1.discussion(reversed_summary, comp_rev, ch1.ordering_agreement(comp_rev))
+    comp_rev = report.compare_with_paper(reversed_summary, ref)
+    assert "is -1.00" in report.discussion(reversed_summary, comp_rev, report.ordering_agreement(comp_rev))
 
 
 def test_evaluate_aggregates_per_image_metrics_in_eval_mode():
@@ -198,8 +204,14 @@ def test_evaluate_aggregates_per_image_metrics_in_eval_mode():
         assert ev["metrics"][f"rmse_{key}_mean"] > 0
     np.testing.assert_allclose(ev["arrays"]["profile_recon_mean"], S.radial_profile(xr).double().mean(0).numpy(),
                                rtol=1e-5)
-    np.testing.assert_allclose(ev["arrays"]["profile_real_std"], S.radial_profile(x).double().std(0).numpy(),
-                               rtol=1e-4)
+    # the spread of the test images: population std (ddof 0) like the RMSE columns
+    np.testing.assert_allclose(ev["arrays"]["profile_real_std"],
+                               S.radial_profile(x).double().std(0, correction=0).numpy(), rtol=1e-4)
+    for key, fn in (("psnr", psnr), ("ssim", ssim)):
+        ref = fn(x, xr.clamp(0, 1)).double().numpy()
+        np.testing.assert_allclose(ev["per_image"][key], ref, rtol=1e-5)
+        assert ev["metrics"][f"{key}_mean"] == pytest.approx(ref.mean(), rel=1e-5)
+        assert ev["metrics"][f"{key}_std"] == pytest.approx(ref.std(), rel=1e-4)
     np.testing.assert_allclose(ev["arrays"]["freqs"], S.frequency_axis(32, 32).numpy())
     # blurring removes high-frequency power: the reconstruction's profile falls below the real one at the top
     assert ev["arrays"]["profile_recon_mean"][-1] < ev["arrays"]["profile_real_mean"][-1]

@@ -14,8 +14,9 @@ reported as mean and std over the test images; and, for Fig. 2, the average azim
 images and of their reconstructions. Reconstructions are taken at ``z = mu`` (the model in eval mode).
 
 The chapter-module contract: :data:`CHAPTER`, :class:`Sizes`, :data:`PRESETS`, :func:`configs`, :func:`run`,
-:func:`run_all`. Also: :func:`alpha_sweep_configs` (the α of eq. 3 is not stated in the paper), the reference-table
-comparison helpers :func:`summary_table`, :func:`compare_with_paper`, :func:`ordering_agreement`.
+:func:`run_all`. Also: :func:`alpha_sweep_configs` (the α of eq. 3 is not stated in the paper), the tables and the
+generated discussion live in :mod:`specvae.experiments.simpler_is_better_report` (kept apart so that editing how
+results are shown never changes the code fingerprint of the runs).
 
 Ref: Björk et al., "Simpler is Better: Spectral Regularization and Up-sampling Techniques for Variational
 Autoencoders", ICASSP 2022, Sec. 3, Tables 1-2, Fig. 1-2.
@@ -38,11 +39,11 @@ __all__ = [
     "CHAPTER",
     "DATASETS",
     "OBJECTIVES",
+    "CONTROLS",
+    "control_configs",
     "UPSAMPLERS",
     "PAPER_DATASET",
     "OBJECTIVE_LABELS",
-    "paper_table",
-    "discussion",
     "Sizes",
     "PRESETS",
     "RunConfig",
@@ -55,10 +56,12 @@ __all__ = [
     "ALPHA_SWEEP",
     "run",
     "run_all",
+    "all_configs",
+    "bench_families",
+    "GPU_DATA",
+    "GPU_WEIGHTS",
+    "GPU_WORKERS",
     "load_records",
-    "summary_table",
-    "compare_with_paper",
-    "ordering_agreement",
 ]
 
 CHAPTER = "01_simpler_is_better"
@@ -66,10 +69,14 @@ CHAPTER = "01_simpler_is_better"
 DATASETS: tuple[str, ...] = ("shapes", "mnist", "faces")
 #: the paper's name of each of our data sets (for the reference tables)
 PAPER_DATASET: dict[str, str] = {"shapes": "Shape", "mnist": "MNIST", "faces": "CelebA"}
-#: objective names as the paper's tables print them
-OBJECTIVE_LABELS: dict[str, str] = {"vanilla": "Vanilla-VAE", "watson": "Watson-DFT", "ai": "AI", "fft": "FFT"}
+#: objective names as the paper's tables print them (plus our control, which the paper does not have)
+OBJECTIVE_LABELS: dict[str, str] = {"vanilla": "Vanilla-VAE", "watson": "Watson-DFT", "ai": "AI", "fft": "FFT",
+                                    "mse": "H·W-MSE (no FFT)"}
 #: objectives, in the paper's row order
 OBJECTIVES: tuple[str, ...] = ("vanilla", "watson", "ai", "fft")
+#: our control runs (not in the paper): ``mse`` = the FFT objective with its FFT term replaced by the pixel MSE it
+#: equals by Parseval (:class:`specvae.losses.ParsevalMSE`) and without the BCE, see :func:`build_loss`
+CONTROLS: tuple[str, ...] = ("mse",)
 UPSAMPLERS: tuple[str, ...] = ("transposed", "nearest_conv5")
 _IMAGE_SIZE = {"shapes": 32, "mnist": 32, "faces": 64}
 _CHANNELS = {"shapes": 1, "mnist": 1, "faces": 3}
@@ -81,8 +88,8 @@ class Sizes:
     """Sizes of one preset (every field can be overridden: ``configs("cpu", steps=2000)``).
 
     Args:
-        steps: optimizer updates per run for Shapes and MNIST.
-        faces_steps: optimizer updates per run for faces (64×64, the wide net).
+        steps: optimizer updates per run for Shapes and MNIST (the cap when ``converge_tol`` is set).
+        faces_steps: optimizer updates per run for faces (64×64, the wide net; a cap likewise).
         batch_size: images per batch (IRMAE: 32).
         lr: Adam learning rate (IRMAE: 1e-4; Adam betas (0.9, 0.999)).
         seeds: seeds per configuration (0 … seeds−1); the paper gives none.
@@ -91,7 +98,12 @@ class Sizes:
         latent_dim: IRMAE's ``n`` (128).
         beta: IRMAE's KL weight (0.1).
         alpha: Björk's eq. (3) α for the ``fft`` and ``ai`` objectives (not stated in the paper; see notes).
+        width_div: divide the Shapes and MNIST nets' hidden widths by this (1 = IRMAE; >1 only to fit a CPU).
         faces_width_div: divide the faces net's hidden widths by this (1 = IRMAE; >1 only to fit a CPU).
+        precision: ``"bf16"`` (autocast; FFTs and losses in float32) or ``"fp32"`` (:class:`specvae.train.TrainConfig`).
+        converge_tol: stop a run once its smoothed training loss improved by less than this fraction over the last
+            20 % of its steps (``None``: always train the full ``steps``); see :func:`specvae.train.relative_change`.
+        converge_min_epochs: never stop before this many epochs of the training set.
         log_every: history interval (steps).
         checkpoint_every: checkpoint interval (steps, 0 = only at the end); a killed run resumes from it.
         n_samples: test images whose reconstructions are saved (``.npz``) for Fig. 1.
@@ -107,27 +119,52 @@ class Sizes:
     latent_dim: int = 128
     beta: float = 0.1
     alpha: float = 0.5
+    width_div: int = 1
     faces_width_div: int = 1
     log_every: int = 50
     checkpoint_every: int = 1000
     n_samples: int = 8
+    precision: str = "bf16"
+    converge_tol: float | None = None
+    converge_min_epochs: float = 0.0
 
 
-#: ``smoke``: seconds (CI); ``cpu``: the book's current runs on a shared 2-core CPU (150/100 steps at lr 5e-4,
-#: faces net narrowed 8×, 3 seeds: sized so the 72 runs finish in under an hour as two 1-thread processes on a
-#: CPU shared with six other jobs); ``gpu``: what the book is meant to show (one H100, 3 seeds); ``paper``:
-#: IRMAE's 100 epochs.
+#: ``smoke``: seconds (CI). ``cpu``: what this edition reports, sized to the project's 2-core AMX-BF16 CPUs (two
+#: 1-thread runs side by side; ``specvae bench 01`` measures the nets): bf16 autocast + channels-last, batch 64,
+#: Adam lr 5e-4, every run trained until the convergence rule holds (smoothed training loss improved by < 1 %
+#: over the last 20 % of its steps, after at least 5 epochs) or the cap: 15,000 steps for Shapes/MNIST (19 / 16
+#: epochs) with the nets' widths ÷ 4, 5,000 steps for faces (14 epochs) with the faces net's widths ÷ 8 (IRMAE's
+#: full faces net, 35 M parameters, trains at ~7 img/s on one core). Measured for scale while the other cores
+#: were busy: MNIST ÷4 ~2,100 img/s and faces ÷8 ~400 img/s per 1-thread process (vanilla objective; Watson-DFT
+#: costs 2.7× on faces, AI/FFT 1.4×), so the 84 runs take ~5-8 hours of wall time at the caps, less where the
+#: rule stops them. ``gpu``: IRMAE's widths, one H100/H200, 6 runs side by side. ``paper``: IRMAE's 100 epochs.
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=2, faces_steps=2, batch_size=8, seeds=1, n_train=64, n_test=16, faces_width_div=8,
-                   log_every=1, checkpoint_every=0, n_samples=4),
-    "cpu": Sizes(steps=150, faces_steps=100, batch_size=32, lr=5e-4, seeds=3, n_train=10_000, n_test=256,
-                 faces_width_div=8, log_every=5, checkpoint_every=50),
-    "gpu": Sizes(steps=20_000, faces_steps=20_000, batch_size=64, seeds=3, n_train=None, n_test=None,
-                 faces_width_div=1, log_every=100, checkpoint_every=2000),
+                   width_div=4, log_every=1, checkpoint_every=0, n_samples=4),
+    "cpu": Sizes(steps=15_000, faces_steps=5_000, batch_size=64, lr=5e-4, seeds=3, n_train=None, n_test=1000,
+                 width_div=4, faces_width_div=8, log_every=50, checkpoint_every=500, precision="bf16",
+                 converge_tol=0.01, converge_min_epochs=5.0),
+    # not yet run on a GPU: the caps are estimates (see book/reproducibility.md, "Running the gpu preset")
+    "gpu": Sizes(steps=10_000, faces_steps=6_000, batch_size=64, lr=5e-4, seeds=3, n_train=None, n_test=None,
+                 faces_width_div=1, log_every=100, checkpoint_every=2000, precision="bf16", converge_tol=0.01,
+                 converge_min_epochs=5.0),
     # IRMAE: 100 epochs at batch 32 (MNIST 60k: 187,500 steps; faces 22,240 train images: 69,500 steps)
     "paper": Sizes(steps=187_500, faces_steps=69_500, batch_size=32, seeds=3, n_train=None, n_test=None,
                    faces_width_div=1, log_every=500, checkpoint_every=5000),
 }
+
+
+#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 01``; under 64 MiB with the checkout):
+#: MNIST and two of the five faces shards (about 9,000 training faces; Shapes are generated)
+GPU_DATA: tuple[str, ...] = (
+    "mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz",
+    "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz",
+    "faces64/faces64-00.zip", "faces64/faces64-01.zip",
+)
+#: the Watson-DFT parameters (``specvae gpu stage`` copies them from the weights root)
+GPU_WEIGHTS: tuple[str, ...] = ("watson/gray_watson_fft_trial0.pth", "watson/rgb_watson_fft_trial0.pth")
+#: runs side by side on the one GPU
+GPU_WORKERS = 6
 
 
 @dataclass(frozen=True)
@@ -148,15 +185,19 @@ class RunConfig:
     beta: float = 0.1
     alpha: float = 0.5
     width_div: int = 1
-    log_every: int = field(default=50, metadata={"hash": False})
+    # the convergence rule smooths the logged intervals, so the logging interval can move the stopping step
+    log_every: int = 50
     checkpoint_every: int = field(default=1000, metadata={"hash": False})
     n_samples: int = 8
+    precision: str = "bf16"
+    converge_tol: float | None = None
+    converge_min_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown data set {self.dataset!r}; choose one of {DATASETS}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
+        if self.objective not in OBJECTIVES + CONTROLS:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES + CONTROLS}")
         if self.upsample not in UPSAMPLERS:
             raise ValueError(f"unknown up-sampling {self.upsample!r}; choose one of {UPSAMPLERS}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -176,15 +217,22 @@ def sizes(preset: str, **overrides: Any) -> Sizes:
     return select_preset(PRESETS, check_preset(preset), **overrides)
 
 
+#: training-split sizes (images) of the data sets as the chapter loads them, for ``converge_min_epochs``
+_TRAIN_SIZE = {"shapes": 50_000, "mnist": 60_000, "faces": 22_239}
+
+
 def _config(s: Sizes, preset: str, dataset: str, objective: str, upsample: str, seed: int,
             alpha: float | None = None) -> RunConfig:
+    n_train = min(s.n_train, _TRAIN_SIZE[dataset]) if s.n_train else _TRAIN_SIZE[dataset]
     return RunConfig(
         dataset=dataset, objective=objective, upsample=upsample, seed=seed, preset=preset,
         steps=s.faces_steps if dataset == "faces" else s.steps, batch_size=s.batch_size, lr=float(s.lr),
         n_train=s.n_train, n_test=s.n_test, latent_dim=s.latent_dim, beta=float(s.beta),
         alpha=float(s.alpha if alpha is None else alpha),
-        width_div=s.faces_width_div if dataset == "faces" else 1,
-        log_every=s.log_every, checkpoint_every=s.checkpoint_every, n_samples=s.n_samples)
+        width_div=s.faces_width_div if dataset == "faces" else s.width_div,
+        log_every=s.log_every, checkpoint_every=s.checkpoint_every, n_samples=s.n_samples,
+        precision=s.precision, converge_tol=None if s.converge_tol is None else float(s.converge_tol),
+        converge_min_steps=int(math.ceil(s.converge_min_epochs * n_train / s.batch_size)))
 
 
 def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, objectives: Sequence[str] = OBJECTIVES,
@@ -201,6 +249,21 @@ def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, objectiv
             raise ValueError(f"unknown {name} {bad}; choose from {valid}")
     return [_config(s, preset, d, o, u, seed)
             for seed in range(s.seeds) for d in datasets for u in upsamplers for o in objectives]
+
+
+def control_configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, **overrides: Any) -> list[RunConfig]:
+    """The ``mse`` control runs (:data:`CONTROLS`): every data set, transposed up-sampling, every seed.
+
+    Each is the ``fft`` run of the grid with its FFT term computed as the pixel MSE it equals by Parseval and its
+    BCE term dropped (:func:`build_loss`), so "does the FFT loss act through the spectrum or as a heavy L2 term?"
+    can be read off the two rows.
+    """
+    s = sizes(preset, **overrides)
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad:
+        raise ValueError(f"unknown datasets {bad}; choose from {DATASETS}")
+    return [_config(s, preset, d, objective, "transposed", seed)
+            for seed in range(s.seeds) for d in datasets for objective in CONTROLS]
 
 
 #: the α values of the sweep (on MNIST, transposed, ``fft`` objective, seed 0)
@@ -234,6 +297,8 @@ def build_loss(cfg: RunConfig, *, weights: str | None = None) -> torch.nn.Module
       unlike Durall's official NumPy code) + β·KL.
     - ``watson``: Watson-DFT (Czolbe et al.'s learned parameters, gray for 1-channel data, RGB for faces, with
       the reference code's random block-grid shift during training) replacing the BCE, per value, + β·KL.
+    - ``mse`` (our control, not in the paper): ``α·H·W·MSE`` (:class:`specvae.losses.ParsevalMSE`) + β·KL: the
+      ``fft`` objective without its BCE term, its FFT term computed in pixel space (equal by Parseval).
     """
     from specvae.losses.vae import BCELoss, PerPixel, SpectralCombination, VAELoss
 
@@ -247,6 +312,10 @@ def build_loss(cfg: RunConfig, *, weights: str | None = None) -> torch.nn.Module
         from specvae.losses import AzimuthalLoss
 
         recon = SpectralCombination(BCELoss(), AzimuthalLoss(), alpha=cfg.alpha)
+    elif cfg.objective == "mse":
+        from specvae.losses import ParsevalMSE
+
+        recon = ParsevalMSE(weight=cfg.alpha)
     else:
         from specvae.losses import WatsonDFTLoss
 
@@ -281,16 +350,18 @@ def _make_objective(loss: torch.nn.Module):
 def evaluate(model: torch.nn.Module, images_uint8: torch.Tensor, *, batch_size: int = 256) -> dict[str, Any]:
     """Reconstruct ``images_uint8`` (N, C, H, W) at ``z = mu`` and compute the paper's metrics.
 
-    Returns ``{"metrics": {rmse_<ai|ft|spatial>_<mean|std>}, "arrays": {freqs, profile_real_mean/std,
-    profile_recon_mean/std}, "per_image": {ai, ft, spatial}}``. Spectral metrics use :mod:`specvae.spectral`
-    (per image; mean and std over the images as in the paper's tables).
+    Returns ``{"metrics": {rmse_<ai|ft|spatial>_<mean|std>, psnr_<mean|std>, ssim_<mean|std>}, "arrays": {freqs,
+    profile_real_mean/std, profile_recon_mean/std}, "per_image": {ai, ft, spatial, psnr, ssim}}``. Spectral metrics
+    use :mod:`specvae.spectral`, PSNR and SSIM :mod:`specvae.metrics` (per image; mean and std over the images as
+    in the paper's tables). Every std here is the spread of the test images (population std, ``ddof=0``).
     """
     from specvae import spectral
+    from specvae.metrics import psnr, ssim
 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    per = {"ai": [], "ft": [], "spatial": []}
+    per: dict[str, list[torch.Tensor]] = {"ai": [], "ft": [], "spatial": [], "psnr": [], "ssim": []}
     prof_real, prof_recon = [], []
     for start in range(0, images_uint8.shape[0], batch_size):
         x = images_uint8[start:start + batch_size].to(device).float() / 255.0
@@ -298,20 +369,24 @@ def evaluate(model: torch.nn.Module, images_uint8: torch.Tensor, *, batch_size: 
         per["ai"].append(spectral.rmse_ai(x, xr).cpu())
         per["ft"].append(spectral.rmse_ft(x, xr).cpu())
         per["spatial"].append(spectral.rmse_spatial(x, xr).cpu())
+        per["psnr"].append(psnr(x, xr.clamp(0, 1)).cpu())
+        per["ssim"].append(ssim(x, xr.clamp(0, 1)).cpu())
         prof_real.append(spectral.radial_profile(x, log=True, gray=True).cpu())
         prof_recon.append(spectral.radial_profile(xr, log=True, gray=True).cpu())
     model.train(was_training)
     per_image = {k: torch.cat(v).double().numpy() for k, v in per.items()}
     metrics: dict[str, float] = {}
     for k, v in per_image.items():
-        metrics[f"rmse_{k}_mean"] = float(v.mean())
-        metrics[f"rmse_{k}_std"] = float(v.std())
+        name = k if k in ("psnr", "ssim") else f"rmse_{k}"
+        finite = v[np.isfinite(v)]  # PSNR is +inf for an exact reconstruction
+        metrics[f"{name}_mean"] = float(finite.mean()) if finite.size else float("nan")
+        metrics[f"{name}_std"] = float(finite.std()) if finite.size else float("nan")
     pr, pc = torch.cat(prof_real).double(), torch.cat(prof_recon).double()
     h, w = images_uint8.shape[-2:]
     arrays = {
         "freqs": spectral.frequency_axis(h, w).cpu().numpy(),
-        "profile_real_mean": pr.mean(0).numpy(), "profile_real_std": pr.std(0).numpy(),
-        "profile_recon_mean": pc.mean(0).numpy(), "profile_recon_std": pc.std(0).numpy(),
+        "profile_real_mean": pr.mean(0).numpy(), "profile_real_std": pr.std(0, correction=0).numpy(),
+        "profile_recon_mean": pc.mean(0).numpy(), "profile_recon_std": pc.std(0, correction=0).numpy(),
     }
     return {"metrics": metrics, "arrays": arrays, "per_image": per_image}
 
@@ -334,7 +409,8 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     model = build_model(cfg)
     loss = build_loss(cfg)
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log_every=cfg.log_every,
-                     checkpoint_every=cfg.checkpoint_every, device="auto")
+                     checkpoint_every=cfg.checkpoint_every, device="auto", precision=cfg.precision,
+                     converge_tol=cfg.converge_tol, converge_min_steps=cfg.converge_min_steps)
     run_dir = ResultStore(CHAPTER).run_dir(cfg)
     result = fit(model, _make_objective(loss), train.images, tc, run_dir=run_dir, progress=progress)
     ev = evaluate(result.model, test.images)
@@ -343,7 +419,12 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     metrics["final_loss"] = float(hist["loss"][-1]) if hist.get("loss") else float("nan")
     train_wall = float(result.total_wall_time_s or result.wall_time_s)
     # images per second over the whole run (a resumed run's own FitResult.images_per_s covers only its last part)
-    metrics["train_images_per_s"] = cfg.steps * cfg.batch_size / train_wall if train_wall > 0 else float("nan")
+    metrics["train_images_per_s"] = result.steps * cfg.batch_size / train_wall if train_wall > 0 else float("nan")
+    metrics["steps_done"] = int(result.steps)
+    metrics["epochs_done"] = result.steps * cfg.batch_size / int(train.images.shape[0])
+    # the rule's verdict (None → False when no rule was set: such a run is not shown as converged)
+    metrics["converged"] = bool(result.converged)
+    metrics["loss_rel_change_last20"] = float(result.rel_change)
     metrics["train_wall_s"] = train_wall
     metrics["n_params"] = int(sum(p.numel() for p in result.model.parameters()))
     k = min(cfg.n_samples, test.images.shape[0])
@@ -355,9 +436,35 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
         "train_notes": train.notes, "test_notes": test.notes, "n_train_images": int(train.images.shape[0]),
         "n_test_images": int(test.images.shape[0]), "resumed_from": result.resumed_from,
         "device": str(result.device), "total_wall_s": time.perf_counter() - t0,
+        "precision": cfg.precision, "torch_threads": torch.get_num_threads(),
     }
     return {"metrics": metrics, "arrays": ev["arrays"], "history": hist, "extra": extra,
             "npz": {"samples": samples}, "device": result.device}
+
+
+def bench_families(preset: str = "cpu") -> dict[str, Any]:
+    """The chapter's three nets (Shapes, MNIST, faces) as its runs train them at ``preset``, for ``specvae bench``.
+
+    Each family is the vanilla VAE objective on random images of the data set's shape (speed does not depend on
+    the objective's spectral terms much; they run in float32 either way).
+    """
+    from specvae.bench import BenchCase
+    from specvae.train import TrainConfig
+
+    s = sizes(preset)
+    out: dict[str, Any] = {}
+    for dataset in DATASETS:
+        cfg = _config(s, preset, dataset, "vanilla", "transposed", 0)
+        gen = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (512, cfg.channels, cfg.image_size, cfg.image_size), generator=gen,
+                               dtype=torch.uint8)
+        tc = TrainConfig(steps=1, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
+                         log_every=cfg.log_every, device="cpu")
+        out[f"{dataset}-vae"] = BenchCase(
+            model=lambda cfg=cfg: build_model(cfg),
+            objective=lambda model, cfg=cfg: _make_objective(build_loss(cfg)),
+            images=images, config=tc, note=f"IRMAE {_ARCH[dataset]} VAE, width ÷ {cfg.width_div}")
+    return out
 
 
 def _store():
@@ -366,21 +473,31 @@ def _store():
     return ResultStore(CHAPTER)
 
 
-def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, alpha_sweep: bool = False,
-            progress: bool = True, **overrides: Any):
+def all_configs(preset: str = "cpu", *, alpha_sweep: bool = True, controls: bool = True,
+                **overrides: Any) -> list[RunConfig]:
+    """Every run of the chapter at ``preset``: the grid, then the controls and the α sweep (duplicates removed)."""
+    cfgs = configs(preset, **overrides)
+    if controls:
+        cfgs += control_configs(preset, **overrides)
+    if alpha_sweep:
+        cfgs += alpha_sweep_configs(preset, **overrides)
+    return list(dict.fromkeys(cfgs))
+
+
+def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, alpha_sweep: bool = True,
+            controls: bool = True, progress: bool = True, **overrides: Any):
     """The chapter's results at ``preset`` as a DataFrame (one row per run).
 
     Loads stored results and trains the missing ones with :func:`specvae.experiments.run_grid` (``workers``
     processes side by side); with ``train=False`` a missing result raises
-    :class:`~specvae.experiments.store.MissingResultError`. ``alpha_sweep=True`` adds :func:`alpha_sweep_configs`.
+    :class:`~specvae.experiments.store.MissingResultError`. ``alpha_sweep=True`` adds :func:`alpha_sweep_configs`,
+    ``controls=True`` (default) :func:`control_configs`; the frame holds every run asked for.
     ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``, ``steps=2000``).
     """
     from specvae.experiments.grid import run_grid
     from specvae.experiments.store import MissingResultError
 
-    cfgs = configs(preset, **overrides)
-    if alpha_sweep:
-        cfgs += alpha_sweep_configs(preset, **overrides)
+    cfgs = all_configs(preset, alpha_sweep=alpha_sweep, controls=controls, **overrides)
     store = _store()
     missing = [c for c in cfgs if not store.exists(c)]
     if missing and not train:
@@ -398,154 +515,3 @@ def load_records(preset: str = "cpu", *, train: bool = False, **overrides: Any) 
     run_all(preset, train=train, progress=False, **overrides)
     store = _store()
     return [store.load(c) for c in configs(preset, **overrides)]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# tables
-# ------------------------------------------------------------------------------------------------------------
-_DOMAINS = {"ai": "AI", "ft": "2D FT", "spatial": "Spatial"}
-
-
-def summary_table(frame) -> "Any":
-    """Mean and std *over seeds* of each run's mean test RMSE, per (upsample, dataset, objective, domain).
-
-    Columns: ``upsample, dataset, objective, domain, mean, std, n_seeds, test_std_mean`` where ``test_std_mean`` is
-    the std over test images (the paper's ±) averaged over seeds. ``std`` is NaN with a single seed.
-    """
-    import pandas as pd
-
-    rows = []
-    for (up, ds, obj), g in frame.groupby(["upsample", "dataset", "objective"], sort=False):
-        for key, name in _DOMAINS.items():
-            vals = g[f"rmse_{key}_mean"].astype(float)
-            rows.append({"upsample": up, "dataset": ds, "objective": obj, "domain": name,
-                         "mean": vals.mean(), "std": vals.std(ddof=1) if len(vals) > 1 else float("nan"),
-                         "n_seeds": len(vals), "test_std_mean": g[f"rmse_{key}_std"].astype(float).mean()})
-    return pd.DataFrame(rows)
-
-
-def compare_with_paper(summary, reference) -> "Any":
-    """Ours beside the paper's numbers: one row per (table, dataset, objective, domain) the paper reports.
-
-    ``reference`` is :func:`specvae.reference.load` ("bjork2022", "table1"/"table2") concatenated. Adds ``gap`` =
-    ours − paper and ``paper_best`` (the paper's lowest mean in that dataset/domain column).
-    """
-    import pandas as pd
-
-    table_of = {"transposed": "table1", "nearest_conv5": "table2"}
-    obj_of = OBJECTIVE_LABELS
-    s = summary.copy()
-    s["table"] = s["upsample"].map(table_of)
-    s["paper_dataset"] = s["dataset"].map(PAPER_DATASET)
-    s["paper_objective"] = s["objective"].map(obj_of)
-    ref = reference.reset_index(drop=True).rename(columns={"mean": "paper_mean", "std": "paper_std", "dataset": "paper_dataset",
-                                    "objective": "paper_objective"})
-    out = s.merge(ref, on=["table", "paper_dataset", "paper_objective", "domain"], how="left")
-    out["gap"] = out["mean"] - out["paper_mean"]
-    best = ref.loc[ref.groupby(["table", "paper_dataset", "domain"])["paper_mean"].idxmin()]
-    best = best[["table", "paper_dataset", "domain", "paper_objective"]].rename(
-        columns={"paper_objective": "paper_best_objective"})
-    out = out.merge(best, on=["table", "paper_dataset", "domain"], how="left")
-    out["paper_best"] = out["paper_objective"] == out["paper_best_objective"]
-    return pd.DataFrame(out)
-
-
-def ordering_agreement(comparison) -> "Any":
-    """Per (table, dataset, domain): Kendall τ between our ranking of the objectives and the paper's, over the
-    objectives the paper reports; also whether our best objective is the paper's best.
-
-    Columns: ``table, dataset, domain, n, kendall_tau, p_value, our_best, paper_best, same_best``.
-    """
-    import pandas as pd
-    from scipy.stats import kendalltau
-
-    rows = []
-    have = comparison.dropna(subset=["paper_mean", "mean"])
-    for (table, ds, dom), g in have.groupby(["table", "dataset", "domain"], sort=False):
-        if len(g) >= 2:
-            tau, p = kendalltau(g["mean"].to_numpy(), g["paper_mean"].to_numpy())
-        else:
-            tau, p = float("nan"), float("nan")
-        ours = g.loc[g["mean"].idxmin(), "objective"]
-        theirs = g.loc[g["paper_mean"].idxmin(), "objective"]
-        rows.append({"table": table, "dataset": ds, "domain": dom, "n": len(g), "kendall_tau": float(tau),
-                     "p_value": float(p), "our_best": ours, "paper_best": theirs, "same_best": ours == theirs})
-    return pd.DataFrame(rows)
-
-
-def _short_upsample(upsample: str) -> str:
-    return "T" if upsample == "transposed" else "N.1.5"
-
-
-def _our_best(comparison) -> "Any":
-    """The row of our lowest mean per (upsample, dataset, domain) column."""
-    return comparison.loc[comparison.groupby(["upsample", "dataset", "domain"])["mean"].idxmin()]
-
-
-def paper_table(comparison, upsample: str) -> "Any":
-    """Table 1 (``upsample="transposed"``) or Table 2 (``"nearest_conv5"``) as the chapter shows it.
-
-    Rows (data set, objective); for each domain (AI, 2D FT, Spatial) the columns ``ours`` (mean over seeds; ✓ marks
-    our best objective in that column), ``± (seeds)``, ``± (images)`` (std over test images, averaged over seeds:
-    the paper's kind of ±), ``paper`` (mean ± std; ★ marks the paper's best; — where the paper has no number) and
-    ``gap`` (ours − paper). ``comparison`` is :func:`compare_with_paper`'s output.
-    """
-    import numpy as np
-
-    if upsample not in UPSAMPLERS:
-        raise ValueError(f"unknown upsample {upsample!r}: choose one of {UPSAMPLERS}")
-    best_rows = set(_our_best(comparison).index)
-    c = comparison[comparison.upsample == upsample].copy()
-    c["our_best"] = c.index.isin(best_rows)
-    c["objective"] = c["objective"].map(OBJECTIVE_LABELS)
-    c["dataset"] = c["dataset"].map(lambda d: "faces (CelebA)" if d == "faces" else PAPER_DATASET[d])
-    c["ours"] = [f"{m:.4g}{' ✓' if b else ''}" for m, b in zip(c["mean"], c["our_best"])]
-    c["± (seeds)"] = ["" if np.isnan(v) else f"{v:.2g}" for v in c["std"]]
-    c["± (images)"] = [f"{v:.2g}" for v in c["test_std_mean"]]
-    c["paper"] = ["—" if np.isnan(m) else f"{m:.4g} ± {v:.2g}{' ★' if b else ''}"
-                  for m, v, b in zip(c["paper_mean"], c["paper_std"], c["paper_best"])]
-    c["gap"] = ["" if np.isnan(g) else f"{g:+.3g}" for g in c["gap"]]
-    kinds = ("ours", "± (seeds)", "± (images)", "paper", "gap")
-    wide = c.pivot_table(index=["dataset", "objective"], columns="domain", values=list(kinds), aggfunc="first",
-                         sort=False).swaplevel(0, 1, axis=1)
-    return wide[[(d, k) for d in _DOMAINS.values() for k in kinds]]
-
-
-def discussion(summary, comparison, ordering) -> str:
-    """The chapter's discussion as Markdown bullets, written from the numbers so it stays true at any preset.
-
-    Which of the paper's claims hold in our runs: is the FFT loss best per column, does our ordering of the
-    objectives agree (Kendall τ, same best), does N.1.5 lower the RMSE, how Watson-DFT does on Shapes (which the
-    paper omits), and the scale of our numbers against the paper's.
-    """
-    import numpy as np
-
-    best = _our_best(comparison)
-    out = [f"- **FFT loss best?** The paper's FFT loss is best in most columns of Tables 1-2. In our runs the FFT "
-           f"objective has the lowest mean RMSE in {int((best.objective == 'fft').sum())} of {len(best)} columns "
-           "(data set × domain × up-sampler, Watson on Shapes included)."]
-    for domain in _DOMAINS.values():
-        sub = best[best.domain == domain]
-        out.append(f"  - {domain}: best objective per column — " + ", ".join(
-            f"{r.dataset}/{_short_upsample(r.upsample)}: {OBJECTIVE_LABELS[r.objective]}" for r in sub.itertuples()))
-    out.append(f"- **Ordering**: mean Kendall τ between our and the paper's ranking over {len(ordering)} columns "
-               f"is {float(ordering['kendall_tau'].mean()):.2f}; the best objective agrees in "
-               f"{int(ordering['same_best'].sum())} of {len(ordering)} columns.")
-    wide = summary.pivot_table(index=["dataset", "objective", "domain"], columns="upsample", values="mean")
-    if set(UPSAMPLERS) <= set(wide.columns):
-        better = wide["nearest_conv5"] < wide["transposed"]
-        out.append("- **N.1.5 vs transposed**: the paper finds the effect of N.1.5 inconsistent. In our runs N.1.5 "
-                   f"lowers the RMSE in {int(better.sum())} of {len(better)} (data set, objective, domain) cells.")
-    w = comparison[(comparison.dataset == "shapes") & (comparison.objective == "watson")]
-    if len(w):
-        out.append("- **Watson-DFT on Shapes** (omitted by the paper): our runs give " + ", ".join(
-            f"{r.domain} {r.mean:.3g} ({_short_upsample(r.upsample)})" for r in w.itertuples())
-            + "; compare with the vanilla row to judge whether it 'works'.")
-    have = comparison.dropna(subset=["paper_mean"])
-    ratio = {d: float(np.median(g["mean"] / g["paper_mean"])) for d, g in have.groupby("domain")}
-    out.append("- **Scale of the numbers**: median ratio ours / paper per domain: "
-               + ", ".join(f"{d} {v:.3g}" for d, v in ratio.items())
-               + ". The paper does not define its RMSE conventions (log base, FFT normalisation, whether the "
-                 "spatial number is an RMSE or an MSE on which pixel scale), so absolute values are not comparable; "
-                 "the orderings are.")
-    return "\n".join(out)

@@ -41,9 +41,9 @@ def install_cell(datasets: Sequence[str] = (), weights: Sequence[str] = ()) -> s
     ``datasets`` and ``weights`` are the data sets (:data:`specvae.data.DATASETS`) and pretrained files
     (:data:`specvae.metrics.weights.WEIGHTS`) the chapter reads; the line passes them to :func:`prepare`.
     """
-    return ('import importlib.util as u, subprocess as s, sys; u.find_spec("specvae") or s.run([sys.executable, '
-            f'"-m", "pip", "install", "-q", "specvae[book] @ git+{REPOSITORY}"], check=True); import specvae.hosted; '
-            f"specvae.hosted.prepare({json.dumps(list(datasets))}, {json.dumps(list(weights))})")
+    return ('import importlib.util as _u, subprocess as _s, sys as _y; _u.find_spec("specvae") or '
+            f'_s.run([_y.executable, "-m", "pip", "install", "-q", "specvae[book] @ git+{REPOSITORY}"], check=True); '
+            f"import specvae.hosted; specvae.hosted.prepare({json.dumps(list(datasets))}, {json.dumps(list(weights))})")
 
 
 def is_hosted() -> bool:

@@ -543,7 +543,8 @@ def resolve(
     """Return the path of a verified copy of the pretrained network ``name``.
 
     Args:
-        name: ``"lpips-alex"``, ``"lpips-vgg"`` or ``"fid-inception"``.
+        name: a key of :data:`WEIGHTS` (``"lpips-alex"``, ``"lpips-vgg"``, ``"fid-inception"``, ``"watson-gray"``,
+            ``"watson-rgb"``).
         path: a file (used as is, after its checksum; a mismatch raises :class:`WeightsChecksumError`) or a
             folder searched first.
         offline: skip the official download (step 4). ``None`` reads ``SPECVAE_OFFLINE``.

@@ -110,7 +110,8 @@ class Sizes:
     corners of the spectrum, beyond 1/2). ``upsample`` is the up-sampling of the section-5 and -6 runs;
     ``fft_weight`` is α of Björk et al.'s eq. 3 for the second run of section 5 (``spectral_loss``) and
     ``focal_weight`` the α of the focal-frequency run of section 6; ``recover_code`` is the number of values in
-    the spatial code of section 6's last autoencoder; ``pca_codes`` the code sizes of the linear bound. At
+    the spatial code of section 6's last autoencoder and ``recover_steps`` its step cap (a code of 16 times
+    more numbers takes longer to converge); ``pca_codes`` the code sizes of the linear bound. At
     initialisation, ``n_init`` random decoders per kind.
     """
 
@@ -163,6 +164,7 @@ class Sizes:
     spectral_loss: str = "fft"
     focal_weight: float = 0.5
     recover_code: int = 1024
+    recover_steps: int = 9000
     pca_codes: tuple[int, ...] = (64, 256, 1024)
     n_init: int = 16
     seed: int = 0
@@ -176,21 +178,23 @@ PRESETS: dict[str, Sizes] = {
         n_images=32, image_size=32, n_points=128, reg_width=64, reg_depth=3, reg_steps=300, reg_eval_every=20,
         fourier_features=32, fit_size=32, fit_width=64, fit_depth=3, fit_steps=60, fit_snapshots=(10, 30, 60),
         ae_train=128, ae_eval=32, ae_steps=30, ae_batch=16, ae_latent=32, ae_width=8, ae_eval_every=10,
-        ae_lr_decay_every=10, ae_converge_min_steps=10, recover_code=256, pca_codes=(16, 64), n_init=4,
+        ae_lr_decay_every=10, ae_converge_min_steps=10, recover_code=256, recover_steps=30, pca_codes=(16, 64),
+        n_init=4,
     ),
     "cpu": Sizes(),
     "gpu": Sizes(
         n_images=1000, reg_steps=10000, reg_eval_every=100, fit_size=64, fit_width=256, fit_steps=3000,
         fit_snapshots=(50, 300, 1000, 3000), ae_size=64, ae_train=20000, ae_eval=1000, ae_steps=40000,
         ae_batch=64, ae_lr_decay_every=4000, ae_converge_min_steps=8000, ae_latent=128, ae_width=64,
-        ae_eval_every=500, recover_code=4096, pca_codes=(128, 1024, 4096), n_init=64,
+        ae_eval_every=500, recover_code=4096, recover_steps=60000, pca_codes=(128, 1024, 4096), n_init=64,
     ),
     "paper": Sizes(
         n_images=2000, n_points=200, frequencies=(5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0),
         reg_depth=6, reg_lr=3e-4, reg_steps=80000, reg_eval_every=500, fit_size=64, fit_width=256,
         fit_steps=5000, fit_snapshots=(50, 500, 2000, 5000), ae_size=64, ae_train=22000, ae_eval=2000,
         ae_steps=100000, ae_batch=64, ae_lr_decay_every=10000, ae_converge_min_steps=20000, ae_latent=128,
-        ae_width=64, ae_eval_every=1000, recover_code=4096, pca_codes=(128, 1024, 4096), n_init=64,
+        ae_width=64, ae_eval_every=1000, recover_code=4096, recover_steps=150000, pca_codes=(128, 1024, 4096),
+        n_init=64,
     ),
 }
 
@@ -361,7 +365,8 @@ def _autoencoder_configs(s: Sizes, preset: str) -> list[AutoencoderConfig]:
 def _recovering_configs(s: Sizes, preset: str) -> list[AutoencoderConfig]:
     """Section 6: MSE + focal frequency loss (dense code), and MSE with a spatial code of ``recover_code``."""
     return [_ae_config(s, preset, s.upsample, s.focal_weight, loss="focal"),
-            _ae_config(s, preset, s.upsample, 0.0, code="spatial", latent=s.recover_code)]
+            dataclasses.replace(_ae_config(s, preset, s.upsample, 0.0, code="spatial", latent=s.recover_code),
+                                steps=s.recover_steps)]
 
 
 def configs(preset: str | Sizes, **overrides: Any) -> list[RunConfig]:
@@ -619,8 +624,10 @@ def checkerboard_score(maps: np.ndarray | torch.Tensor) -> float:
     The mean log spectrum at the three Nyquist frequencies (1/2, 0), (0, 1/2), (1/2, 1/2) cycles/pixel, minus the
     median over all non-DC frequencies. The chapter passes power maps in dB (:func:`mean_db_map`), so the score
     is in dB (10 dB = ten times the power of the median bin); for ``ln|F|`` maps divide by 8.69. A period-2
-    pattern (a checkerboard) puts energy exactly there, so a transposed convolution of stride 2 scores high; nearest-neighbour ×2 up-sampling has a zero of
-    its frequency response at 1/2 cycles/pixel along each axis and scores low. Ref: Odena et al. 2016.
+    pattern (a checkerboard) puts energy exactly there, so a transposed convolution of stride 2 scores high;
+    nearest-neighbour ×2 up-sampling has a zero of its frequency response at 1/2 cycles/pixel along each axis
+    and scores low. Blur lowers the median and so raises the score without any artefact (see
+    ``spectral_bias_report.nyquist_and_median``). Ref: Odena et al. 2016.
     """
     m = torch.as_tensor(np.asarray(maps), dtype=torch.float64)
     h, w = m.shape[-2:]

@@ -492,16 +492,17 @@ def ordering_agreement(comparison, domains: Sequence[str] = COMPARABLE_DOMAINS) 
 
 
 def ordering_table(ordering) -> Any:
-    """Reader-facing view of :func:`ordering_agreement`."""
+    """Reader-facing view of :func:`ordering_agreement`: ``Data set, Table, Domain, n, Kendall τ, Our best,
+    Paper's best, Same best``; "?" after our best when it is within the runner-up's seed spread."""
     import pandas as pd
 
     return pd.DataFrame({
-        "Table": ordering["table"].map({"table1": "1", "table2": "2"}),
         "Data set": ordering["dataset"].map(_ds_label),
+        "Table": ordering["table"].map({"table1": "1", "table2": "2"}),
         "Domain": ordering["domain"],
-        "Objectives": ordering["n"].astype(int).astype(str),
+        "n": ordering["n"].astype(int).astype(str),
         "Kendall τ": [_signed(t) if not math.isnan(t) else _DASH for t in ordering["kendall_tau"]],
-        "Our best": [objective_label(o) + ("" if c else " (unclear)")
+        "Our best": [objective_label(o) + ("" if c else " ?")
                      for o, c in zip(ordering["our_best"], ordering["our_best_clear"])],
         "Paper's best": ordering["paper_best"].map(objective_label),
         "Same best": ordering["same_best"].map({True: "yes", False: "no"}),
@@ -999,7 +1000,8 @@ def myst_table(table, caption: str, *, name: str | None = None, blank_repeats: S
         table: the frame (its index is ignored; headers are its column names).
         caption: the caption (MyST inline markup allowed).
         name: the label to reference it by (``{numref}`` / ``{ref}``).
-        blank_repeats: columns in which a value equal to the one above is left blank (grouped rows).
+        blank_repeats: grouping columns, left to right: a value equal to the one above is left blank as long as
+            the grouping columns to its left are blank too (so a new group shows all its labels).
         align: ``{column: "left" | "right" | "center"}``; default: left for columns of words (every value
             starts with a letter, or is empty), right for columns of numbers.
 
@@ -1017,9 +1019,11 @@ def myst_table(table, caption: str, *, name: str | None = None, blank_repeats: S
              "| " + " | ".join(marks[al[c]] for c in cols) + " |"]
     prev: dict[str, Any] = {}
     for row in table.itertuples(index=False):
-        cells = []
+        cells, grouped = [], True
         for c, v in zip(cols, row):
-            cells.append("" if c in blank_repeats and prev.get(c) == v else _cell(v))
+            # blank only while every grouping column to the left was blanked too (a new group shows all)
+            grouped = grouped and c in blank_repeats and prev.get(c) == v if c in blank_repeats else grouped
+            cells.append("" if c in blank_repeats and grouped else _cell(v))
             prev[c] = v
         lines.append("| " + " | ".join(cells) + " |")
     head = f":::{{table}} {caption}\n"

@@ -53,10 +53,10 @@ overrides = {} if seeds is None else {"seeds": seeds}
 sizes = ch1.sizes(preset, **overrides)
 frame = ch1.run_all(preset, train=train, workers=workers, alpha_sweep=alpha_sweep, **overrides)
 store = ResultStore(ch1.CHAPTER)
-grid = ch1.configs(preset, **overrides)
+# the paper's grid and our H·W-MSE control runs (the α sweep is read in its own section)
+grid = ch1.configs(preset, **overrides) + ch1.control_configs(preset, **overrides)
 records = {(c.dataset, c.objective, c.upsample, c.seed): store.load(c) for c in grid}
 grid_frame = store.frame(grid)
-paper_frame = grid_frame[grid_frame.objective.isin(report.PAPER_OBJECTIVES)]
 
 
 def label(objective):
@@ -69,7 +69,8 @@ COLORS = {"real": "black", "vanilla": "#0173B2", "watson": "#029E73", "ai": "#CC
 STYLES = {"mse": "--"}
 
 # %% tags=["remove-input"] mystnb={"markdown_format": "myst"}
-display(Markdown(report.caveats(grid_frame, preset, faces_width_div=sizes.faces_width_div)))
+display(Markdown(report.caveats(grid_frame, preset, width_div=sizes.width_div,
+                                faces_width_div=sizes.faces_width_div)))
 
 # %% [markdown]
 # Björk et al. ask whether a VAE recovers the high frequencies it loses when its reconstruction loss also
@@ -100,8 +101,13 @@ preset_note = (
     f"{sizes.faces_steps:,} for the CelebA-style faces, batch {sizes.batch_size}, "
     f"Adam lr {sizes.lr:g}, {sizes.seeds} seed(s) per configuration, "
     f"{sizes.n_train or 'all'} training images per data set, {n_test} test images per run; "
-    f"faces net widths divided by {sizes.faces_width_div} (1 = IRMAE's). "
-    f"{len(grid_frame)} runs on {prov['device']}, trained {trained:%Y-%m-%d}. "
+    f"hidden widths divided by {sizes.width_div} (Shapes, MNIST) and {sizes.faces_width_div} "
+    f"(faces; 1 = IRMAE's); {sizes.precision} autocast. "
+    + (f"Convergence rule: stop once the smoothed training loss changed by less than "
+       f"{sizes.converge_tol:.0%} over the last 20 % of the steps, after at least "
+       f"{sizes.converge_min_epochs:g} epochs. " if sizes.converge_tol else
+       "No convergence rule at this preset: every run trains its full steps. ")
+    + f"{len(grid_frame)} runs on {prov['device']}, trained {trained:%Y-%m-%d}. "
     + report.convergence_note(grid_frame))
 glue("ch1_n_runs", len(grid_frame), display=False)
 # the weight α·H·W of the pixel MSE inside the FFT loss (Parseval), for the two image sizes
@@ -266,20 +272,21 @@ for up, number in (("transposed", 1), ("nearest_conv5", 2)):
 # %% [markdown]
 # ### How the metric conventions were chosen, and what the ratio means
 #
-# The paper says only "RMSE computed in AI-domain, 2D Fourier Transform (FT) domain and spatial domain". What
-# it leaves open — magnitudes or log magnitudes, the log's base and scale, the floor under empty frequency
-# bins — we settled partly from its own numbers (the reasoning is in the section "Spectral metrics" of the
-# [Metrics](metrics.md) page and in the `specvae.spectral` docstring): a plain-magnitude 2D FT RMSE cannot
-# reach the paper's values, so ours compares log magnitudes, and the scale of the AI spectrum was picked so
-# that the AI/2D FT ratio of typical reconstructions falls where the paper's ratios fall. Because these
-# conventions were chosen from the paper's own numbers, **"Ours ÷ paper" near 1 in the AI and 2D FT tables
-# is partly by construction**: it says that the scales match, not that the models match. What
-# is evidence is the *ordering* of the objectives within a column and how it changes between columns.
+# The paper says only "RMSE computed in AI-domain, 2D Fourier Transform (FT) domain and spatial domain". It
+# leaves three things open: magnitudes or log magnitudes, the scale of the log, and what happens where the
+# spectrum is zero. The section "How the AI and 2-D FT conventions were chosen" of the [Metrics](metrics.md)
+# page gives our choices and the evidence: the 2D FT RMSE compares log magnitudes (a plain-magnitude RMSE
+# cannot reach the paper's values), the AI RMSE compares ring profiles of the natural log power, and both put
+# a floor, the power of 8-bit rounding noise, under empty frequency bins. The scale of the AI profile was
+# picked because it puts the AI/2D FT ratio where the paper's own ratios are. Because these conventions were
+# chosen partly from the paper's own numbers, **a ratio ours ÷ paper near 1 in the AI and 2D FT tables is
+# partly by construction**: it says that the scales match, not that the models match. What is evidence is
+# the *ordering* of the objectives within a column and how it changes between columns.
 #
 # The paper's spatial column is another quantity: a mean of {glue:text}`ch1_paper_sp_mean` with a standard
 # deviation of {glue:text}`ch1_paper_sp_std` (Shapes, vanilla VAE, its Table 1) is not an RMSE of pixels in
-# [0, 1]. The spatial tables therefore show the paper's numbers for
-# reference only, with no ratio, no paper-best mark, and no part in the ordering analysis.
+# [0, 1]. The spatial tables therefore show the paper's numbers for reference only, with no paper-best mark
+# and no part in the ordering analysis.
 #
 # ## Image quality of the faces
 #
@@ -424,8 +431,9 @@ display(Markdown(text))
 #
 # - **Architecture**: IRMAE's VAE {cite:p}`jing2020implicit` exactly as in its code (layers and parameter counts
 #   tested in `tests/test_vae.py`), latent size n = 128 (IRMAE's default; Björk does not give one), Sigmoid
-#   output. Shapes are gray (1 channel) as in Björk. Only the `cpu` and `smoke` presets narrow the faces net
-#   so that it trains on a CPU; `gpu` and `paper` use IRMAE's widths (35 M parameters).
+#   output. Shapes are gray (1 channel) as in Björk. Only the `cpu` and `smoke` presets narrow the nets so
+#   that they train on a CPU (see "What was run"); `gpu` and `paper` use IRMAE's widths (35 M parameters for
+#   faces).
 # - **N.1.5 placement**: for Shapes the decoder's last layer is the last ×2 transposed convolution and is
 #   replaced. For MNIST and faces the last layer is a 1×1 stride-1 transposed convolution that does not
 #   up-sample; we replace the last *stride-2* transposed convolution by nearest ×2 + 5×5 convolution and keep

@@ -452,14 +452,15 @@ def test_convergence_note_and_caveats():
     assert "1 stopped at the step cap without meeting it" in note
     assert "none stopped" in report.convergence_note(f.assign(converged=True))
     assert report.convergence_note(f.drop(columns="converged")).startswith("None of the 3 runs records")
-    c = report.caveats(f, "cpu", faces_width_div=8)
+    c = report.caveats(f, "cpu", width_div=4, faces_width_div=8)
     assert c.startswith(":::{admonition} Read this first\n:class: warning\n") and c.rstrip().endswith(":::")
-    assert "*CelebA-style faces*" in c and "divided by 8" in c and "GPU runs pending" in c
+    assert "*CelebA-style faces*" in c and "divided by 4 (Shapes, MNIST) and 8 (faces)" in c
+    assert "GPU runs pending" in c
     assert "(reproducibility.md)" in c and "(metrics.md)" in c
     # "CelebA" alone only names the paper's data set, never ours
     for m in re.finditer(r"CelebA(?!-style)", c):
         assert re.search(r"(the paper's |aligned |in the )$", c[:m.start()]), c[m.start() - 30:m.end() + 10]
-    g = report.caveats(f, "gpu", faces_width_div=1)
+    g = report.caveats(f, "gpu")
     assert "GPU runs pending" not in g and "Model size" not in g
 
 

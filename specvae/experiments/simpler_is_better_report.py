@@ -927,7 +927,7 @@ def convergence_note(frame) -> str:
     return s + "."
 
 
-def caveats(frame, preset: str, *, faces_width_div: int = 1, gpu_pending: bool = True) -> str:
+def caveats(frame, preset: str, *, width_div: int = 1, faces_width_div: int = 1, gpu_pending: bool = True) -> str:
     """The chapter's caveats as a MyST admonition (class ``warning``, title "Read this first"), from the runs'
     frame: preset and convergence (:func:`convergence_note`), the data's provenance, the metric conventions,
     the model size and the pending GPU runs."""
@@ -939,12 +939,13 @@ def caveats(frame, preset: str, *, faces_width_div: int = 1, gpu_pending: bool =
         "generator. Rows labelled CelebA-style faces are compared with the paper's CelebA numbers.",
         "**Metrics.** The paper does not define its three RMSEs. Our AI and 2D FT conventions were chosen partly "
         "from the paper's own numbers, so that ours have its scale: \"ours ÷ paper ≈ 1\" is partly by "
-        "construction (see \"Spectral metrics\" on the [Metrics](metrics.md) page). The paper's spatial numbers "
+        "construction (see \"How the AI and 2-D FT conventions were chosen\" on the [Metrics](metrics.md) page). "
+        "The paper's spatial numbers "
         "are not RMSEs of [0, 1] pixels and are shown for reference only. Compare orderings, not absolute values.",
     ]
-    if faces_width_div > 1:
-        items.append(f"**Model size.** The faces net's hidden widths are divided by {faces_width_div} so that it "
-                     "trains on a CPU (IRMAE's full widths need a GPU).")
+    if width_div > 1 or faces_width_div > 1:
+        items.append(f"**Model size.** The nets' hidden widths are divided by {width_div} (Shapes, MNIST) and "
+                     f"{faces_width_div} (faces) so that they train on a CPU; IRMAE's full widths need a GPU.")
     if gpu_pending and preset not in ("gpu", "paper"):
         items.append("**GPU runs pending.** The `gpu` preset (the papers' widths) has not been run for this edition.")
     body = "\n".join(f"- {i}" for i in items)

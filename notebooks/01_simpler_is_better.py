@@ -17,6 +17,9 @@
 # package and sets our numbers beside the paper's. The chapter's parameters are in the collapsed cells below
 # (the defaults, then the values this edition was executed with).
 
+# %% tags=["remove-cell"]
+import importlib.util as _u, subprocess as _s, sys as _y; _u.find_spec("specvae") or _s.run([_y.executable, "-m", "pip", "install", "-q", "specvae[book] @ git+https://github.com/specvae/specvae"], check=True); import specvae.hosted; specvae.hosted.prepare(["mnist", "faces"], ["watson-gray", "watson-rgb"])
+
 # %% tags=["parameters", "hide-input"]
 preset = "cpu"  # smoke | cpu | gpu | paper
 seeds = None  # seeds per configuration (None: the preset's, 3 at cpu and gpu)

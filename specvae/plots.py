@@ -41,6 +41,9 @@ __all__ = [
     "radial_spectra",
     "image_grid",
     "loss_curves",
+    "convergence_curves",
+    "smooth_curve",
+    "log_unit_label",
     "error_heatmap",
 ]
 
@@ -222,6 +225,7 @@ def radial_spectra(
     band: bool = True,
     legend: bool = True,
     colors: Mapping[str, Any] | None = None,
+    linestyles: Mapping[str, str] | None = None,
 ) -> Axes:
     """Draw azimuthally integrated spectra: one line (mean) and a shaded ±1 std band per entry.
 
@@ -237,6 +241,8 @@ def radial_spectra(
         band: draw the ±std bands.
         legend: draw a legend.
         colors: optional ``{label: colour}`` to keep a method's colour fixed across figures.
+        linestyles: optional ``{label: matplotlib line style}`` (e.g. ``"--"`` for a control), so that lines
+            stay distinguishable without colour.
 
     Returns:
         ``ax``; ``ax.lines[i]`` holds the i-th profile's mean as drawn.
@@ -252,7 +258,7 @@ def radial_spectra(
         if f.shape != mu.shape:
             raise ValueError(f"profile {label!r}: freqs has {f.size} values but mean has {mu.size}")
         c = (colors or {}).get(label, cols[i])
-        ax.plot(f, mu, label=str(label), color=c, lw=1.6)
+        ax.plot(f, mu, label=str(label), color=c, lw=1.6, ls=(linestyles or {}).get(label, "-"))
         if band and sd is not None:
             s = _as_numpy(sd).ravel()
             if s.shape != mu.shape:
@@ -411,6 +417,137 @@ def loss_curves(
         ax.set_title(title)
     ax.legend(frameon=False, fontsize="small")
     return ax
+
+
+def smooth_curve(y: Any, frac: float = 0.05) -> np.ndarray:
+    """Trailing moving average of ``y`` over a window of ``frac`` of its length (at least 1 point).
+
+    Point ``i`` is the mean of ``y[max(0, i - w + 1) : i + 1]`` with ``w = max(1, round(frac * len(y)))``, so the
+    curve keeps its length and never looks ahead (it shows what a rule applied at step ``i`` could see).
+    NaNs are skipped in each window.
+    """
+    v = _as_numpy(y).ravel().astype(np.float64)
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"frac must be in [0, 1], got {frac}")
+    w = max(1, int(round(frac * v.size)))
+    ok = ~np.isnan(v)
+    c = np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
+    n = np.concatenate([[0], np.cumsum(ok)])
+    i = np.arange(v.size)
+    lo = np.maximum(0, i - w + 1)
+    cnt = n[i + 1] - n[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, (c[i + 1] - c[lo]) / np.maximum(cnt, 1), np.nan)
+
+
+def convergence_curves(
+    ax: Axes,
+    curves: Mapping[str, tuple[Any, Any]],
+    *,
+    converged: Mapping[str, bool | None] | None = None,
+    smooth: float = 0.05,
+    normalise: bool = True,
+    logx: bool = True,
+    logy: bool = True,
+    window: float | None = 0.2,
+    colors: Mapping[str, Any] | None = None,
+    linestyles: Mapping[str, str] | None = None,
+    title: str | None = None,
+    legend: bool = False,
+) -> Axes:
+    """Training curves drawn to show whether they reached a plateau.
+
+    Each curve is smoothed (:func:`smooth_curve`), optionally divided by its own last smoothed value (so curves
+    of losses on different scales share one axis and a plateau is a line approaching 1), and drawn on a
+    logarithmic step axis, where a plateau is visible as a flat tail. The end of each curve is marked: a
+    filled circle when ``converged[label]`` is true, a cross when false, an open circle when unknown (None or
+    absent). With ``window``, the last ``window`` fraction of the longest curve's steps is shaded (the span a
+    "change over the last 20 % of steps" rule looks at).
+
+    Args:
+        ax: the axes to draw into.
+        curves: ``{label: (steps, loss)}`` with 1-D arrays of equal length (steps > 0 for ``logx``).
+        converged: ``{label: True | False | None}``.
+        smooth: the moving-average window as a fraction of each curve's length (0: raw).
+        normalise: divide each curve by its last smoothed value (y label "loss ÷ final loss").
+        logx, logy: logarithmic axes.
+        window: the shaded final fraction of the steps (None: no shading).
+        colors, linestyles: ``{label: colour}`` / ``{label: style}`` (default: the book's palette, solid).
+        title: axes title.
+        legend: draw a legend on this axes (for a figure-level legend, pass False and collect
+            ``ax.get_legend_handles_labels()``).
+
+    Returns:
+        ``ax``; ``ax.lines`` holds, per curve, the drawn line and then its end marker.
+    """
+    if not curves:
+        raise ValueError("curves is empty: pass {label: (steps, loss)}")
+    cols = palette(len(curves))
+    last_step = 0.0
+    for i, (label, entry) in enumerate(curves.items()):
+        if len(entry) != 2:
+            raise ValueError(f"curve {label!r} must be (steps, loss); got {len(entry)} items")
+        x, y = _as_numpy(entry[0]).ravel(), _as_numpy(entry[1]).ravel()
+        if x.shape != y.shape or x.size == 0:
+            raise ValueError(f"curve {label!r}: {x.size} steps but {y.size} loss values")
+        ys = smooth_curve(y, smooth) if smooth else y.astype(np.float64)
+        if normalise:
+            ys = ys / ys[-1]
+        c = (colors or {}).get(label, cols[i])
+        ax.plot(x, ys, color=c, ls=(linestyles or {}).get(label, "-"), lw=1.4, label=str(label))
+        flag = (converged or {}).get(label)
+        marker, face = {True: ("o", c), False: ("X", c)}.get(flag, ("o", "white"))
+        ax.plot([x[-1]], [ys[-1]], ls="none", marker=marker, ms=7, mec=c, mfc=face, zorder=3)
+        last_step = max(last_step, float(x[-1]))
+    if window:
+        ax.axvspan(last_step * (1 - window), last_step, color="0.85", zorder=0, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss ÷ final loss" if normalise else "loss")
+    if title is not None:
+        ax.set_title(title)
+    if legend:
+        ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+#: label of each known log scale, keyed by its change when the amplitude doubles, divided by ln 2
+_LOG_SCALES: tuple[tuple[float, str], ...] = (
+    (1.0, "ln |F|"),
+    (2.0, "ln |F|² (log power)"),
+    (20.0, "20 ln |F|"),
+    (20.0 / np.log(10.0), "power (dB)"),
+    (1.0 / np.log(10.0), "log₁₀ |F|"),
+    (2.0 / np.log(10.0), "log₁₀ |F|²"),
+)
+
+
+def log_unit_label(fn: Any, *, size: int = 8) -> str:
+    """The axis label for what a log-spectrum function returns, read from the function itself.
+
+    ``fn`` maps images ``(N, C, H, W)`` to any log-spectral quantity (e.g. :func:`specvae.spectral.log_magnitude`
+    or :func:`specvae.spectral.radial_profile`). It is evaluated on two ``size × size`` impulses, of amplitude 1
+    and 1/2 (flat spectra ``|F| = a`` at every frequency, far above a noise floor such as
+    :func:`specvae.spectral.noise_floor`, 0.009 at 8 × 8); the mean change of its output when the amplitude doubles
+    identifies the scale: ``ln 2`` → "ln |F|", ``2 ln 2`` → "ln |F|² (log power)", ``20 ln 2`` → "20 ln |F|",
+    ``10 log₁₀ 4 ≈ 6.02`` → "power (dB)", and the base-10 magnitudes. Any other scale gives
+    ``"log scale (<change> per doubling of amplitude)"``. So a figure's axis stays true when the toolkit's
+    convention changes.
+    """
+    x = torch.zeros(2, 1, size, size)
+    x[0, 0, 0, 0], x[1, 0, 0, 0] = 1.0, 0.5
+    with torch.no_grad():
+        out = fn(x)
+    out = out.detach().double() if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out, float))
+    d = float((out[0] - out[1]).mean())
+    r = d / float(np.log(2.0))
+    for k, label in _LOG_SCALES:
+        if abs(r - k) < 2e-3 * k:
+            return label
+    return f"log scale ({d:.3g} per doubling of amplitude)"
 
 
 def error_heatmap(

@@ -196,6 +196,56 @@ def test_error_heatmap_orientation_and_cmap():
         plots.error_heatmap(ax, v, x=[0, 1], y=[1, 2, 4], xlabel="s", ylabel="f")
 
 
+def test_smooth_curve_is_a_trailing_moving_average():
+    y = np.array([4.0, 2.0, 6.0, np.nan, 8.0, 0.0, 2.0, 4.0, 6.0, 8.0])
+    s = plots.smooth_curve(y, 0.3)  # window of 3 points, NaN skipped
+    np.testing.assert_allclose(s, [4.0, 3.0, 4.0, 4.0, 7.0, 4.0, 10 / 3, 2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(plots.smooth_curve(y[:3], 0.0), y[:3])
+    with pytest.raises(ValueError, match="frac"):
+        plots.smooth_curve(y, 1.5)
+
+
+def test_convergence_curves_normalise_mark_the_end_and_shade_the_window():
+    fig, ax = plt.subplots()
+    steps = np.arange(1, 101)
+    plots.convergence_curves(ax, {"a": (steps, 10.0 / steps + 1.0), "b": (steps[:50], np.full(50, 3.0))},
+                             converged={"a": True, "b": False}, smooth=0.0, colors={"a": "red"},
+                             linestyles={"b": "--"}, legend=True)
+    line_a, end_a, line_b, end_b = ax.lines
+    np.testing.assert_allclose(line_a.get_ydata(), (10.0 / steps + 1.0) / 1.1)  # divided by its last value
+    assert line_a.get_ydata()[-1] == 1.0 and line_b.get_linestyle() == "--"
+    assert end_a.get_marker() == "o" and matplotlib.colors.to_rgb(end_a.get_markerfacecolor()) == (1.0, 0.0, 0.0)
+    assert end_b.get_marker() == "X"
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "loss ÷ final loss"
+    (span,) = ax.patches
+    assert span.get_x() == pytest.approx(80.0) and span.get_width() == pytest.approx(20.0)  # last 20 % of 100
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    # unknown convergence: an open circle
+    fig2, ax2 = plt.subplots()
+    plots.convergence_curves(ax2, {"c": (steps, steps * 1.0)}, window=None)
+    assert ax2.lines[1].get_markerfacecolor() == "white" and not ax2.patches
+    with pytest.raises(ValueError, match="steps but"):
+        plots.convergence_curves(ax2, {"d": (steps, steps[:5])})
+
+
+def test_log_unit_label_reads_the_scale_from_the_function():
+    from specvae import spectral
+
+    assert plots.log_unit_label(spectral.log_magnitude) == "ln |F|"
+    ln_f = lambda x: torch.log(torch.fft.fft2(x).abs() + 1e-12)  # noqa: E731
+    assert plots.log_unit_label(lambda x: 2 * ln_f(x)) == "ln |F|² (log power)"
+    assert plots.log_unit_label(lambda x: 10 * torch.log10(torch.fft.fft2(x).abs() ** 2)) == "power (dB)"
+    assert plots.log_unit_label(lambda x: 20 * ln_f(x)) == "20 ln |F|"
+    assert plots.log_unit_label(lambda x: 3 * ln_f(x)) == f"log scale ({3 * np.log(2):.3g} per doubling of amplitude)"
+
+
+def test_radial_spectra_line_styles():
+    fig, ax = plt.subplots()
+    f = np.linspace(0, 0.5, 5)
+    plots.radial_spectra(ax, {"a": (f, f, None), "b": (f, f, None)}, linestyles={"b": ":"})
+    assert [ln.get_linestyle() for ln in ax.lines] == ["-", ":"]
+
+
 def test_error_heatmap_log_scale():
     from matplotlib.colors import LogNorm
 

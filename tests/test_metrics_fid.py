@@ -368,7 +368,9 @@ def test_default_precision_is_backed_by_the_stored_measurement():
     from specvae.paths import project_root
 
     path = project_root() / "book" / "results" / "bench" / "metric_precision.json"
-    assert path.is_file(), "run `python -m specvae.bench.metrics precision` to measure the effect of bf16"
+    if not path.is_file():  # not measured: bf16 may not be the default
+        assert fidmod.DEFAULT_PRECISION == "fp32", "run `python -m specvae.bench.metrics precision` first"
+        return
     rows = [r for r in json.loads(path.read_text())["rows"] if r["metric"] == "rfid"]
     assert {r["pair"] for r in rows} >= {"faces-vs-blur", "mnist-train-vs-test"}
     assert all(r["n"] >= 2000 for r in rows)

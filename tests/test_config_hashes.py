@@ -28,7 +28,7 @@ NOT_HASHED = {
     ch1.RunConfig: {"checkpoint_every"},
     sb.RegressionConfig: {"preset"},
     sb.ImageFitConfig: {"preset"},
-    sb.AutoencoderConfig: {"preset"},
+    sb.AutoencoderConfig: {"preset", "checkpoint_every"},
 }
 
 
@@ -55,6 +55,8 @@ def _changed(cls, name: str, value):
         return special[(cls, name)](value)
     if value is None:
         return 1
+    if isinstance(value, str) and name == "precision":
+        return "fp32" if value != "fp32" else "bf16"
     if isinstance(value, str) and name == "preset":
         return "gpu" if value != "gpu" else "cpu"
     if isinstance(value, bool):

@@ -41,6 +41,7 @@ def _changed(cls, name: str, value):
         (sb.AutoencoderConfig, "upsample"): lambda v: "nearest" if v != "nearest" else "transposed",
         (sb.AutoencoderConfig, "spectral_loss"): lambda v: "focal" if v != "focal" else "fft",
         (sb.AutoencoderConfig, "dataset"): lambda v: v + "-other",
+        (sb.AutoencoderConfig, "code"): lambda v: "spatial" if v != "spatial" else "dense",
         (sb.AutoencoderConfig, "band_edges"): lambda v: tuple(e * 0.9 for e in v),
         (TrainConfig, "optimizer"): lambda v: "adamw" if v != "adamw" else "adam",
         (TrainConfig, "precision"): lambda v: "fp32" if v != "fp32" else "bf16",

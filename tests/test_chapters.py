@@ -23,10 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [c.name for c in list_chapters(ROOT)]
 #: the data sets each chapter reads, for the chapters whose smoke run lets generated Shapes stand in for a missing
 #: one (``fallback=smoke_fallback(preset)``); the notebook must name exactly the missing ones as stand-ins
-READS = {"00_spectral_bias": ("mnist", "faces"), "01_simpler_is_better": ("mnist", "faces")}
+READS = {"00_spectral_bias": ("mnist", "faces"), "01_simpler_is_better": ("mnist", "faces"),
+         "04_fq_vae": ("mnist", "cifar10", "faces")}
 #: pretrained files a chapter cannot run without; a chapter not in READS needs every data set and file (skipped
 #: when any is missing)
-NEEDS = {"00_spectral_bias": (), "01_simpler_is_better": pytest.mark.weights("watson-gray", "watson-rgb")}
+NEEDS = {"00_spectral_bias": (), "01_simpler_is_better": pytest.mark.weights("watson-gray", "watson-rgb"),
+         "04_fq_vae": ()}  # chapter 4 measures LPIPS and rFID only above smoke
 _NO_STAND_IN = (pytest.mark.data, pytest.mark.weights)
 
 

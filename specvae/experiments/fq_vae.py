@@ -65,7 +65,8 @@ from specvae.experiments.presets import check_preset, select_preset
 __all__ = [
     "CHAPTER", "DATASETS", "ALL_DATASETS", "METHODS", "METHOD_LABELS", "PAPER_DATASET", "ABLATION", "ABLATION_LABELS",
     "EXTRACTOR_LABELS", "Sizes", "PRESETS", "RunConfig", "sizes", "default_dn", "configs", "table1_configs",
-    "table2_configs", "table3_configs", "table4_configs", "method_config", "ablation_config", "build_model", "build_objective",
+    "table2_configs", "table3_configs", "table4_configs", "method_config", "ablation_config", "build_model",
+    "build_objective",
     "data_variance", "train_model", "evaluate", "run", "run_all", "load_records", "bench_families", "GPU_DATA",
     "GPU_WEIGHTS", "GPU_WORKERS", "trained_model",
 ]
@@ -75,7 +76,8 @@ CHAPTER = "04_fq_vae"
 DATASETS: tuple[str, ...] = ("mnist", "cifar10", "faces")
 ALL_DATASETS: tuple[str, ...] = DATASETS + ("lsun-church",)
 #: the paper's name of each data set (for the reference tables)
-PAPER_DATASET: dict[str, str] = {"mnist": "MNIST", "cifar10": "CIFAR10", "faces": "CelebA", "lsun-church": "LSUN Church"}
+PAPER_DATASET: dict[str, str] = {"mnist": "MNIST", "cifar10": "CIFAR10", "faces": "CelebA",
+                                 "lsun-church": "LSUN Church"}
 METHODS: tuple[str, ...] = ("vqvae", "hqa", "sqvae", "cvqvae", "fqvae")
 METHOD_LABELS: dict[str, str] = {"vqvae": "VQ-VAE", "hqa": "HVQ-VAE", "sqvae": "SQ-VAE", "cvqvae": "CVQ-VAE",
                                  "fqvae": "FQ-VAE"}
@@ -128,6 +130,8 @@ class Sizes:
         log_every: history interval (steps).
         checkpoint_every: checkpoint interval (steps; 0 = only at the end); a killed run resumes from it.
         n_samples: test reconstructions saved per run (Fig. 5).
+        image_metrics: measure VGG-LPIPS and rFID (``False`` at ``smoke``: loading and running their networks costs
+            more than the whole smoke run; those columns then show "—").
 
     The ``cpu`` preset's arithmetic (measured; see :data:`CPU_BUDGET`) is in the chapter's reproduction notes.
     """
@@ -158,6 +162,7 @@ class Sizes:
     log_every: int = 25
     checkpoint_every: int = 500
     n_samples: int = 8
+    image_metrics: bool = True
 
 
 #: ``smoke``: seconds (CI). ``cpu``: sized for about 6 hours of the shared 2-core machine as two 1-thread workers
@@ -165,10 +170,10 @@ class Sizes:
 #: grid (73 runs) in one 9-minute call with :data:`GPU_WORKERS` processes on the one GPU (an estimate: no GPU was
 #: lent while the chapter was written). ``paper``: the CVQ-VAE protocol's length (OPEN-15: 500 epochs at batch 1024).
 PRESETS: dict[str, Sizes] = {
-    "smoke": Sizes(steps=4, faces_steps=2, batch_size=16, faces_batch_size=8, seeds=1, faces_seeds=1, n_train=64,
-                   n_test=16, n_fid=16, n_uic=4, hidden=16, res_hidden=8, n_res=1, fq_hidden=8, fq_res_hidden=4,
+    "smoke": Sizes(steps=2, faces_steps=2, batch_size=8, faces_batch_size=4, seeds=1, faces_seeds=1, n_train=32,
+                   n_test=8, n_fid=8, n_uic=2, hidden=16, res_hidden=8, n_res=1, fq_hidden=8, fq_res_hidden=4,
                    transformer_width=16, codebook_size=32, converge_tol=None, log_every=1, checkpoint_every=0,
-                   n_samples=4),
+                   n_samples=2, image_metrics=False),
     "cpu": Sizes(steps=1500, faces_steps=1000, batch_size=64, faces_batch_size=32, seeds=3, faces_seeds=1,
                  n_train=None, n_test=1000, n_fid=1000, n_uic=128, hidden=128, res_hidden=32, n_res=2,
                  fq_hidden=32, fq_res_hidden=8, transformer_width=64, converge_tol=0.01, converge_min_steps=500,
@@ -232,6 +237,7 @@ class RunConfig:
     converge_min_steps: int = 0
     n_uic: int = 0
     n_samples: int = 8
+    image_metrics: bool = True
     log_every: int = 25  # hashed: the convergence rule is checked at logging steps
     checkpoint_every: int = field(default=500, metadata={"hash": False})
 
@@ -285,10 +291,12 @@ def _base(s: Sizes, preset: str, dataset: str, method: str, seed: int, **fq: Any
         hidden=s.hidden, res_hidden=s.res_hidden, n_res=s.n_res, codebook_size=s.codebook_size, D=D, N=N,
         fq_hidden=s.fq_hidden, fq_res_hidden=s.fq_res_hidden, transformer_width=s.transformer_width,
         converge_tol=s.converge_tol, converge_min_steps=s.converge_min_steps,
-        n_uic=s.n_uic if (dataset == "faces" and seed == 0 and method in _UIC_METHODS and fq.get("extractor", "fft") == "fft"
+        n_uic=s.n_uic if (dataset == "faces" and seed == 0 and method in _UIC_METHODS
+                          and fq.get("extractor", "fft") == "fft"
                           and fq.get("codebook_update", "dependency") == "dependency" and fq.get("gcm", True)
                           and (D, N) in ((0, 0), default_dn(dataset))) else 0,
-        n_samples=s.n_samples, log_every=s.log_every, checkpoint_every=s.checkpoint_every, **fq)
+        n_samples=s.n_samples, image_metrics=s.image_metrics, log_every=s.log_every,
+        checkpoint_every=s.checkpoint_every, **fq)
 
 
 #: the methods of Fig. 4 (unit information per code)
@@ -380,7 +388,8 @@ def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, tables: 
     if bad:
         raise ValueError(f"unknown tables {bad}; choose from 1, 2, 3, 4")
     makers: dict[int, Callable[..., list[RunConfig]]] = {
-        1: lambda: table1_configs(preset, datasets=datasets, **overrides), 2: lambda: table2_configs(preset, **overrides),
+        1: lambda: table1_configs(preset, datasets=datasets, **overrides),
+        2: lambda: table2_configs(preset, **overrides),
         3: lambda: table3_configs(preset, **overrides), 4: lambda: table4_configs(preset, **overrides)}
     out: list[RunConfig] = []
     seen: set[RunConfig] = set()
@@ -468,11 +477,12 @@ def build_objective(cfg: RunConfig, variance: float) -> Callable:
 
 
 def _load(cfg: RunConfig, split: str):
-    from specvae.data import load_dataset
+    """``cfg``'s data (at ``smoke``, generated Shapes stand in for a missing data set, and say so)."""
+    from specvae.data import load_dataset, smoke_fallback
 
     limit = cfg.n_train if split == "train" else cfg.n_test
     return load_dataset(cfg.dataset, split, image_size=cfg.image_size, limit=limit, seed=0, channels=cfg.channels,
-                        progress=False)
+                        progress=False, fallback=smoke_fallback(cfg.preset))
 
 
 def _train_config(cfg: RunConfig, steps: int):
@@ -713,20 +723,22 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     summary = train_model(cfg, model, train.images, run_dir=ResultStore(CHAPTER).run_dir(cfg), progress=progress)
     t_eval = time.perf_counter()
     missing = _missing_metric_weights() if cfg.preset == "gpu" else []
-    ev = evaluate(model, cfg, test.images, progress=progress, lpips="lpips-vgg" not in missing,
-                  fid="fid-inception" not in missing)
+    ev = evaluate(model, cfg, test.images, progress=progress, lpips=cfg.image_metrics and "lpips-vgg" not in missing,
+                  fid=cfg.image_metrics and "fid-inception" not in missing)
     metrics = dict(ev["metrics"])
     n_params = int(sum(p.numel() for p in model.parameters()))
     train_ips = summary["steps"] * cfg.batch_size / summary["wall"] if summary["wall"] > 0 else float("nan")
     metrics.update({
         "converged": summary["converged"], "loss_rel_change_last20": summary["rel_change"],
         "steps_done": summary["steps"], "train_wall_s": summary["wall"], "train_images_per_s": train_ips,
-        "seconds_per_epoch": train.images.shape[0] / train_ips if train_ips == train_ips and train_ips > 0 else float("nan"),
+        "seconds_per_epoch": (train.images.shape[0] / train_ips if train_ips == train_ips and train_ips > 0
+                              else float("nan")),
         "n_params": n_params, "eval_wall_s": time.perf_counter() - t_eval,
         "data_variance": data_variance(cfg, train.images),
         "final_mse_train": float(summary["history"]["mse"][-1]) if summary["history"].get("mse") else float("nan"),
     })
-    extra = {"train_notes": train.notes, "test_notes": test.notes, "n_train_images": int(train.images.shape[0]),
+    extra = {"train_notes": train.notes, "test_notes": test.notes, "stand_in": train.stand_in or test.stand_in,
+             "n_train_images": int(train.images.shape[0]),
              "n_test_images": int(test.images.shape[0]), "total_wall_s": time.perf_counter() - t0,
              "missing_metric_weights": missing, **{k: v for k, v in summary.items() if k.startswith("per_layer")}}
     device = str(next(model.parameters()).device)

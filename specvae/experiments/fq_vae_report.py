@@ -25,13 +25,20 @@ from specvae.experiments.fq_vae import (ABLATION, ABLATION_LABELS, EXTRACTOR_LAB
                                          PAPER_DATASET, default_dn)
 
 __all__ = ["METRICS", "LOWER_IS_BETTER", "label_runs", "seed_summary", "paper_cells", "table1", "table2", "table3",
-           "table4", "published_baselines", "claims_check", "convergence_table", "band_table", "plot_usage",
-           "plot_unit_information", "plot_reconstructions", "plot_band_errors", "plot_spectra", "reproduction_notes"]
+           "table4", "published_baselines", "published_sources", "known_paper_cells", "claims_check", "claims_table",
+           "convergence_table", "band_table", "component_effects", "crop_errors", "plot_usage",
+           "plot_unit_information", "plot_reconstructions", "plot_band_errors", "plot_spectra", "reproduction_notes",
+           "run_note", "reading_table1", "reading_claims", "reading_table2", "reading_table3", "reading_table4",
+           "reading_usage",
+           "reading_unit_information", "reading_reconstructions", "reading_bands", "reading_convergence"]
 
 #: our metric column of each of the paper's metric names
 METRICS: dict[str, str] = {"SSIM": "ssim_mean", "LPIPS": "lpips_vgg_mean", "rFID": "rfid",
                            "seconds_per_epoch": "seconds_per_epoch", "images_per_s": "infer_images_per_s",
                            "peak_memory_mb": "peak_memory_mb"}
+#: reader-facing names of the metric columns of the paper's reference files
+METRIC_LABELS: dict[str, str] = {"seconds_per_epoch": "s / epoch", "images_per_s": "images / s",
+                                 "peak_memory_mb": "peak MB"}
 LOWER_IS_BETTER = {"LPIPS", "rFID", "seconds_per_epoch", "peak_memory_mb"}
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10 (subset)", "faces": "faces (for CelebA)",
                   "lsun-church": "LSUN Church"}
@@ -267,8 +274,8 @@ def table4(frame, paper=None, device: str = ""):
     f = label_runs(frame)
     f = f[f.extractor_label.notna() & f.dataset.isin(["mnist", "cifar10", "faces"]) & (f.seed == 0)]
     datasets = [d for d in ("mnist", "cifar10", "faces") if f[f.dataset == d].extractor_label.nunique() == 3]
-    s = seed_summary(f, ["dataset", "extractor_label"], [METRICS[m] for m in
-                                                         ("rFID", "seconds_per_epoch", "images_per_s", "peak_memory_mb")])
+    columns = [METRICS[m] for m in ("rFID", "seconds_per_epoch", "images_per_s", "peak_memory_mb")]
+    s = seed_summary(f, ["dataset", "extractor_label"], columns)
     rows = ["Conv", "Transformer", "2D-FFT"]
     t = _layout(s, "extractor_label", rows, datasets, ["rFID", "seconds_per_epoch", "images_per_s", "peak_memory_mb"],
                 paper, "table4")
@@ -280,12 +287,42 @@ def table4(frame, paper=None, device: str = ""):
     return t
 
 
+def _short_source(source: str) -> str:
+    """A short label for a long source string of ``feng2025_published_baselines.csv`` (its first words)."""
+    if source.startswith("ArcVQ-VAE"):
+        return "ArcVQ-VAE note (unverified)"
+    if "visual-tokenizer-pytorch" in source:
+        return "visual-tokenizer-pytorch"
+    return source.split(" (")[0][:40]
+
+
 def published_baselines(reference_frame, datasets: Sequence[str] = ("MNIST", "CIFAR10", "CelebA 64x64")):
-    """The fact sheet's §7 numbers for the same baselines, wide (rows: source, data set, method, setting)."""
-    f = reference_frame[reference_frame.dataset.isin(datasets)]
+    """The fact sheet's §7 numbers for the same baselines, one row per source × data set × method × setting, one
+    column per metric (short source labels; :func:`published_sources` gives the full ones)."""
+    f = reference_frame[reference_frame.dataset.isin(datasets)].copy()
+    f["source"] = f["source"].map(_short_source)
     wide = f.pivot_table(index=["source", "dataset", "method", "setting"], columns="metric", values="value",
-                         aggfunc="first", sort=False)
-    return wide
+                         aggfunc="first", sort=False).reset_index()
+    wide.columns.name = None
+    order = [m for m in ("PSNR", "SSIM", "LPIPS", "rFID", "codebook usage %") if m in wide.columns]
+    return wide.rename(columns={"source": "source", "dataset": "data set", "method": "method",
+                                "setting": "setting"})[["source", "data set", "method", "setting", *order]]
+
+
+def published_sources(reference_frame) -> str:
+    """Markdown list: each short source label of :func:`published_baselines` with its full source and status."""
+    seen = reference_frame.drop_duplicates("source")
+    return "\n".join(f"- **{_short_source(r.source)}**: {r.source}; {r.status}." for r in seen.itertuples(index=False))
+
+
+def known_paper_cells(paper):
+    """The paper's known Table 1 cells for readers: method, data set, metric, value, quoted or derived, and how."""
+    t = paper[paper.table == "table1"]
+    out = t.rename(columns={"row": "method", "dataset": "data set", "metric": "metric", "value": "value",
+                            "kind": "quoted or derived", "how": "how derived"})
+    out = out[["method", "data set", "metric", "value", "quoted or derived", "how derived"]].copy()
+    out.loc[out["quoted or derived"] == "quoted", "how derived"] = ""
+    return out.reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -304,7 +341,8 @@ def _ours_lookup(frame) -> dict[tuple[str, str, str, str], float]:
             out[("table2", v, PAPER_DATASET[ds], metric)] = float(g[col].astype(float).mean())
         for (ds, e), g in f[f.extractor_label.notna()].groupby(["dataset", "extractor_label"]):
             out[("table4", e, PAPER_DATASET[ds], metric)] = float(g[col].astype(float).mean())
-        t3 = f[(f.method == "fqvae") & (f.extractor == "fft") & (f.codebook_update == "dependency") & f.gcm.astype(bool)]
+        t3 = f[(f.method == "fqvae") & (f.extractor == "fft") & (f.codebook_update == "dependency")
+               & f.gcm.astype(bool)]
         for (ds, D), g in t3.groupby(["dataset", "D"]):
             out[("table3", f"D={int(D)}", PAPER_DATASET[ds], metric)] = float(g[col].astype(float).mean())
     return out
@@ -338,12 +376,20 @@ def claims_check(frame, reference: dict[str, Any]):
         else:
             holds = "yes" if mine * v > 0 else "no"
         rows.append({"claim": c.claim, "table": c.table, "data set": c.dataset,
-                     "relation": f"{c.metric}: {c.subject} vs {c.reference}",
+                     "relation": f"{METRIC_LABELS.get(c.metric, c.metric)}: {c.subject} vs {c.reference}",
                      "paper": f"{v:+g}{unit}" if c.kind != "ratio" else f"{v:g}{unit}",
-                     "ours": "" if mine != mine else (f"{mine:+.3g}{unit}" if c.kind != "ratio" else f"{mine:.3g}{unit}"),
+                     "ours": "" if mine != mine else (f"{mine:+.3g}{unit}" if c.kind != "ratio"
+                                                      else f"{mine:.3g}{unit}"),
                      "holds": holds})
     rows += _orderings(frame, ours)
     return pd.DataFrame(rows)
+
+
+def claims_table(claims):
+    """:func:`claims_check`'s frame for readers (no claim ids; "Table 1" for ``table1``)."""
+    out = claims.drop(columns=["claim"]).copy()
+    out["table"] = out["table"].str.replace("table", "Table ", regex=False)
+    return out.reset_index(drop=True)
 
 
 def _orderings(frame, ours) -> list[dict[str, str]]:
@@ -394,12 +440,15 @@ def _orderings(frame, ours) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------------------------
 def convergence_table(frame):
     """One row per run: data set, method, variant, seed, steps done, relative change of the MSE over the last 20 %,
-    converged, training minutes, training images/s."""
+    converged (yes / no / "not checked" where the preset has no tolerance), training seconds, training images/s."""
     f = label_runs(frame)
     cols = {"dataset_label": "data set", "method_label": "method", "variant": "variant", "seed": "seed",
             "steps_done": "steps", "loss_rel_change_last20": "rel. change (last 20 %)", "converged": "converged",
             "train_wall_s": "train s", "train_images_per_s": "train images/s"}
     out = f[[c for c in cols if c in f]].rename(columns=cols)
+    out["converged"] = [("yes" if c else "no") if isinstance(c, (bool, np.bool_)) or c in (0, 1) else "not checked"
+                        for c in out["converged"]]
+    out["variant"] = out["variant"].replace({"-": ""})
     return out.reset_index(drop=True)
 
 
@@ -503,6 +552,326 @@ def plot_spectra(ax, freqs: np.ndarray, real: np.ndarray, recons: dict[str, np.n
 
 
 # ------------------------------------------------------------------------------------------------------------
+# readings: one paragraph per section, generated from the numbers (nothing typed)
+# ------------------------------------------------------------------------------------------------------------
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _rank(vals: dict[str, float], key: str, lower: bool) -> int:
+    """1-based rank of ``vals[key]`` (1 = best)."""
+    order = sorted(vals, key=vals.get, reverse=not lower)
+    return order.index(key) + 1
+
+
+def _unmeasured(frame, metrics: Sequence[str]) -> list[str]:
+    """The metrics of ``metrics`` with no finite value in ``frame`` (not measured at this preset)."""
+    import pandas as pd
+
+    return [m for m in metrics if METRICS[m] not in frame
+            or not pd.to_numeric(frame[METRICS[m]], errors="coerce").notna().any()]
+
+
+def run_note(frame, sizes, preset: str, device: str) -> str:
+    """The chapter's "what was run" note (Markdown): preset, runs, caps, seeds, evaluation size, convergence."""
+    n_conv = int(frame["converged"].map(lambda c: c is True or c == 1).sum())
+    rule = (f"relative change of the training MSE over the last 20 % of steps < {sizes.converge_tol}"
+            if sizes.converge_tol else "not checked at this preset: every run trains for its fixed steps")
+    small = ("" if preset in ("gpu", "paper") else
+             "\n\n**This is not the `gpu` preset.** These runs are sized for a shared 2-core CPU: narrower FQ-VAE "
+             f"conv stage, at most {max(sizes.steps, sizes.faces_steps):,} steps, {sizes.n_test or 'all'} test "
+             "images. Read the tables as a controlled small-scale comparison, not as the paper's training length.")
+    metrics = ("" if sizes.image_metrics
+               else " **LPIPS and rFID are not measured at this preset** (their columns show —).")
+    return (f"**Preset `{preset}`**: {len(frame)} runs on {device}; steps capped at {sizes.steps} (MNIST, CIFAR) "
+            f"and {sizes.faces_steps} (faces), batch {sizes.batch_size} / {sizes.faces_batch_size}, Adam lr "
+            f"{sizes.lr_mnist:g} (MNIST) / {sizes.lr:g}; {sizes.seeds} seed(s) for Table 1 on MNIST and CIFAR, "
+            f"{sizes.faces_seeds} on faces; K = {sizes.codebook_size} codes; evaluation on "
+            f"{sizes.n_test or 'all'} test images (rFID on {sizes.n_fid or 'all'}).{metrics} "
+            f"**{n_conv} of {len(frame)} runs converged** (rule: {rule}); the others stopped at the cap and are "
+            f"marked † in every table. Training time summed over runs: {frame['train_wall_s'].sum() / 3600:.2f} h."
+            + small)
+
+
+def reading_table1(frame) -> str:
+    """Table 1 in words: per data set and metric the best method and FQ-VAE's rank; whether FQ-VAE's lead over
+    VQ-VAE exceeds the seed spread; how many cells hold a run that stopped before converging."""
+    f = label_runs(frame)
+    f = f[f.table1]
+    s = seed_summary(f, ["dataset", "method"], [METRICS[m] for m in ("SSIM", "LPIPS", "rFID")])
+    out = []
+    for ds in [d for d in ("mnist", "cifar10", "faces", "lsun-church") if d in set(s.dataset)]:
+        sub = s[s.dataset == ds].set_index("method")
+        parts = []
+        for metric in ("SSIM", "LPIPS", "rFID"):
+            col = f"{METRICS[metric]}__mean"
+            vals = {m: float(sub.at[m, col]) for m in sub.index if _finite(sub.at[m, col])}
+            if "fqvae" not in vals or len(vals) < 2:
+                continue
+            lower = metric in LOWER_IS_BETTER
+            best = (min if lower else max)(vals, key=vals.get)
+            fmt = _FMT[metric]
+            text = (f"{metric} best {METHOD_LABELS[best]} ({fmt.format(vals[best])}), FQ-VAE "
+                    f"{_rank(vals, 'fqvae', lower)} of {len(vals)}")
+            if "vqvae" in vals:
+                sd = [float(sub.at[m, f"{METRICS[metric]}__std"]) for m in ("fqvae", "vqvae")]
+                gap = vals["vqvae"] - vals["fqvae"] if lower else vals["fqvae"] - vals["vqvae"]
+                if all(_finite(x) for x in sd):
+                    side = "ahead of" if gap > 0 else "behind"
+                    clear = "beyond" if abs(gap) > sd[0] + sd[1] else "within"
+                    text += f" ({side} VQ-VAE by {fmt.format(abs(gap))}, {clear} the seeds' spread)"
+            parts.append(text)
+        if parts:
+            out.append(f"On {DATASET_LABELS.get(ds, ds)}: " + "; ".join(parts) + ".")
+    missing = _unmeasured(f, ("SSIM", "LPIPS", "rFID"))
+    if missing:
+        out.append(f"{' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} not measured at this preset.")
+    if int(s.n_seeds.max()) < 2:
+        out.append("With one seed per cell there is no spread to compare a difference with.")
+    n_flag = int((~s.converged.astype(bool)).sum())
+    if n_flag:
+        out.append(f"{n_flag} of {len(s)} cells hold a run that stopped at its step cap before converging (†): "
+                   "their numbers are lower bounds on what the method reaches.")
+    return " ".join(out) if out else "No run of Table 1 is stored yet."
+
+
+def reading_claims(claims) -> str:
+    """The claims check in words: how many of the testable relations hold in direction, and which do not."""
+    tested = claims[claims.holds.isin(["yes", "no"])]
+    if not len(tested):
+        return "None of the paper's quoted relations can be tested on the runs stored here."
+    fails = tested[tested.holds == "no"]
+    text = (f"{int((tested.holds == 'yes').sum())} of the {len(tested)} relations our runs can test hold in the "
+            f"paper's direction; {len(claims) - len(tested)} cannot be tested here (LSUN Church, or a metric not "
+            "measured at this preset).")
+    if len(fails):
+        listed = "; ".join(f"{r['data set']}, {r.relation} (paper {r.paper}, ours {r.ours})"
+                           for _, r in fails.head(6).iterrows())
+        text += f" Those that do not: {listed}" + (" …" if len(fails) > 6 else "") + "."
+    return text
+
+
+def component_effects(frame, metric: str = "SSIM"):
+    """Table 2's components one at a time: for every pair of configurations that differ only in one component,
+    the relative change of ``metric`` (per cent, positive = better) when it is switched on, per data set (seed 0).
+
+    Columns: ``component, data set, pair, change``."""
+    import pandas as pd
+
+    f = label_runs(frame)
+    f = f[f.variant.isin(list(ABLATION)) & (f.seed == 0)]
+    col = METRICS[metric]
+    rows = []
+    for ds, g in f.groupby("dataset", sort=False):
+        val = {r.variant: float(getattr(r, col)) for r in g.itertuples(index=False) if _finite(getattr(r, col))}
+        for i, name in enumerate(ABLATION_LABELS):
+            for off, a in ABLATION.items():
+                for on, b in ABLATION.items():
+                    differ = [j for j in range(4) if a[j] != b[j]]
+                    if differ == [i] and b[i] and off in val and on in val and val[off]:
+                        change = (val[on] - val[off]) / abs(val[off]) * 100
+                        rows.append({"component": name, "data set": DATASET_LABELS.get(ds, ds),
+                                     "pair": f"{off} → {on}", "change": -change if metric in LOWER_IS_BETTER
+                                     else change})
+    return pd.DataFrame(rows, columns=["component", "data set", "pair", "change"])
+
+
+def reading_table2(frame) -> str:
+    """Table 2 in words: the best configuration per data set (SSIM) and each component's effect over the pairs
+    of configurations that differ only in it."""
+    f = label_runs(frame)
+    f = f[f.variant.isin(list(ABLATION)) & (f.seed == 0)]
+    out = []
+    for ds, g in f.groupby("dataset", sort=False):
+        vals = {r.variant: float(r.ssim_mean) for r in g.itertuples(index=False) if _finite(r.ssim_mean)}
+        if len(vals) > 2:
+            best = max(vals, key=vals.get)
+            out.append(f"Best SSIM on {DATASET_LABELS.get(ds, ds)}: configuration {best}"
+                       + ("" if best == "I" else " (the paper's best is I)") + ".")
+    eff = component_effects(frame, "SSIM")
+    for name in ABLATION_LABELS:
+        e = eff[eff.component == name]
+        if len(e):
+            out.append(f"{name}: SSIM {float(e.change.mean()):+.2f} % on average when switched on, better in "
+                       f"{int((e.change > 0).sum())} of {len(e)} pairs that differ only in it.")
+    return " ".join(out) if out else "No ablation run is stored yet."
+
+
+def reading_table3(frame) -> str:
+    """Table 3 in words: the best D per data set (SSIM) against the paper's (MNIST D = 1, CIFAR-10 D = 2)."""
+    f = label_runs(frame)
+    f = f[(f.method == "fqvae") & (f.extractor == "fft") & (f.codebook_update == "dependency") & f.gcm.astype(bool)
+          & (f.seed == 0)]
+    out = []
+    for ds, want in (("mnist", 1), ("cifar10", 2)):
+        g = f[f.dataset == ds]
+        vals = {int(r.D): float(r.ssim_mean) for r in g.itertuples(index=False) if _finite(r.ssim_mean)}
+        if len(vals) > 1:
+            best = max(vals, key=vals.get)
+            spread = max(vals.values()) - min(vals.values())
+            out.append(f"{DATASET_LABELS[ds]}: best SSIM at D = {best} (paper: D = {want}; "
+                       f"{'agrees' if best == want else 'differs'}), the D values spanning {spread:.4f} in SSIM.")
+    return " ".join(out) if out else "No run of Table 3 is stored yet."
+
+
+def reading_table4(frame, device: str = "") -> str:
+    """Table 4 in words: rFID order of the extractors and the FFT's training time and throughput relative to the
+    transformer's, beside the paper's 30.8 % and 1.81× (CIFAR-10, A800)."""
+    f = label_runs(frame)
+    f = f[f.extractor_label.notna() & (f.seed == 0)]
+    out = []
+    for ds, g in f.groupby("dataset", sort=False):
+        by = {r.extractor_label: r for r in g.itertuples(index=False)}
+        if not {"2D-FFT", "Transformer"} <= set(by):
+            continue
+        fft, tr = by["2D-FFT"], by["Transformer"]
+        parts = []
+        if _finite(fft.seconds_per_epoch) and _finite(tr.seconds_per_epoch) and tr.seconds_per_epoch:
+            parts.append(f"an FFT epoch takes {fft.seconds_per_epoch / tr.seconds_per_epoch:.0%} of a transformer "
+                         "epoch (paper: 31 %)")
+        if _finite(fft.infer_images_per_s) and _finite(tr.infer_images_per_s) and tr.infer_images_per_s:
+            parts.append(f"it reconstructs {fft.infer_images_per_s / tr.infer_images_per_s:.2f}× as many images "
+                         "per second (paper: 1.81×)")
+        rf = {k: float(v.rfid) for k, v in by.items() if _finite(v.rfid)}
+        if len(rf) == 3:
+            parts.append("rFID order " + " < ".join(sorted(rf, key=rf.get)) + " (paper: 2D-FFT < Transformer < Conv)")
+        if parts:
+            out.append(f"On {DATASET_LABELS.get(ds, ds)}, " + ", ".join(parts) + ".")
+    if out and device:
+        out.append(f"Times are from the runs themselves on {device}, with other work sharing the machine; "
+                   "their ratios mean more than their values.")
+    return " ".join(out) if out else "No run of Table 4 is stored yet."
+
+
+def reading_usage(frame) -> str:
+    """Fig. 3 in words: share of codes used and perplexity of VQ-VAE, CVQ-VAE and FQ-VAE (Table 1 runs)."""
+    f = label_runs(frame)
+    f = f[f.table1 & f.method.isin(["vqvae", "cvqvae", "fqvae"])]
+    s = seed_summary(f, ["dataset", "method"], ["usage", "perplexity"])
+    out = []
+    for ds in [d for d in ("mnist", "cifar10", "faces") if d in set(s.dataset)]:
+        sub = s[s.dataset == ds].set_index("method")
+        parts = [f"{METHOD_LABELS[m]} {sub.at[m, 'usage__mean']:.0%} (perplexity {sub.at[m, 'perplexity__mean']:.0f})"
+                 for m in ("vqvae", "cvqvae", "fqvae") if m in sub.index and _finite(sub.at[m, "usage__mean"])]
+        if parts:
+            out.append(f"{DATASET_LABELS[ds]}: " + ", ".join(parts))
+    if not out:
+        return "No usage is stored yet."
+    return ("Share of the codebook used over the evaluation images (mean over seeds): " + "; ".join(out) + ". "
+            "The paper's Fig. 3 shows FQ-VAE and CVQ-VAE using the whole codebook and VQ-VAE collapsing onto few "
+            "codes.")
+
+
+def reading_unit_information(capacities: dict[str, np.ndarray]) -> str:
+    """Fig. 4 in words: each method's mean unit information over its used codes, and which is largest."""
+    means = {}
+    for name, cap in capacities.items():
+        c = np.asarray(cap, dtype=float)
+        c = c[np.isfinite(c) & (c != 0)]
+        if c.size:
+            means[name] = (float(c.mean()), int(c.size))
+    if not means:
+        return "No unit information is stored yet."
+    top = max(means, key=lambda k: means[k][0])
+    listed = ", ".join(f"{k} {v[0]:.2e} over {v[1]} codes" for k, v in means.items())
+    return (f"Mean rise of the MSE when a code is replaced by its nearest other code: {listed}. The largest is "
+            f"{top}'s" + ("" if top == "FQ-VAE" else " (the paper finds FQ-VAE's largest)") + ". A method that uses "
+            "few codes has few dots, each carrying much; read the mean together with Fig. 3.")
+
+
+def crop_errors(real: np.ndarray, recons: dict[str, np.ndarray], index: int = 0,
+                crop: tuple[int, int, int] | None = None) -> dict[str, float]:
+    """MSE (on [0, 1]) of each method's reconstruction of image ``index`` inside the crop of
+    :func:`plot_reconstructions` (default: the centre quarter)."""
+    _, h, w = real[index].shape
+    top, left, size = crop or (h // 4, w // 4, h // 2)
+    ref = real[index, :, top:top + size, left:left + size].astype(float) / 255
+    return {k: float(((v[index, :, top:top + size, left:left + size].astype(float) / 255 - ref) ** 2).mean())
+            for k, v in recons.items()}
+
+
+def reading_reconstructions(real: np.ndarray, recons: dict[str, np.ndarray], n: int = 2) -> str:
+    """Fig. 5 in words: each method's MSE inside the crops shown (mean over the images shown), best first."""
+    errs: dict[str, list[float]] = {}
+    for k in range(min(n, real.shape[0])):
+        for name, v in crop_errors(real, recons, k).items():
+            errs.setdefault(name, []).append(v)
+    order = sorted(errs, key=lambda k: np.mean(errs[k]))
+    return ("MSE ×10³ inside the crops shown (mean over the images above), lowest first: "
+            + ", ".join(f"{k} {np.mean(errs[k]) * 1e3:.2f}" for k in order)
+            + ". Two images are a sample, not a measurement: Table 1 holds the averages.")
+
+
+def reading_bands(frame, records: dict[Any, dict[str, Any]] | None = None) -> str:
+    """The chapter's question in words: FQ-VAE's error in the highest frequency band against VQ-VAE's and the
+    best method's there, per data set (Table 1 runs, mean over seeds); with ``records``, also the spectral deficit
+    of each method's reconstructions above 1/4 cycle per pixel (seed 0)."""
+    f = label_runs(frame)
+    f = f[f.table1]
+    bands = [c[len("band_mse_"):] for c in f.columns if c.startswith("band_mse_")]
+    if not bands:
+        return "No band errors are stored yet."
+    high = bands[-1]
+    s = seed_summary(f, ["dataset", "method"], [f"band_mse_{high}"])
+    out, wins, n = [], 0, 0
+    for ds in [d for d in ("mnist", "cifar10", "faces") if d in set(s.dataset)]:
+        sub = s[s.dataset == ds].set_index("method")
+        vals = {m: float(sub.at[m, f"band_mse_{high}__mean"]) for m in sub.index}
+        if "fqvae" not in vals or "vqvae" not in vals or not vals["vqvae"]:
+            continue
+        n += 1
+        wins += vals["fqvae"] < vals["vqvae"]
+        best = min(vals, key=vals.get)
+        out.append(f"{DATASET_LABELS[ds]}: FQ-VAE's {high}-band error is {vals['fqvae'] / vals['vqvae']:.2f}× "
+                   f"VQ-VAE's, lowest {METHOD_LABELS[best]}")
+    if not out:
+        return "No band errors of FQ-VAE and VQ-VAE are stored yet."
+    text = (f"In the {high} band FQ-VAE's error is below VQ-VAE's on {wins} of {n} data sets (" + "; ".join(out)
+            + ").")
+    if records:
+        deficits: dict[str, list[float]] = {}
+        for cfg, rec in records.items():
+            a = rec.get("arrays", {})
+            if cfg.seed != 0 or not {"freqs", "profile_real", "profile_recon"} <= set(a):
+                continue
+            if cfg.method == "fqvae" and _variant({"method": cfg.method, "extractor": cfg.extractor, "D": cfg.D,
+                                                   "N": cfg.N, "dataset": cfg.dataset,
+                                                   "codebook_update": cfg.codebook_update, "gcm": cfg.gcm}) != "I":
+                continue
+            fr = np.asarray(a["freqs"], dtype=float)
+            sel = fr >= 0.25
+            if sel.any():
+                d = float(np.mean(np.asarray(a["profile_real"])[sel] - np.asarray(a["profile_recon"])[sel]))
+                deficits.setdefault(METHOD_LABELS[cfg.method], []).append(d)
+        if deficits:
+            order = sorted(deficits, key=lambda k: np.mean(deficits[k]))
+            text += (" Above 1/4 cycle per pixel the reconstructions' power falls short of the originals' by, "
+                     "averaged over the data sets (spectrum units, smallest first): "
+                     + ", ".join(f"{k} {np.mean(deficits[k]):.2f}" for k in order) + ".")
+    return text
+
+
+def reading_convergence(frame) -> str:
+    """How many runs converged, and which methods hit the cap most."""
+    f = label_runs(frame)
+    conv = f["converged"]
+    checked = conv.map(lambda c: isinstance(c, (bool, np.bool_)) or c in (0, 1))
+    if not checked.any():
+        return (f"None of the {len(f)} runs checked the convergence rule (this preset trains every run for its "
+                "fixed number of steps), so every cell is marked †.")
+    done = conv[checked].astype(bool)
+    text = f"{int(done.sum())} of {len(f)} runs converged by the rule."
+    capped = f[checked & ~conv.fillna(False).astype(bool)]
+    if len(capped):
+        by = capped.groupby("method_label").size().sort_values(ascending=False)
+        text += " Stopped at the cap: " + ", ".join(f"{k} {v}" for k, v in by.items()) + "."
+    return text
+
+
+# ------------------------------------------------------------------------------------------------------------
 # notes
 # ------------------------------------------------------------------------------------------------------------
 def reproduction_notes() -> str:
@@ -521,7 +890,8 @@ def reproduction_notes() -> str:
         "data variance; 1 for faces); SQ-VAE: (dim/2)·log(Σ err²/B) + KL terms; HQA: (Σ err² + 0.001 KL + "
         "0.001 commit)/dims per layer, two layers trained greedily on half the step budget each.",
         "- **Baselines as adapted to the shared backbone**: SQ-VAE without BatchNorm, HQA's layers built from the toy "
-        "blocks (one stride-2 level each, at half the widths so that a layer costs what the backbone does per image), both on [−1, 1] inputs (their official nets use [0, 1] and a Sigmoid); "
+        "blocks (one stride-2 level each, at half the widths so that a layer costs what the backbone does per "
+        "image), both on [−1, 1] inputs (their official nets use [0, 1] and a Sigmoid); "
         "HQA's codes are drawn at test time (official), seeded.",
         "- **FQ-VAE (no official code)**: conv stage = the toy encoder with stride-1 convolutions (its width "
         "`fq_hidden` is narrowed at the `cpu` preset to match the baselines' cost per image); rFFT2 with 'ortho' "
@@ -536,7 +906,8 @@ def reproduction_notes() -> str:
         "- **Table 4**: all three extractors with everything else as configuration I (the conv row is G; the paper "
         "derives it from H); transformer = ViT-VQGAN-style blocks over 4×4 patches of the conv stage's output; "
         "s/epoch = training images / training images per s; images/s = inference at batch 64 after a warm-up; "
-        "peak memory = tensors of one test batch (CUDA: max_memory_allocated; CPU: the profiler's allocations).",
+        "peak memory = one test batch's forward (CUDA: max_memory_allocated above the memory held before; CPU: the "
+        "largest rise of glibc's heap in use, read after every operation).",
         "- **Metrics**: SSIM (Gaussian 11×11, σ = 1.5) and VGG-LPIPS per image on lossless reconstructions "
         "(CVQ-VAE's evaluation used JPEG-q75 files and a uniform SSIM window); rFID with the TF-Inception "
         "(specvae.metrics) against the same test images; codebook usage/perplexity over the evaluation set; "

@@ -133,7 +133,17 @@ class Sizes:
         image_metrics: measure VGG-LPIPS and rFID (``False`` at ``smoke``: loading and running their networks costs
             more than the whole smoke run; those columns then show "—").
 
-    The ``cpu`` preset's arithmetic (measured; see :data:`CPU_BUDGET`) is in the chapter's reproduction notes.
+    ``cpu`` arithmetic. Measured 2026-12-01 on the shared 2-core machine under a load average of 3-5 (other jobs
+    running), one torch thread, bf16 + channels_last through :func:`specvae.train.fit`, CPU seconds per update at
+    the ``cpu`` sizes — MNIST (batch 64): VQ-VAE 0.08, CVQ-VAE 0.09, SQ-VAE 0.17, FQ-VAE 0.24, its conv (G) 0.10 and
+    transformer 0.41, HQA 0.83 (layer 0, which works at H/2 × W/2) / 0.20 (layer 1); CIFAR-10 (batch 64): 0.11,
+    0.12, 0.24, 0.49, 0.14, 0.46, HQA 1.70 / 0.39; faces (batch 32): 0.17, 0.23, 0.32, FQ-VAE 3.09 (its 512 × 4,224
+    codebook: lookup and eq. 9's Pearson matrix every step), HQA 3.45 / 0.51. Evaluation per run (1,000 test
+    images): Inception for rFID 0.12 s an image, VGG-LPIPS 0.01-0.05 s, unit information on the faces ≤ ~13 min
+    (FQ-VAE). The 55 runs then take 7.9 CPU-hours of training if every run hits its cap (2.9 if every run converges
+    at ``converge_min_steps``) plus 2.5 of evaluation: 5.4-10.4 CPU-hours, i.e. **2.7-5.2 hours as two 1-thread
+    workers** on two free cores (within the ~6 h budget; twice that if the cores are shared). Runs are stored one
+    by one and resume from checkpoints, so the grid can span sessions; ``seeds=2`` saves ~0.8 h.
     """
 
     steps: int
@@ -165,8 +175,8 @@ class Sizes:
     image_metrics: bool = True
 
 
-#: ``smoke``: seconds (CI). ``cpu``: sized for about 6 hours of the shared 2-core machine as two 1-thread workers
-#: (arithmetic in :data:`CPU_BUDGET`). ``gpu``: full widths (FQ-VAE's conv stage at the baselines' 128), the whole
+#: ``smoke``: seconds (CI; no LPIPS/rFID). ``cpu``: at most ~6 hours of the shared 2-core machine as two 1-thread
+#: workers (arithmetic in the :class:`Sizes` docstring). ``gpu``: full widths (FQ-VAE's conv stage at the baselines' 128), the whole
 #: grid (73 runs) in one 9-minute call with :data:`GPU_WORKERS` processes on the one GPU (an estimate: no GPU was
 #: lent while the chapter was written). ``paper``: the CVQ-VAE protocol's length (OPEN-15: 500 epochs at batch 1024).
 PRESETS: dict[str, Sizes] = {

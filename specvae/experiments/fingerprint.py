@@ -600,11 +600,12 @@ def module_exists(name: str) -> bool:
     return _module_file(name) is not None
 
 
-def check_record(record: Mapping[str, Any], *, current: Mapping[str, CodeFingerprint] | None = None
-                 ) -> CodeState:
+def check_record(record: Mapping[str, Any], *, current: Mapping[str, CodeFingerprint] | None = None,
+                 run_module: str | None = None) -> CodeState:
     """Compare a stored result record with the current code (see the module docstring).
 
-    ``current`` is an optional cache ``{run module: CodeFingerprint}`` shared between calls.
+    ``current`` is an optional cache ``{run module: CodeFingerprint}`` shared between calls; ``run_module`` is the
+    run module of a record without a fingerprint (default: its chapter's module, :func:`chapter_module`).
     """
     cache: dict[str, Any] = current if current is not None else {}  # type: ignore[assignment]
     prov = record.get("provenance") or {}
@@ -634,7 +635,7 @@ def check_record(record: Mapping[str, Any], *, current: Mapping[str, CodeFingerp
     if dirty is not False:
         why = "uncommitted changes" if dirty else "unknown git state"
         return CodeState("unknown", reason=f"made with {why} at {commit[:8]}")
-    module = chapter_module(record.get("chapter"))
+    module = run_module or chapter_module(record.get("chapter"))
     if module is None:
         return CodeState("unknown", reason="no fingerprint, and no chapter module to backfill it from")
     try:

@@ -1,0 +1,582 @@
+"""Tests of code fingerprints (specvae.experiments.fingerprint) and of stale-run detection end to end.
+
+Small throw-away packages are written to a temporary folder (each test its own package name, so no module
+object is shared between tests) and added to :data:`fingerprint.PACKAGES`, so the fingerprint follows their
+imports as it follows ``specvae``'s.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from specvae.experiments import ResultStore, config_hash, fingerprint, run_grid
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+
+
+@pytest.fixture
+def make_package(tmp_path, monkeypatch):
+    """``make_package(name, files)``: write a package under tmp_path/src, importable and followed by the
+    fingerprint; its modules are dropped from sys.modules afterwards."""
+    src = tmp_path / "src"
+    names: list[str] = []
+
+    def make(name: str, files: dict[str, str]) -> Path:
+        _write(src, {f"{name}/{rel}": text for rel, text in files.items()})
+        names.append(name)
+        monkeypatch.syspath_prepend(str(src))
+        monkeypatch.setattr(fingerprint, "PACKAGES", (*fingerprint.PACKAGES, name))
+        fingerprint.clear_caches()
+        importlib.invalidate_caches()
+        return src / name
+
+    yield make
+    for mod in [m for m in sys.modules if any(m == n or m.startswith(n + ".") for n in names)]:
+        del sys.modules[mod]
+    fingerprint.clear_caches()
+
+
+LOSSES_PACKAGE = {
+    "__init__.py": '"""A package whose __init__ re-exports everything (as specvae.losses does)."""\n'
+                   "from .losses import AzimuthalLoss, FFTLoss, SCALE\n",
+    "losses/__init__.py": """
+        from .fft import FFTLoss
+        from lp_PKG.losses.azimuthal import AzimuthalLoss
+        from lp_PKG.losses.consts import SCALE
+        """,
+    "losses/fft.py": """
+        from lp_PKG.util import helper
+
+        class FFTLoss:
+            def __call__(self, x):
+                return helper(x) * 2
+        """,
+    "losses/azimuthal.py": """
+        class AzimuthalLoss:
+            pass
+        """,
+    "losses/consts.py": "SCALE = 2.0\n",
+    "util.py": "def helper(x):\n    return x + 1\n",
+    "local_dep.py": "def inner(x):\n    return -x\n",
+    "typing_only.py": "class Hint:\n    pass\n",
+    "unused.py": "def nobody_imports_me():\n    return 0\n",
+    "lazy/__init__.py": """
+        import importlib
+
+        def __getattr__(name):
+            if name == "thing":
+                return importlib.import_module("lp_PKG.lazy.impl").thing
+            raise AttributeError(name)
+        """,
+    "lazy/impl.py": "def thing():\n    return 1\n",
+    "chapter.py": """
+        '''A chapter run module.'''
+        from typing import TYPE_CHECKING
+
+        from lp_PKG.losses import FFTLoss, SCALE
+        from lp_PKG.lazy import thing
+
+        if TYPE_CHECKING:
+            from lp_PKG.typing_only import Hint
+
+
+        def run(cfg):
+            from lp_PKG.local_dep import inner  # a function-local import
+
+            return {"metrics": {"value": inner(FFTLoss()(cfg.x)) * SCALE + thing()}}
+        """,
+}
+
+
+def _losses_package(make_package, name: str) -> Path:
+    return make_package(name, {k: v.replace("lp_PKG", name) for k, v in LOSSES_PACKAGE.items()})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hashing code, not text
+# ----------------------------------------------------------------------------------------------------------
+MODULE = '''
+"""Module docstring."""
+import math
+
+# a comment
+RATE = 0.5
+
+
+def loss(x, y):
+    """Squared error, scaled."""
+    return RATE * (x - y) ** 2
+
+
+class Model:
+    """A model."""
+
+    width: int = 4
+    "attribute docstring"
+
+    def forward(self, x):
+        return math.sqrt(x) * self.width
+'''
+
+REWORDED = '''
+"""A completely different module docstring, longer,
+over two lines."""
+import math
+RATE = 0.5   # the rate, now commented
+def loss(x, y):
+    # reformatted, docstring gone
+    return (RATE * (x - y) ** 2)
+class Model:
+    width: int = 4
+    def forward(self, x):
+        """Now with a docstring."""
+        return math.sqrt(x) * self.width
+'''
+
+
+def test_docstring_comment_and_layout_edits_keep_the_hash():
+    assert fingerprint.code_hash(MODULE) == fingerprint.code_hash(REWORDED)
+    assert len(fingerprint.code_hash(MODULE)) == 16
+
+
+@pytest.mark.parametrize("old, new", [
+    ("RATE = 0.5", "RATE = 0.25"),                 # a constant
+    ("(x - y) ** 2", "abs(x - y)"),                # the formula
+    ("math.sqrt(x)", "math.exp(x)"),               # a called function
+    ("width: int = 4", "width: int = 8"),          # a dataclass-style default
+    ("import math", "import math\nimport os"),     # an import
+    ("return RATE", "x = x\n    return RATE"),     # a statement
+])
+def test_code_edits_change_the_hash(old, new):
+    assert old in MODULE
+    assert fingerprint.code_hash(MODULE.replace(old, new)) != fingerprint.code_hash(MODULE)
+
+
+def test_overall_fingerprint_depends_on_every_module_hash():
+    a = fingerprint.CodeFingerprint.of("m", {"m": "1" * 16, "n": "2" * 16})
+    b = fingerprint.CodeFingerprint.of("m", {"n": "2" * 16, "m": "1" * 16})
+    c = fingerprint.CodeFingerprint.of("m", {"m": "1" * 16, "n": "3" * 16})
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+    assert fingerprint.CodeFingerprint.from_record(a.to_record()) == a
+
+
+# ----------------------------------------------------------------------------------------------------------
+# which modules count
+# ----------------------------------------------------------------------------------------------------------
+def test_dependencies_follow_defining_modules_and_local_imports(make_package):
+    _losses_package(make_package, "fpa")
+    deps = fingerprint.dependencies("fpa.chapter")
+    # FFTLoss -> its defining module (and what that imports); SCALE (a constant) -> the module binding it;
+    # a lazily exported name -> the module __getattr__ takes it from; the function-local import counts
+    assert sorted(deps) == ["fpa.chapter", "fpa.lazy.impl", "fpa.local_dep", "fpa.losses.consts",
+                            "fpa.losses.fft", "fpa.util"]
+    # not the re-exporting __init__s, not the sibling AzimuthalLoss, not a module nobody imports, not a
+    # TYPE_CHECKING-only import
+    for absent in ("fpa", "fpa.losses", "fpa.losses.azimuthal", "fpa.unused", "fpa.typing_only"):
+        assert absent not in deps
+    assert deps["fpa.losses.fft"].name == "fft.py"
+
+
+def test_excluded_modules_are_neither_hashed_nor_followed(make_package):
+    _losses_package(make_package, "fpb")
+    deps = fingerprint.dependencies("fpb.chapter", exclude={"fpb.losses.fft"})
+    assert "fpb.losses.fft" not in deps and "fpb.util" not in deps  # util is imported only by fft
+    assert "fpb.local_dep" in deps
+
+
+def test_edits_in_dependencies_change_the_fingerprint_and_name_the_module(make_package):
+    root = _losses_package(make_package, "fpc")
+    before = fingerprint.code_fingerprint("fpc.chapter")
+
+    def edit(rel: str, old: str, new: str) -> fingerprint.CodeFingerprint:
+        path = root / rel
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new))
+        return fingerprint.code_fingerprint("fpc.chapter")
+
+    # comments and docstrings in a dependency: same fingerprint
+    same = edit("util.py", "def helper(x):\n", 'def helper(x):\n    """Add one."""  # documented now\n')
+    assert same.fingerprint == before.fingerprint
+    # a module the run does not import, and the re-exporting __init__: same fingerprint
+    assert edit("unused.py", "return 0", "return 1").fingerprint == before.fingerprint
+    assert edit("losses/azimuthal.py", "pass", "scale = 3").fingerprint == before.fingerprint
+    # code in a (transitive) dependency
+    changed = edit("util.py", "x + 1", "x + 2")
+    assert changed.fingerprint != before.fingerprint
+    assert [m for m in changed.modules if changed.modules[m] != before.modules[m]] == ["fpc.util"]
+    # code in a module imported inside the run function only
+    local = edit("local_dep.py", "return -x", "return -2 * x")
+    assert local.modules["fpc.local_dep"] != changed.modules["fpc.local_dep"]
+    assert local.fingerprint != changed.fingerprint
+
+
+def test_specvae_fft_loss_resolves_to_its_defining_module():
+    assert fingerprint._resolve_name("specvae.losses", "FFTLoss", ("specvae",)) == "specvae.losses.fft"
+    assert fingerprint._resolve_name("specvae", "spectral", ("specvae",)) == "specvae.spectral"
+    assert fingerprint._resolve_name("specvae.metrics", "ssim", ("specvae",)) == "specvae.metrics.image"
+    deps = fingerprint.dependencies("specvae.experiments.simpler_is_better")
+    assert "specvae.losses.fft" in deps and "specvae.train" in deps
+    assert "specvae.losses" not in deps  # the re-exporting __init__ (it would drag in every loss)
+    assert not set(deps) & fingerprint.EXCLUDED_MODULES
+
+
+@pytest.mark.parametrize("package", ["specvae.losses", "specvae.data", "specvae.models"])
+def test_static_resolution_agrees_with_dunder_module(package):
+    """The code reader (used for constants) finds the module Python itself says defines each class/function,
+    or, where the code binds the name in a way it does not follow (``globals().update``), falls back on the
+    package itself (which counts everything the package imports): never another module."""
+    mod = importlib.import_module(package)
+    agreed = 0
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        if isinstance(obj, type) or callable(obj):
+            found = fingerprint._static_binding(package, name, ("specvae",))
+            assert found in (obj.__module__, package), name
+            agreed += found == obj.__module__
+    assert agreed >= 1
+
+
+def test_run_module_of():
+    import functools
+
+    from specvae.experiments import spectral_bias
+
+    assert fingerprint.run_module_of(spectral_bias.run) == "specvae.experiments.spectral_bias"
+    assert fingerprint.run_module_of(functools.partial(spectral_bias.run, progress=True)) == \
+        "specvae.experiments.spectral_bias"
+    fn = type(lambda: 0)(compile("def f(): pass", "<nb>", "exec").co_consts[0], {"__name__": "__main__"})
+    assert fingerprint.run_module_of(fn) in (None, getattr(sys.modules["__main__"].__spec__, "name", None))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# stored with every result
+# ----------------------------------------------------------------------------------------------------------
+def test_run_grid_and_save_store_the_fingerprint(make_package, tmp_path):
+    _losses_package(make_package, "fpd")
+    _write(tmp_path / "src", {"fpd/runs.py": """
+        from dataclasses import dataclass
+
+        from fpd.chapter import run as chapter_run
+
+
+        @dataclass(frozen=True)
+        class Cfg:
+            x: float
+            preset: str = "smoke"
+
+
+        def run(cfg):
+            return chapter_run(cfg)
+        """})
+    runs = importlib.import_module("fpd.runs")
+    store = ResultStore("00_fp_test", root=tmp_path / "results")
+    cfg = runs.Cfg(1.0)
+    run_grid([cfg], runs.run, store, progress=False)
+    code = store.load(cfg)["provenance"]["code"]
+    expected = fingerprint.code_fingerprint("fpd.runs")
+    assert code == expected.to_record()
+    assert code["run_module"] == "fpd.runs" and "fpd.losses.fft" in code["modules"] and "fpd.chapter" in code["modules"]
+    # a direct save: the run module given, or none at all (a chapter without a specvae.experiments module)
+    store.save(runs.Cfg(2.0), metrics={"value": 1}, run_module="fpd.chapter")
+    assert store.load(runs.Cfg(2.0))["provenance"]["code"]["run_module"] == "fpd.chapter"
+    store.save(runs.Cfg(3.0), metrics={"value": 1})
+    assert store.load(runs.Cfg(3.0))["provenance"]["code"] is None
+    assert fingerprint.check_record(store.load(runs.Cfg(3.0))).state == "unknown"
+
+
+def test_save_defaults_to_the_chapter_module(tmp_path):
+    from specvae.experiments import spectral_bias
+
+    cfg = spectral_bias.configs("smoke")[0]
+    store = ResultStore(spectral_bias.CHAPTER, root=tmp_path)
+    store.save(cfg, metrics={"x": 1.0})
+    code = store.load(cfg)["provenance"]["code"]
+    assert code["run_module"] == "specvae.experiments.spectral_bias"
+    assert code == fingerprint.code_fingerprint("specvae.experiments.spectral_bias").to_record()
+    assert fingerprint.check_record(store.load(cfg)) == fingerprint.CodeState("current")
+
+
+def test_check_record_current_stale_and_unknown(make_package, tmp_path):
+    root = _losses_package(make_package, "fpe")
+    record = {"hash": "h", "provenance": {"code": fingerprint.code_fingerprint("fpe.chapter").to_record()}}
+    assert fingerprint.check_record(record).state == "current"
+    (root / "losses" / "fft.py").write_text((root / "losses" / "fft.py").read_text().replace("* 2", "* 3"))
+    state = fingerprint.check_record(record)
+    assert state.state == "stale" and state.changed == ("fpe.losses.fft",)
+    # a module the code did not depend on before, and one it no longer depends on
+    chapter = root / "chapter.py"
+    chapter.write_text(chapter.read_text().replace("from fpe.lazy import thing", "from fpe.unused import "
+                                                   "nobody_imports_me as thing"))
+    state = fingerprint.check_record(record)
+    assert set(state.changed) == {"fpe.chapter", "fpe.losses.fft", "+fpe.unused", "-fpe.lazy.impl"}
+    gone = {"hash": "g", "provenance": {"code": {**record["provenance"]["code"], "run_module": "fpe.nothing"}}}
+    assert fingerprint.check_record(gone).state == "unknown"
+    summary = fingerprint.check_records([record, gone], missing=["m"])
+    assert summary.line() == ("0 current, 1 stale, 1 unknown (cannot find the source file of the run module "
+                              "'fpe.nothing'; a fingerprint needs a module-level run function defined in a .py "
+                              "file), 1 not stored")
+    assert not summary.ok and summary.changed_modules()[0] in state.changed
+
+
+# ----------------------------------------------------------------------------------------------------------
+# backfill from git
+# ----------------------------------------------------------------------------------------------------------
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_backfill_from_a_git_repository_with_two_commits(make_package, tmp_path):
+    root = _losses_package(make_package, "fpg")
+    repo = tmp_path / "src"
+    _git(repo, "init", "-q")
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "first")
+    first = _git(repo, "rev-parse", "HEAD")
+    util = root / "util.py"
+    util.write_text(util.read_text().replace("x + 1", "x + 5"))                # code
+    unused = root / "unused.py"
+    unused.write_text(unused.read_text().replace("return 0", "return 9"))       # not a dependency
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "second")
+    second = _git(repo, "rev-parse", "HEAD")
+    # the working tree: only a docstring edited since the second commit
+    util.write_text('"""Helpers."""\n' + util.read_text())
+
+    def record(commit, dirty=False):
+        return {"hash": "h", "chapter": "00_x", "provenance": {"git_commit": commit, "git_dirty": dirty}}
+
+    then = fingerprint.fingerprint_at_commit("fpg.chapter", first)
+    now = fingerprint.code_fingerprint("fpg.chapter")
+    assert then.modules["fpg.util"] != now.modules["fpg.util"]
+    assert {m for m in now.modules if then.modules[m] != now.modules[m]} == {"fpg.util"}
+    assert fingerprint.fingerprint_at_commit("fpg.chapter", second) == now
+
+    state = fingerprint.check_record(record(first), run_module="fpg.chapter")
+    assert state == fingerprint.CodeState("stale", ("fpg.util",), backfilled=True)
+    assert fingerprint.check_record(record(second), run_module="fpg.chapter") == \
+        fingerprint.CodeState("current", backfilled=True)
+    dirty = fingerprint.check_record(record(second, dirty=True), run_module="fpg.chapter")
+    assert dirty.state == "unknown" and "uncommitted changes" in dirty.reason
+    missing = fingerprint.check_record(record("0" * 40), run_module="fpg.chapter")
+    assert missing.state == "unknown" and "not in the repository" in missing.reason
+    assert fingerprint.check_record(record(None), run_module="fpg.chapter").state == "unknown"
+    # a module the run depends on now that did not exist at the commit
+    _write(repo, {"fpg/extra.py": "K = 1\n"})
+    (root / "local_dep.py").write_text("from fpg.extra import K\n\ndef inner(x):\n    return -x * K\n")
+    state = fingerprint.check_record(record(second), run_module="fpg.chapter")
+    assert state.state == "stale" and set(state.changed) == {"+fpg.extra", "fpg.local_dep"}
+
+
+def test_backfill_of_the_repository_runs_names_real_changes():
+    """A record of chapter 0 made at a clean commit is checked against git (not shown as unknown)."""
+    folder = REPO / "book" / "results" / "00_spectral_bias"
+    clean = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    clean = [r for r in clean if r["provenance"].get("git_dirty") is False and not r["provenance"].get("code")]
+    if not clean or not fingerprint._has_commit(str(REPO), clean[0]["provenance"]["git_commit"]):
+        pytest.skip("no stored chapter-0 run from before fingerprints at a commit of this clone")
+    state = fingerprint.check_record(clean[0])
+    assert state.backfilled and state.state in ("current", "stale")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the rerun switch and checkpoints
+# ----------------------------------------------------------------------------------------------------------
+def test_prepare_rerun_dir_removes_old_checkpoints_but_resumes_a_killed_rerun(tmp_path):
+    run_dir = tmp_path / "runs" / "00_x" / "abc"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_text("old code")
+    assert fingerprint.prepare_rerun_dir(run_dir, {"fingerprint": "f1"}) is True
+    assert not (run_dir / "checkpoint.pt").exists()
+    assert json.loads((run_dir / fingerprint.RUN_DIR_MARKER).read_text()) == {"fingerprint": "f1"}
+    (run_dir / "checkpoint.pt").write_text("new code, killed half-way")
+    assert fingerprint.prepare_rerun_dir(run_dir, {"fingerprint": "f1"}) is False
+    assert (run_dir / "checkpoint.pt").read_text() == "new code, killed half-way"
+    assert fingerprint.prepare_rerun_dir(run_dir, {"fingerprint": "f2"}) is True
+    assert not (run_dir / "checkpoint.pt").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# end to end: a tiny chapter through `specvae run`, `specvae book status` and the banner
+# ----------------------------------------------------------------------------------------------------------
+TINY_CHAPTER = '''
+"""The run module of the tiny fixture chapter (tests/fixtures/book/notebooks/98_tiny_chapter.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from specvae.experiments import ResultStore, run_grid, select_preset
+
+CHAPTER = "98_tiny_chapter"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    n: int
+
+
+PRESETS = {"smoke": Sizes(2), "cpu": Sizes(3), "gpu": Sizes(3), "paper": Sizes(3)}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    x: float
+    preset: str
+
+
+def configs(preset, **overrides):
+    sizes = select_preset(PRESETS, preset, **overrides)
+    return [RunConfig(float(i + 1), preset) for i in range(sizes.n)]
+
+
+def run(cfg):
+    from PKG.core import scale
+
+    run_dir = ResultStore(CHAPTER).run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.txt"
+    if checkpoint.exists():      # a finished checkpoint: `fit` would resume from it and not train
+        value = float(checkpoint.read_text())
+    else:
+        value = scale(cfg.x)
+        checkpoint.write_text(repr(value))
+    return {"metrics": {"value": value}}
+
+
+def run_all(preset, *, workers=1, train=True, **overrides):
+    cfgs = configs(preset, **overrides)
+    store = ResultStore(CHAPTER)
+    if train:
+        run_grid(cfgs, run, store, workers=workers, progress=False)
+    return store.frame(cfgs)
+'''
+
+
+@pytest.fixture
+def tiny_chapter(make_package, tmp_path, monkeypatch):
+    """The tiny chapter with a run module ``specvae.experiments.tiny_chapter`` whose run uses ``fpz.core``;
+    a book project at tmp_path/project; results and checkpoints under tmp_path."""
+    pkg = make_package("fpz", {"__init__.py": "", "core.py": '"""Core."""\n\ndef scale(x):\n    return 2 * x\n'})
+    path = tmp_path / "tiny_chapter.py"
+    path.write_text(TINY_CHAPTER.replace("PKG", "fpz"))
+    name = "specvae.experiments.tiny_chapter"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "tests" / "fixtures" / "book", project)
+    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    return pkg, project, module
+
+
+def test_stale_runs_end_to_end(tiny_chapter, tmp_path, capsys):
+    from specvae import book, cli
+
+    pkg, project, module = tiny_chapter
+    source = project / "notebooks" / "98_tiny_chapter.py"
+    store = ResultStore(module.CHAPTER)
+    cfgs = module.configs("smoke")
+
+    def values():
+        return [store.load(c)["metrics"]["value"] for c in cfgs]
+
+    def status():
+        out = {s.name: s for s in book.check_chapters(project)}["98_tiny_chapter"]
+        return out, [out.runs.states[config_hash(c)].state for c in cfgs]
+
+    assert cli.main(["run", "tiny_chapter", "--preset", "smoke"]) == 0
+    assert values() == [2.0, 4.0]
+    assert "older code" not in capsys.readouterr().err
+    st, states = status()
+    assert states == ["current", "current"] and st.runs_line() == "runs: 2 stored, 2 current, 0 stale, 0 unknown"
+    assert store.load(cfgs[0])["provenance"]["code"]["modules"].keys() == {"specvae.experiments.tiny_chapter",
+                                                                          "fpz.core"}
+
+    core = pkg / "core.py"
+    core.write_text(core.read_text().replace('"""Core."""', '"""Core, documented at length."""  # comment'))
+    assert status()[1] == ["current", "current"]
+    assert book.banner(preset="smoke", chapter="98_tiny_chapter", source=source, display=False).runs_warning is False
+
+    core.write_text(core.read_text().replace("2 * x", "3 * x"))
+    importlib.reload(sys.modules["fpz.core"])  # what a fresh process would load
+    st, states = status()
+    assert states == ["stale", "stale"] and not st.ok and st.changed_line() == "changed since: fpz.core"
+    assert cli.main(["book", "status", "--root", str(project)]) == 1
+    out = capsys.readouterr().out
+    assert "runs: 2 stored, 0 current, 2 stale, 0 unknown\n    changed since: fpz.core" in out
+    assert "specvae run 98 --preset smoke --rerun-stale" in out
+    assert any("98_tiny_chapter: runs: 2 stored" in p for p in book.book_problems(project))
+
+    banner = book.banner(preset="smoke", chapter="98_tiny_chapter", source=source, display=False)
+    assert banner.runs_warning and banner.runs["stale"] == 2 and banner.runs["changed"] == ["fpz.core"]
+    html = banner.to_html()
+    assert "admonition warning" in html and "Results from older code" in html
+    assert "<code>specvae run 98 --preset smoke --rerun-stale</code>" in html
+    assert "2 were trained by code that has changed since (fpz.core)" in banner.to_text().replace("\n    ", " ")
+
+    # `specvae run` reuses them and says so
+    assert cli.main(["run", "tiny_chapter", "--preset", "smoke"]) == 0
+    err = capsys.readouterr().err
+    assert "reused 2 stored run(s) of older code: 0 current, 2 stale, 0 unknown; changed since: fpz.core" in err
+    assert "--rerun-stale" in err and values() == [2.0, 4.0]
+
+    # --rerun-stale retrains them with the new code (the old checkpoints are not resumed)
+    assert cli.main(["run", "tiny_chapter", "--preset", "smoke", "--rerun-stale"]) == 0
+    err = capsys.readouterr().err
+    assert "retrained 2 run(s) whose code was stale or unknown" in err and "reused" not in err
+    assert values() == [3.0, 6.0]
+    assert status()[1] == ["current", "current"]
+    assert book.banner(preset="smoke", chapter="98_tiny_chapter", source=source, display=False).runs_warning is False
+
+
+def test_build_rechecks_the_runs_a_banner_recorded(tiny_chapter, monkeypatch):
+    """The Sphinx handler turns an executed chapter's banner into a warning when its runs went stale later."""
+    from specvae import book
+
+    pkg, project, module = tiny_chapter
+    source = project / "notebooks" / "98_tiny_chapter.py"
+    module.run_all("smoke")
+    banner = book.banner(preset="smoke", chapter="98_tiny_chapter", source=source, display=False)
+    assert banner.runs["current"] == 2 and not banner.runs_warning
+    data, metadata = banner._display_bundle()
+    nb = {"cells": [{"cell_type": "code", "source": "", "outputs": [
+        {"output_type": "display_data", "data": data, "metadata": metadata}]}]}
+    executed = project / "book" / "98_tiny_chapter.ipynb"
+    executed.parent.mkdir(exist_ok=True)
+
+    class App:
+        srcdir = str(project)
+
+        class env:
+            @staticmethod
+            def doc2path(docname):
+                return str(executed)
+
+    source = [json.dumps(nb)]
+    book._mark_stale(App, "book/98_tiny_chapter", source)
+    assert "Results from older code" not in source[0]  # nothing changed: left alone
+    core = pkg / "core.py"
+    core.write_text(core.read_text().replace("2 * x", "2 * x + 1"))
+    book._mark_stale(App, "book/98_tiny_chapter", source)
+    html = json.loads(source[0])["cells"][0]["outputs"][0]["data"]["text/html"]
+    assert "Results from older code" in html and 'data-specvae-stale-runs="true"' in html

@@ -727,6 +727,7 @@ class CodeTracker:
         self.rerun_stale = rerun_stale
         self.first: dict[str, CodeState] = {}
         self.last: dict[str, CodeState] = {}
+        self.retrained: list[str] = []
         self._cache: dict[str, CodeFingerprint] = {}
 
     def observe(self, path: Path, record: Mapping[str, Any]) -> bool:
@@ -742,13 +743,19 @@ class CodeTracker:
         state = self.last.get(str(path))
         return self.rerun_stale and state is not None and not state.current
 
+    def note_rerun(self, path: Path) -> None:
+        """``run_grid`` retrained and saved the run stored at ``path`` (with the current code)."""
+        key = str(path)
+        self.retrained.append(key)
+        self.last[key] = CodeState("current")
+
     def reused(self) -> CodeSummary:
         """The runs last seen stale or unknown (used as they were unless ``rerun_stale``)."""
         return CodeSummary({Path(k).stem: v for k, v in self.last.items() if not v.current})
 
     def rerun(self) -> list[str]:
-        """Runs first seen stale or unknown and current since (retrained)."""
-        return [Path(k).stem for k, v in self.first.items() if not v.current and self.last[k].current]
+        """The runs retrained because their code was stale or unknown (config hashes)."""
+        return [Path(k).stem for k in dict.fromkeys(self.retrained)]
 
 
 _TRACKER: contextvars.ContextVar[CodeTracker | None] = contextvars.ContextVar("specvae_code_tracker", default=None)

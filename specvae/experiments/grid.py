@@ -171,6 +171,7 @@ def run_grid(
     todo = [(d, c) for d, c in unique.items() if not (skip_done and store.exists(c))]
     tracker = _fingerprint.active_tracker()
     reruns = [c for _, c in todo if tracker is not None and tracker.wants_rerun(store.path_for(c))]
+    rerun_digests = {config_hash(c) for c in reruns}
     if reruns:
         module = _fingerprint.run_module_of(run_fn)
         code = _fingerprint.code_record(module) if module else None
@@ -191,6 +192,8 @@ def run_grid(
             failures.append(RunFailure(cfg, value, tb))
             failed.add(digest)
             bar.write(f"run failed: {cfg!r}\n  {value}")
+        elif digest in rerun_digests:
+            tracker.note_rerun(store.path_for(cfg))
         bar.update(1)
         bar.set_postfix(failed=len(failures), refresh=False)
 

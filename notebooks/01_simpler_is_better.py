@@ -53,6 +53,7 @@ from myst_nb import glue
 
 from specvae import plots, reference
 from specvae.experiments import simpler_is_better as ch1
+from specvae.experiments import simpler_is_better_report as report
 from specvae.experiments.store import ResultStore
 
 if data_root is not None:
@@ -161,18 +162,18 @@ plt.show()
 
 # %%
 ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")], ignore_index=True)
-summary = ch1.summary_table(grid_frame)
-comparison = ch1.compare_with_paper(summary, ref)
-ordering = ch1.ordering_agreement(comparison)
+summary = report.summary_table(grid_frame)
+comparison = report.compare_with_paper(summary, ref)
+ordering = report.ordering_agreement(comparison)
 
 display(Markdown(preset_note))
 display(Markdown("**Table 1 (transposed-convolution up-sampling)**"))
-display(ch1.paper_table(comparison, "transposed"))
+display(report.paper_table(comparison, "transposed"))
 
 # %%
 display(Markdown(preset_note))
 display(Markdown("**Table 2 ('N.1.5' up-sampling in the last layer)**"))
-display(ch1.paper_table(comparison, "nearest_conv5"))
+display(report.paper_table(comparison, "nearest_conv5"))
 
 # %% [markdown]
 # ### Does our ordering of the objectives agree with the paper's?
@@ -244,7 +245,7 @@ if alpha_sweep:
 # rerun at another preset.
 
 # %%
-discussion = ch1.discussion(summary, comparison, ordering)
+discussion = report.discussion(summary, comparison, ordering)
 display(Markdown(discussion))
 
 # %% [markdown]

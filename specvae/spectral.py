@@ -18,9 +18,29 @@ Conventions (each is a keyword option, so a chapter can show the effect of the c
   the outermost (corner) ring: 32x32 -> 20 bins, 64x64 -> 43, 128x128 -> 88. That is our default
   (``center="durall", bins="durall"``); ``center="dc"`` measures from the DC bin ``(H//2, W//2)`` and
   ``bins="all"`` keeps every ring. Ref: reference-facts §2 (read from cc-hpc-itwm/UpConv ``radialProfile.py``).
-* ``radial_profile(log=True)`` is Durall et al.'s "1-D power spectrum": ``20 * ln(|F| + eps)`` averaged over
-  each ring (natural log despite the factor 20 -- the reference code uses ``np.log``). ``log=False`` averages
-  the power ``|F|^2`` instead.
+* Log spectra and their floor. Every log spectrum has to say what it does where ``|F|`` vanishes, and images
+  have exact spectral zeros: an axis-aligned square of side ``s`` in a 32 px image has a DFT that is exactly
+  zero on every row and column ``k`` with ``k s / 32`` an integer (18-39 % of the bins of a Shapes test
+  image). Durall et al. add ``eps = 1e-8`` to ``F``; then ``ln(1e-8) = -18.4`` at those bins, and a bin that is
+  zero in one image and merely tiny in the other (float32 round-off ~1e-5, 8-bit rounding noise ~0.04)
+  contributes a difference of 7-15 -- it dominates any RMSE over bins. We therefore use, by default, the
+  *log power with a noise floor*, ``ln(|F|^2 + floor^2)``, with ``floor = noise_floor(H, W, norm)`` the RMS
+  magnitude of the DFT of 8-bit rounding noise: rounding to ``k/255`` leaves an error uniform on
+  ``[-1/510, 1/510]``, standard deviation ``q = 1/(255 sqrt 12)``, whose unnormalised DFT has
+  ``E|F|^2 = H W q^2`` in every bin. So ``|F|^2 + floor^2`` is the expected power spectrum of the image after
+  8-bit rounding (the form in which every data set here is stored): bins far above the floor are untouched,
+  bins below it -- where a stored image carries no information -- read as the floor. The floor is in the
+  units of the chosen ``norm`` (``q sqrt(HW)`` backward, ``q`` ortho, ``q / sqrt(HW)`` forward), so the
+  metrics do not depend on ``norm``; float32 and float64 agree, and an 8-bit round trip of a near-perfect
+  reconstruction costs little (``tests/test_spectral.py``).
+* Units (``radial_profile(units=...)``): ``"db"`` (default, for figures) is ``10 log10(|F|^2 + floor^2)``,
+  decibels of power; ``"ln"`` is the natural log power ``ln(|F|^2 + floor^2)`` (``= 2 ln|F|`` above the floor;
+  what ``rmse_ai`` uses, see below); ``"durall"`` is Durall et al.'s exact ``20 ln(|F| + eps)`` (natural log
+  despite the factor 20, as the reference code's ``np.log``; eps = 1e-8, no floor), which is neither dB nor
+  log power, kept because Durall's spectral loss is defined with it (``specvae.losses.azimuthal``; that loss
+  min-max normalises each profile, so the factor and the base of its log do not change it, but the eps
+  does). ``log=False`` gives the ring means of the power ``|F|^2`` itself. ``log_magnitude`` is in ``ln|F|``
+  (nepers), with the same floor: ``0.5 ln(|F|^2 + floor^2)``.
 
 The spectral RMSEs of Björk et al. (ICASSP 2022, Tables 1-2) -- what the paper leaves open, and what we chose
 -----------------------------------------------------------------------------------------------------------
@@ -34,22 +54,26 @@ Shapes 1.22 ± 0.83 / 1.18 ± 0.32 / 0.0004 ± 0.0088, MNIST 3.51 / 1.77 / 0.008
   the MSE), its std taken either over pixels (``pixel_squared_errors``: edges carry all the error) or over
   images (``rmse_spatial(x, y) ** 2``: a few failed reconstructions make a heavy tail). The chapter can show
   both next to the paper's numbers.
-* ``rmse_ft``: RMSE between the 2-D *log*-magnitude spectra ``ln(|F| + eps)`` (unnormalised FFT, all channels).
-  Evidence: for plain magnitudes Parseval bounds the per-image RMSE of ``|F_x| - |F_y|`` (unnormalised FFT)
-  by ``sqrt(HW)`` times the pixel RMSE. Reading the paper's Shapes spatial column as an MSE of 0.0004 (pixel
-  RMSE 0.02), the bound on the root-mean-square FT-RMSE is 32 x 0.02 = 0.64 < 1.18 (any other reading of that
-  column gives a smaller bound), so the paper's FT column cannot be on plain magnitudes; log magnitudes are
-  not bounded that way (tiny errors in near-empty bins count) and give values of the paper's order.
-  ``log=False`` gives the magnitude variant.
+* ``rmse_ft``: RMSE between the 2-D *log*-magnitude spectra ``0.5 ln(|F|^2 + floor^2)`` (unnormalised FFT,
+  all channels, the noise floor above). Evidence for the log: for plain magnitudes Parseval bounds the
+  per-image RMSE of ``|F_x| - |F_y|`` (unnormalised FFT) by ``sqrt(HW)`` times the pixel RMSE. Reading the
+  paper's Shapes spatial column as an MSE of 0.0004 (pixel RMSE 0.02), the bound on the root-mean-square
+  FT-RMSE is 32 x 0.02 = 0.64 < 1.18 (any other reading of that column gives a smaller bound), so the paper's
+  FT column cannot be on plain magnitudes; log magnitudes are not bounded that way and give values of the
+  paper's order. ``log=False`` gives the magnitude variant.
 * ``rmse_ai``: RMSE between the two images' *un-normalised* ring-averaged log power spectra. Durall's min-max
   normalised profiles lie in [0, 1], so their RMSE cannot reach the paper's 1.2-9.2 (``normalize=True`` gives
-  that variant). The log scale is open: Durall's ``20 ln|F|`` or the log power ``ln|F|^2 = 2 ln|F|``. The
-  paper's AI/FT ratios (CelebA 9.23/4.35 = 2.1, MNIST 3.51/1.77 = 2.0, Shapes 1.04) fit ``scale=2`` (ring
-  averaging keeps a systematic high-frequency deficit, and ``ln|F|^2`` doubles it): images against blurred
-  and noisy copies of themselves give AI/FT ratios between 1 and 2.5 with ``scale=2``, ten times that with
-  ``scale=20`` (checked by ``tests/test_spectral.py::test_ai_ft_ratio_in_the_papers_range``).
-  So ``rmse_ai`` defaults to ``scale=2`` ("the power spectrum", as the paper's Fig. 2 calls it) while
-  ``radial_profile`` keeps Durall's 20 for figures; both take ``scale``.
+  that variant). The log scale is open: Durall's ``20 ln|F|``, dB, or the natural log power ``ln|F|^2``. The
+  paper's AI/FT ratios (CelebA 9.23/4.35 = 2.1, MNIST 3.51/1.77 = 2.0, Shapes 1.04) fit the natural log power
+  (``units="ln"``: ring averaging keeps a systematic high-frequency deficit, and ``ln|F|^2`` doubles it):
+  images against blurred and noisy copies of themselves give AI/FT ratios between 1 and 2.5 with it; dB
+  multiplies that by 4.3 and ``20 ln|F|`` by 10 (``tests/test_spectral.py::test_ai_ft_ratio_in_the_papers_range``).
+  Choosing the scale from the paper's own ratios makes our AI/FT ratio match the paper's partly by
+  construction; only the FT column's absolute level and the ordering of the objectives are independent checks.
+* The floor (above) was chosen over Durall's ``eps = 1e-8`` by measurement (``book/metrics.md``, "How the
+  AI and 2-D FT conventions were chosen"): with ``1e-8``, squares score several times higher than circles for
+  the same degradation, and float32, float64 and an 8-bit round trip of a near-perfect reconstruction
+  disagree; with the floor they do not (``tests/test_spectral.py``). The paper does not state its eps.
 """
 
 from __future__ import annotations
@@ -68,6 +92,9 @@ __all__ = [
     "to_gray",
     "fft2c",
     "log_magnitude",
+    "log_power",
+    "noise_floor",
+    "ROUNDING_NOISE_STD",
     "power_spectrum",
     "radius_map",
     "ring_index",
@@ -84,8 +111,13 @@ __all__ = [
     "no_autocast",
 ]
 
-#: ITU-R BT.601 luma weights (R, G, B), as used by Durall et al. (0.2989/0.5870/0.1140) and Czolbe et al.
+#: ITU-R BT.601 luma weights (R, G, B), sum 1. Durall et al.'s code uses MATLAB ``rgb2gray``'s rounded
+#: 0.2989/0.5870/0.1140 (sum 0.9999): their luma is exactly ours minus ``1e-4 * R`` -- at most 1e-4 lower in
+#: absolute terms (0.0255 of one 8-bit grey level) and at most ``1e-4 / 0.299 = 0.033 %`` lower relative (pure red).
 BT601: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+#: Standard deviation of 8-bit rounding noise on [0, 1] images: one step 1/255, error uniform, ``q = 1/(255 sqrt 12)``.
+ROUNDING_NOISE_STD: float = 1.0 / (255.0 * math.sqrt(12.0))
 
 #: Default band edges in cycles/pixel (radial frequency measured from DC; Nyquist is 0.5 along an axis,
 #: the corners reach sqrt(0.5)): low [0, 1/8), mid [1/8, 1/4), high [1/4, inf).
@@ -94,6 +126,7 @@ DEFAULT_BAND_EDGES: tuple[float, float, float, float] = (0.0, 0.125, 0.25, math.
 Center = Literal["durall", "dc"]
 Bins = Literal["durall", "all"]
 Norm = Literal["backward", "ortho", "forward"]
+Units = Literal["db", "ln", "durall"]
 
 _F = TypeVar("_F", bound=Callable)
 
@@ -174,16 +207,60 @@ def fft2c(x: Tensor, norm: Norm = "backward") -> Tensor:
     return torch.fft.fftshift(torch.fft.fft2(x, norm=norm), dim=(-2, -1))
 
 
-@no_autocast
-def log_magnitude(x: Tensor, eps: float = 1e-8, *, norm: Norm = "backward", scale: float = 1.0) -> Tensor:
-    """Centred log-magnitude spectrum ``scale * ln(|fft2c(x)| + eps)``, same shape as ``x`` (real).
+def noise_floor(h: int, w: int, norm: Norm = "backward") -> float:
+    """RMS magnitude of the DFT of 8-bit rounding noise in one bin of an ``h x w`` spectrum (the log spectra's floor).
 
-    ``scale=20`` gives Durall et al.'s ``20 * np.log(np.abs(F))`` (natural log). ``eps`` keeps the log finite
-    where the spectrum vanishes (Durall adds 1e-8 to F itself; adding it to |F| differs by < 1e-8 and keeps
-    the gradient finite).
+    Rounding [0, 1] images to multiples of 1/255 leaves white noise of std ``q = ROUNDING_NOISE_STD`` =
+    ``1 / (255 sqrt 12)``; its DFT has ``E|F|^2 = h w q^2`` per bin with the unnormalised FFT
+    (``norm="backward"``), ``q^2`` with ``"ortho"`` and ``q^2 / (h w)`` with ``"forward"``. Returns the square
+    root: ``q sqrt(h w)``, ``q`` or ``q / sqrt(h w)`` (0.0362 for a 32 x 32 image, backward).
+    Ref: the uniform quantisation-noise model (Widrow & Kollár, "Quantization Noise", 2008, ch. 4); Parseval.
     """
-    f = fft2c(x, norm=norm)
-    return scale * torch.log(f.abs() + eps)
+    if h < 1 or w < 1:
+        raise ValueError(f"noise_floor needs positive sizes, got h={h}, w={w}")
+    n = float(h * w)
+    if norm == "backward":
+        return ROUNDING_NOISE_STD * math.sqrt(n)
+    if norm == "ortho":
+        return ROUNDING_NOISE_STD
+    if norm == "forward":
+        return ROUNDING_NOISE_STD / math.sqrt(n)
+    raise ValueError(f"norm must be 'backward', 'ortho' or 'forward', got {norm!r}")
+
+
+def _floor(x: Tensor, floor: float | None, norm: Norm) -> float:
+    if floor is None:
+        return noise_floor(x.shape[-2], x.shape[-1], norm)
+    if not floor >= 0:
+        raise ValueError(
+            f"floor must be >= 0 (a magnitude in the units of the FFT norm) or None for the 8-bit noise floor; "
+            f"got {floor}"
+        )
+    return float(floor)
+
+
+@no_autocast
+def log_power(x: Tensor, floor: float | None = None, *, norm: Norm = "backward") -> Tensor:
+    """Centred log power spectrum with a noise floor, ``ln(|fft2c(x)|^2 + floor^2)``, same shape as ``x`` (real).
+
+    ``floor=None`` (default) is :func:`noise_floor` for the image size and ``norm`` (8-bit rounding noise), so
+    the value is the log of the expected power after 8-bit rounding; ``floor=0`` gives the plain ``ln|F|^2``
+    (``-inf`` where the spectrum vanishes). Smooth in the image everywhere when ``floor > 0`` (the power is
+    formed as ``re^2 + im^2``, so there is no ``|F|`` to differentiate at zero).
+    """
+    p = power_spectrum(x, norm=norm)
+    return torch.log(p + _floor(x, floor, norm) ** 2)
+
+
+@no_autocast
+def log_magnitude(x: Tensor, floor: float | None = None, *, norm: Norm = "backward", scale: float = 1.0) -> Tensor:
+    """Centred log-magnitude spectrum ``scale * 0.5 * ln(|fft2c(x)|^2 + floor^2)`` (``ln|F|`` with a floor).
+
+    Same shape as ``x`` (real); ``floor`` as in :func:`log_power` (default: the 8-bit noise floor). Units: nepers
+    of magnitude (``ln|F|``) for ``scale=1``; ``scale=20 / ln(10)`` gives dB. Durall et al.'s ``20 ln(|F| + 1e-8)``
+    is ``radial_profile(units="durall")``.
+    """
+    return (0.5 * scale) * log_power(x, floor, norm=norm)
 
 
 @no_autocast
@@ -279,15 +356,19 @@ def azimuthal_average(
     return sums[..., :n] / counts
 
 
+_DB_PER_NEPER_POWER = 10.0 / math.log(10.0)  # 10 log10(P) = (10 / ln 10) ln(P)
+
+
 @no_autocast
 def radial_profile(
     x: Tensor,
     *,
     log: bool = True,
+    units: Units = "db",
     gray: bool = True,
     normalize: bool = False,
+    floor: float | None = None,
     eps: float = 1e-8,
-    scale: float = 20.0,
     center: Center = "durall",
     bins: Bins = "durall",
     norm: Norm = "backward",
@@ -295,19 +376,35 @@ def radial_profile(
     """1-D azimuthally integrated (log) power spectrum of each image: ``(N, C, H, W) -> (N, R)``.
 
     Steps (Durall et al. CVPR 2020, Sec. 3 and reference code): gray (BT.601, if ``gray``) -> ``fft2c``
-    (unnormalised) -> ``scale * ln(|F| + eps)`` if ``log`` (Durall: ``20 * np.log``), else the power
-    ``|F|^2`` -> ring means (``azimuthal_average``) -> optional per-image min-max normalisation to [0, 1]
-    (``normalize``, as in Durall's loss). With ``gray=False`` the per-channel profiles are averaged.
+    (unnormalised) -> a log spectrum in ``units`` if ``log``, else the power ``|F|^2`` -> ring means
+    (``azimuthal_average``) -> optional per-image min-max normalisation to [0, 1] (``normalize``, as in
+    Durall's loss). With ``gray=False`` the per-channel profiles are averaged.
+
+    Units (``log=True``):
+
+    * ``"db"`` (default): ``10 log10(|F|^2 + floor^2)``, decibels of power -- what figures show;
+    * ``"ln"``: ``ln(|F|^2 + floor^2)``, natural log power (= ``"db"`` / 4.343) -- what :func:`rmse_ai` uses;
+    * ``"durall"``: ``20 ln(|F| + eps)`` exactly as Durall et al.'s code (natural log, eps = 1e-8, no floor;
+      neither dB nor log power), for their loss.
+
+    ``floor`` (``"db"``, ``"ln"``): ``None`` = :func:`noise_floor` (8-bit rounding noise), else a magnitude in the
+    units of ``norm``. ``eps`` is used by ``"durall"`` only.
     Used for Björk et al. Fig. 2 (average over a test batch) and ``rmse_ai``.
     Ref: Durall et al. CVPR 2020 ("Watch your up-convolution"), reference-facts §2.
     """
     x = _check_images(x)
     if gray:
         x = to_gray(x)
-    if log:
-        spec = log_magnitude(x, eps, norm=norm, scale=scale)
-    else:
+    if not log:
         spec = power_spectrum(x, norm=norm)
+    elif units == "db":
+        spec = _DB_PER_NEPER_POWER * log_power(x, floor, norm=norm)
+    elif units == "ln":
+        spec = log_power(x, floor, norm=norm)
+    elif units == "durall":
+        spec = 20.0 * torch.log(fft2c(x, norm=norm).abs() + eps)
+    else:
+        raise ValueError(f"units must be 'db', 'ln' or 'durall', got {units!r}")
     prof = azimuthal_average(spec, center=center, bins=bins).mean(dim=1)
     if normalize:
         lo = prof.amin(dim=-1, keepdim=True)
@@ -406,22 +503,24 @@ def rmse_ai(
     *,
     normalize: bool = False,
     log: bool = True,
+    units: Units = "ln",
     gray: bool = True,
+    floor: float | None = None,
     eps: float = 1e-8,
-    scale: float = 2.0,
     center: Center = "durall",
     bins: Bins = "durall",
 ) -> Tensor:
     """Per-image RMSE in the azimuthal-integration (AI) domain (Björk et al. Tables 1-2, "AI"): ``(N,)``.
 
-    ``sqrt(mean_r (P_x[r] - P_y[r])^2)`` with ``P = radial_profile(., log, gray, normalize, scale)``: by default
-    the un-normalised ring means of the log power ``ln|F|^2`` (``scale=2``) of the gray image, on Durall's
-    rings. See the module docstring for why (``scale=20`` is Durall's ``20 ln|F|``; the min-max normalised
-    variant, ``normalize=True``, is bounded by 1 and cannot reach the paper's values).
+    ``sqrt(mean_r (P_x[r] - P_y[r])^2)`` with ``P = radial_profile(., log, units, gray, normalize, floor)``: by
+    default the un-normalised ring means of the natural log power ``ln(|F|^2 + floor^2)`` of the gray image
+    (8-bit noise floor), on Durall's rings. Units: natural log of power (not dB: ``units="db"`` is 4.34 times
+    larger). See the module docstring for why (``units="durall"`` is Durall's ``20 ln(|F| + 1e-8)``; the
+    min-max normalised variant, ``normalize=True``, is bounded by 1 and cannot reach the paper's values).
     Ref: Björk et al. ICASSP 2022 Sec. 3; Durall et al. CVPR 2020.
     """
     x, y = _check_pair(x, y)
-    kw = dict(log=log, gray=gray, normalize=normalize, eps=eps, scale=scale, center=center, bins=bins)
+    kw = dict(log=log, units=units, gray=gray, normalize=normalize, floor=floor, eps=eps, center=center, bins=bins)
     px = radial_profile(x, **kw)
     py = radial_profile(y, **kw)
     return (px - py).square().mean(dim=-1).sqrt()
@@ -429,20 +528,28 @@ def rmse_ai(
 
 @no_autocast
 def rmse_ft(
-    x: Tensor, y: Tensor, *, log: bool = True, eps: float = 1e-8, norm: Norm = "backward", gray: bool = False
+    x: Tensor,
+    y: Tensor,
+    *,
+    log: bool = True,
+    floor: float | None = None,
+    norm: Norm = "backward",
+    gray: bool = False,
 ) -> Tensor:
     """Per-image RMSE in the 2-D Fourier domain (Björk et al. Tables 1-2, "2D FT"): ``(N,)``.
 
-    ``sqrt(mean_{c,u,v} (ln(|F_x| + eps) - ln(|F_y| + eps))^2)`` over all channels and bins (unnormalised FFT).
-    ``log=False`` compares magnitudes ``|F|`` instead (with ``norm="ortho"`` that is bounded by the spatial
-    RMSE; with the default unnormalised FFT it is ``sqrt(HW)`` times larger). ``gray=True`` converts first.
+    ``sqrt(mean_{c,u,v} (L_x - L_y)^2)`` with ``L = 0.5 ln(|F|^2 + floor^2)`` (``ln|F|`` with the 8-bit noise
+    floor, :func:`noise_floor`) over all channels and bins (unnormalised FFT; the floor follows ``norm``, so the
+    value does not depend on it). ``log=False`` compares magnitudes ``|F|`` instead (with ``norm="ortho"`` that
+    is bounded by the spatial RMSE; with the default unnormalised FFT it is ``sqrt(HW)`` times larger).
+    ``gray=True`` converts first.
     Ref: Björk et al. ICASSP 2022 Sec. 3 (conventions chosen from the paper's magnitudes, module docstring).
     """
     x, y = _check_pair(x, y)
     if gray:
         x, y = to_gray(x), to_gray(y)
     if log:
-        fx, fy = log_magnitude(x, eps, norm=norm), log_magnitude(y, eps, norm=norm)
+        fx, fy = log_magnitude(x, floor, norm=norm), log_magnitude(y, floor, norm=norm)
     else:
         fx, fy = fft2c(x, norm=norm).abs(), fft2c(y, norm=norm).abs()
     return (fx - fy).square().mean(dim=(1, 2, 3)).sqrt()

@@ -12,6 +12,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from specvae.losses import AzimuthalLoss, FFTLoss, FocalFrequencyLoss, WatsonDFTLoss, azimuthal_loss, fft_loss
 from specvae.losses.azimuthal import normalized_profile
+from specvae.spectral import radial_profile
 from specvae.losses.focal_frequency import focal_frequency_loss, focal_weights
 from specvae.losses.spectrum import DynamicSpectrumLoss, SpectrumLoss, gaussian_kernel2d
 from specvae.losses.watson import WatsonDFT, block_rfft2, watson_weights_path
@@ -152,6 +153,58 @@ def test_ai_loss_gradcheck_float64() -> None:
     x = smooth_images(1, 1, size=16).double()
     pred = blur(x, 0.8).clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p: azimuthal_loss(p, x), (pred,), fast_mode=True)
+
+
+@pytest.mark.parametrize("order", ["paper", "durall"])
+def test_ai_loss_values_unchanged_by_the_flat_profile_fix(order: str) -> None:
+    """range_eps only matters at (nearly) flat profiles: on ordinary images, blurred, noisy and square ones (exact
+    spectral zeros), the loss equals torch's BCE on Durall's plain min-max profiles (range_eps=0) to 1e-7."""
+    x = smooth_images(3, 3).double()
+    sq = torch.zeros(3, 3, 32, 32, dtype=torch.float64)
+    sq[:, :, 8:16, 10:18] = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64).view(1, 3, 1, 1)
+    for pred, target in [(blur(x, 1.0), x), (noisy(x, 0.1), x), (x, x), (blur(sq, 1.0), sq), (noisy(sq, 0.05), sq)]:
+        ours = azimuthal_loss(pred, target, order=order).item()  # type: ignore[arg-type]
+        pp = normalized_profile(pred, range_eps=0.0).clamp(1e-6, 1 - 1e-6)
+        pt = normalized_profile(target, range_eps=0.0).clamp(1e-6, 1 - 1e-6)
+        ref = F.binary_cross_entropy(pp, pt) if order == "paper" else F.binary_cross_entropy(pt, pp)
+        assert ours == pytest.approx(ref.item(), rel=1e-7)
+
+
+@pytest.mark.parametrize("order", ["paper", "durall"])
+def test_ai_loss_gradient_at_a_flat_profile(order: str) -> None:
+    """A single-pixel impulse has |F| = const, so its ring profile is flat. Durall's min-max maps it to 0, the clamp
+    cuts the gradient and the loss cannot move the prediction (range_eps=0 below); with range_eps the profile
+    is 0.5 and the gradient is finite and non-zero, and a small step along it lowers the loss."""
+    target = smooth_images(2, 1).double()
+    pred = torch.zeros(2, 1, 32, 32, dtype=torch.float64)
+    pred[:, :, 0, 0] = 1 - 1e-8  # DFT exactly 1 - 1e-8 everywhere, so 20 ln(|F| + 1e-8) is exactly 0: flat
+    assert torch.all(radial_profile(pred, units="durall") == 0)
+    torch.testing.assert_close(normalized_profile(pred), torch.full((2, 20), 0.5, dtype=torch.float64))
+    # an impulse of 0.5 is flat up to FFT round-off (1e-14): plain min-max blows that up to [0, 1], ours stays 0.5
+    half = torch.zeros(1, 1, 32, 32, dtype=torch.float64)
+    half[..., 16, 16] = 0.5
+    assert normalized_profile(half, range_eps=0.0).std() > 0.1
+    torch.testing.assert_close(normalized_profile(half), torch.full((1, 20), 0.5, dtype=torch.float64),
+                               rtol=0, atol=1e-5)
+    pred.requires_grad_(True)
+    azimuthal_loss(pred, target, order=order).backward()  # type: ignore[arg-type]
+    g = pred.grad
+    assert g is not None and torch.isfinite(g).all() and g.abs().max() > 0
+    with torch.no_grad():
+        before = azimuthal_loss(pred, target, order=order).item()  # type: ignore[arg-type]
+        step = 1e-3 * g / g.abs().max()
+        after = azimuthal_loss(pred - step, target, order=order).item()  # type: ignore[arg-type]
+    assert after < before
+    # Durall's plain min-max (range_eps = 0): the profile is 0 and the gradient exactly zero
+    pred0 = pred.detach().clone().requires_grad_(True)
+    pp = normalized_profile(pred0, range_eps=0.0)
+    assert torch.all(pp == 0)
+    pt = normalized_profile(target, range_eps=0.0)
+    from specvae.losses.azimuthal import _bce
+
+    loss0 = (_bce(pp, pt, 1e-6) if order == "paper" else _bce(pt, pp, 1e-6)).mean()
+    loss0.backward()
+    assert pred0.grad is not None and torch.all(pred0.grad == 0)
 
 
 def test_ai_loss_errors() -> None:

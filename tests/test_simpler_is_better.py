@@ -9,6 +9,7 @@ import torch
 
 from specvae.experiments import config_hash
 from specvae.experiments import simpler_is_better as ch1
+from specvae.experiments import simpler_is_better_report as report
 from specvae.experiments.store import MissingResultError
 
 
@@ -106,18 +107,18 @@ def test_comparison_with_the_paper_and_ordering():
     from specvae import reference
 
     ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
-    comp = ch1.compare_with_paper(_fake_summary(ref), ref)
+    comp = report.compare_with_paper(_fake_summary(ref), ref)
     assert len(comp) == 66 and np.allclose(comp["gap"], 0.0)
     # the paper's best FFT on MNIST, table 1, every domain
     best = comp[(comp.table == "table1") & (comp.dataset == "mnist") & comp.paper_best]
     assert set(best.objective) == {"fft"}
-    order = ch1.ordering_agreement(comp)
+    order = report.ordering_agreement(comp)
     assert len(order) == 2 * 3 * 3 and order["same_best"].all()
     assert np.allclose(order.loc[order.n > 2, "kendall_tau"], 1.0)
     # a reversed ranking gives tau = -1
     rev = _fake_summary(ref)
     rev["mean"] = -rev["mean"]
-    order_rev = ch1.ordering_agreement(ch1.compare_with_paper(rev, ref))
+    order_rev = report.ordering_agreement(report.compare_with_paper(rev, ref))
     assert np.allclose(order_rev.loc[order_rev.n > 2, "kendall_tau"], -1.0)
 
 
@@ -126,7 +127,7 @@ def test_summary_table_means_over_seeds():
         "upsample": ["transposed"] * 2, "dataset": ["mnist"] * 2, "objective": ["fft"] * 2,
         "rmse_ai_mean": [1.0, 3.0], "rmse_ai_std": [0.5, 0.7], "rmse_ft_mean": [2.0, 2.0], "rmse_ft_std": [0.0, 0.0],
         "rmse_spatial_mean": [0.1, 0.3], "rmse_spatial_std": [0.0, 0.0]})
-    s = ch1.summary_table(frame).set_index("domain")
+    s = report.summary_table(frame).set_index("domain")
     assert s.loc["AI", "mean"] == 2.0 and s.loc["AI", "std"] == pytest.approx(np.sqrt(2.0))
     assert s.loc["AI", "test_std_mean"] == pytest.approx(0.6) and s.loc["AI", "n_seeds"] == 2
 
@@ -135,8 +136,8 @@ def test_paper_table_marks_best_and_shows_the_papers_numbers():
     from specvae import reference
 
     ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
-    comp = ch1.compare_with_paper(_fake_summary(ref), ref)
-    t1 = ch1.paper_table(comp, "transposed")
+    comp = report.compare_with_paper(_fake_summary(ref), ref)
+    t1 = report.paper_table(comp, "transposed")
     # 3 data sets x 4 objectives minus the paper's missing Watson row on Shapes; 3 domains x 5 columns
     assert t1.shape == (11, 15)
     assert list(t1.columns.get_level_values(0).unique()) == ["AI", "2D FT", "Spatial"]
@@ -148,7 +149,7 @@ def test_paper_table_marks_best_and_shows_the_papers_numbers():
     assert mnist_fft[("AI", "paper")].startswith(f"{float(row['mean'].iloc[0]):.4g} ±")
     assert not t1.loc[("MNIST", "Vanilla-VAE")][("AI", "ours")].endswith("✓")
     with pytest.raises(ValueError, match="unknown upsample"):
-        ch1.paper_table(comp, "bilinear")
+        report.paper_table(comp, "bilinear")
 
 
 def test_discussion_is_written_from_the_numbers():
@@ -156,14 +157,14 @@ def test_discussion_is_written_from_the_numbers():
 
     ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
     summary = _fake_summary(ref)
-    comp = ch1.compare_with_paper(summary, ref)
-    text = ch1.discussion(summary, comp, ch1.ordering_agreement(comp))
+    comp = report.compare_with_paper(summary, ref)
+    text = report.discussion(summary, comp, report.ordering_agreement(comp))
     assert "mean Kendall τ between our and the paper's ranking over 18 columns is 1.00" in text
     assert "the best objective agrees in 18 of 18 columns" in text
     assert "median ratio ours / paper per domain: 2D FT 1, AI 1, Spatial 1" in text
     reversed_summary = summary.assign(mean=-summary["mean"])
-    comp_rev = ch1.compare_with_paper(reversed_summary, ref)
-    assert "is -1.00" in ch1.discussion(reversed_summary, comp_rev, ch1.ordering_agreement(comp_rev))
+    comp_rev = report.compare_with_paper(reversed_summary, ref)
+    assert "is -1.00" in report.discussion(reversed_summary, comp_rev, report.ordering_agreement(comp_rev))
 
 
 def test_evaluate_aggregates_per_image_metrics_in_eval_mode():

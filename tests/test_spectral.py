@@ -199,7 +199,7 @@ def test_float32_under_autocast() -> None:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_ai_ft_ratio_in_the_papers_range(channels: int) -> None:
-    """The evidence behind rmse_ai's scale=2: the paper's AI/FT ratios are 1.0-2.1 (Table 1 vanilla rows)."""
+    """The evidence behind rmse_ai's natural log power: the paper's AI/FT ratios are 1.0-2.1 (Table 1 vanilla)."""
     from torchvision.transforms.functional import gaussian_blur
 
     g = torch.Generator().manual_seed(0)
@@ -209,7 +209,110 @@ def test_ai_ft_ratio_in_the_papers_range(channels: int) -> None:
         y = (gaussian_blur(x, [9, 9], [sigma, sigma]) + noise * torch.randn(x.shape, generator=g)).clamp(0, 1)
         ft = S.rmse_ft(x, y).mean()
         assert 1.0 < S.rmse_ai(x, y).mean() / ft < 2.5
-        assert S.rmse_ai(x, y, scale=20).mean() / ft > 10  # Durall's 20 ln|F| is out of the paper's range
+        # dB is the same profile times 10 / ln 10 (4.34), out of the paper's range; so is Durall's 20 ln|F|
+        torch.testing.assert_close(S.rmse_ai(x, y, units="db"), S.rmse_ai(x, y) * (10 / math.log(10)))
+        assert S.rmse_ai(x, y, units="db").mean() / ft > 4
+        assert S.rmse_ai(x, y, units="durall").mean() / ft > 10
+
+
+# ------------------------------------------------------------------------- the 8-bit noise floor of the log spectra
+def test_noise_floor_is_the_rms_dft_of_8bit_rounding_noise() -> None:
+    """Rounding [0, 1] images to k/255 leaves an error of std 1/(255 sqrt 12); its DFT has E|F|^2 = HW q^2 per bin."""
+    assert S.ROUNDING_NOISE_STD == pytest.approx(1 / (255 * math.sqrt(12)))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(400, 1, 32, 24, generator=g, dtype=torch.float64)
+    err = (x * 255).round() / 255 - x
+    for norm in ("backward", "ortho", "forward"):
+        measured = S.power_spectrum(err, norm=norm).mean().sqrt().item()  # type: ignore[arg-type]
+        assert measured == pytest.approx(S.noise_floor(32, 24, norm), rel=0.02)  # type: ignore[arg-type]
+    assert S.noise_floor(32, 24) == pytest.approx(math.sqrt(32 * 24) / (255 * math.sqrt(12)))
+    assert S.noise_floor(32, 24, "ortho") == pytest.approx(S.ROUNDING_NOISE_STD)
+    assert S.noise_floor(32, 24, "forward") == pytest.approx(S.ROUNDING_NOISE_STD / math.sqrt(32 * 24))
+    with pytest.raises(ValueError, match="norm"):
+        S.noise_floor(8, 8, "unitary")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="floor must be >= 0"):
+        S.rmse_ft(x[:1], x[:1], floor=-1.0)
+    with pytest.raises(ValueError, match="units"):
+        S.radial_profile(x[:1], units="neper")  # type: ignore[arg-type]
+
+
+def test_log_spectra_with_the_floor_do_not_depend_on_the_fft_norm() -> None:
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(3, 3, 16, 20, generator=g, dtype=torch.float64)
+    y = (x + 0.05 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ref = S.rmse_ft(x, y)
+    base = S.radial_profile(x, units="ln")
+    for norm, k in (("ortho", 1), ("forward", 2)):
+        torch.testing.assert_close(S.rmse_ft(x, y, norm=norm), ref)  # type: ignore[arg-type]
+        torch.testing.assert_close(S.rmse_ai(x, y), S.rmse_ai(x, y, units="ln"))
+        # the floored log power shifts by exactly -k ln(HW) (power and floor^2 both scale by (HW)^-k)
+        shifted = S.radial_profile(x, units="ln", norm=norm)  # type: ignore[arg-type]
+        torch.testing.assert_close(shifted, base - k * math.log(16 * 20))
+
+
+def _shapes_and_copies(n: int = 200):
+    """Shapes test images (float64) and three copies: near-perfect (a 0.3 px blur keeps the exact spectral zeros of
+    the squares), sub-grey-level noise, and a VAE-like reconstruction (1 px blur plus noise, no exact zeros)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    from specvae.data import generate_shapes
+
+    imgs, labels = generate_shapes(n, seed=0, split="test")
+    x = imgs.double() / 255
+    g = torch.Generator().manual_seed(0)
+    near = gaussian_blur(x, [5, 5], [0.3, 0.3])
+    noisy = (x + 0.5 / 255 * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
+    vae = (gaussian_blur(x, [9, 9], [1.0, 1.0]) + 0.01 * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
+    return x, labels, near, noisy, vae
+
+
+def _u8(x: torch.Tensor) -> torch.Tensor:
+    return (x * 255).round() / 255
+
+
+@pytest.mark.parametrize("fn", [S.rmse_ft, S.rmse_ai], ids=["ft", "ai"])
+def test_spectral_rmse_is_precision_independent_on_shapes(fn) -> None:
+    """float32 and float64 agree to 1e-3 (relative) and an 8-bit round trip of a near-perfect reconstruction stays
+    small (< 0.2, a fifth of what a 1 px blur costs). With Durall's tiny eps (floor=1e-8) neither holds: the exact
+    spectral zeros of the squares are filled by round-off (float32 ~1e-5, 8-bit ~0.04), and the log of it decides."""
+    x, _, near, noisy, vae = _shapes_and_copies()
+    for y in (near, noisy):
+        r64 = fn(x, y).mean().item()
+        r32 = fn(x.float(), y.float()).mean().item()
+        assert r32 == pytest.approx(r64, rel=1e-3, abs=1e-4)
+        assert fn(x, _u8(y)).mean().item() < 0.2
+    assert fn(x, vae).mean().item() > 1.0
+    # the old convention fails both properties on the same images (so this test can fail)
+    old = dict(floor=1e-8) if fn is S.rmse_ft else dict(units="durall")
+    per_ln = 1.0 if fn is S.rmse_ft else 0.1  # Durall's 20 ln|F| in units of ln|F|^2
+    r64, r32 = fn(x, near, **old).mean().item(), fn(x.float(), near.float(), **old).mean().item()
+    assert r32 > 1.3 * r64  # float32 round-off alone moves it by a third or more
+    assert per_ln * fn(x, _u8(near), **old).mean().item() > 0.5
+
+
+@pytest.mark.parametrize("fn", [S.rmse_ft, S.rmse_ai], ids=["ft", "ai"])
+def test_squares_and_circles_score_alike_for_the_same_degradation(fn) -> None:
+    """Axis-aligned squares have exact DFT zeros on whole rows and columns, circles do not. For the same blur and
+    noise the two kinds now score within a factor 2 of each other (with floor 1e-8 squares score 2.5+ times more)."""
+    x, labels, _, _, vae = _shapes_and_copies()
+    sq = labels == 1
+    r = fn(x, vae)
+    ratio = (r[sq].mean() / r[~sq].mean()).item()
+    assert 0.5 < ratio < 2.0
+    old = fn(x, vae, **(dict(floor=1e-8) if fn is S.rmse_ft else dict(units="durall")))
+    assert (old[sq].mean() / old[~sq].mean()).item() > 1.8
+
+
+def test_floor_changes_nothing_far_above_it() -> None:
+    """Far above the floor the floored log spectrum is ln|F| (it adds ln(1 + floor^2/|F|^2) / 2 <= 5e-5 there)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64)
+    f = S.fft2c(x).abs()
+    big = f > 100 * S.noise_floor(16, 16)
+    assert big.sum() > 0
+    torch.testing.assert_close(S.log_magnitude(x)[big], torch.log(f)[big], rtol=0, atol=5e-5)
+    torch.testing.assert_close(S.log_magnitude(x, 0.0), torch.log(f))
+    torch.testing.assert_close(S.radial_profile(x, units="db"), S.radial_profile(x, units="ln") * (10 / math.log(10)))
 
 
 # ----------------------------------------------------------------- the book's AI and 2D-FT metrics, re-derived in NumPy
@@ -217,49 +320,72 @@ def _gray601(img: np.ndarray) -> np.ndarray:
     return img[0] if img.shape[0] == 1 else 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
 
 
-def _log_spectrum(plane: np.ndarray, scale: float, eps: float = 1e-8) -> np.ndarray:
-    return scale * np.log(np.abs(np.fft.fftshift(np.fft.fft2(plane))) + eps)
+def _floor(plane: np.ndarray) -> float:
+    return np.sqrt(plane.size) / (255 * np.sqrt(12))  # RMS |DFT| of 8-bit rounding noise, written out
+
+
+def _log_power(plane: np.ndarray) -> np.ndarray:
+    """ln(|F|^2 + floor^2), the unnormalised centred DFT, floor = sqrt(HW) / (255 sqrt 12)."""
+    return np.log(np.abs(np.fft.fftshift(np.fft.fft2(plane))) ** 2 + _floor(plane) ** 2)
+
+
+def _durall_log(plane: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    return 20 * np.log(np.abs(np.fft.fftshift(np.fft.fft2(plane))) + eps)
 
 
 def _pair(c: int, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three random images and noisy copies; image 0 is a bright square on black (a DFT with exact zeros)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(3, c, 24, 20, generator=g, dtype=torch.float64)
+    x[0] = 0.0
+    x[0, :, 8:12, 6:10] = 0.75
     y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
     return x, y
 
 
 @pytest.mark.parametrize("c", [1, 3])
 def test_rmse_ai_equals_numpy_rederivation(c: int) -> None:
-    """Default rmse_ai: gray (BT.601) -> unnormalised FFT -> 2 ln(|F| + eps) -> Durall's rings -> RMSE over rings.
-
-    Without the min-max normalisation, a wrong log base, scale or FFT normalisation changes the value (the
-    normalised profile of test_losses_spectral cannot see those)."""
+    """Default rmse_ai: gray (BT.601) -> unnormalised FFT -> ln(|F|^2 + floor^2) -> Durall's rings -> RMSE over
+    rings, floor = the 8-bit noise floor. Without the min-max normalisation, a wrong log base, scale, floor or FFT
+    normalisation changes the value (the normalised profile of test_losses_spectral cannot see those)."""
     x, y = _pair(c)
     ref = []
     for a, b in zip(x.numpy(), y.numpy()):
-        pa = _astrobetter_profile(_log_spectrum(_gray601(a), 2.0))
-        pb = _astrobetter_profile(_log_spectrum(_gray601(b), 2.0))
+        pa = _astrobetter_profile(_log_power(_gray601(a)))
+        pb = _astrobetter_profile(_log_power(_gray601(b)))
         ref.append(np.sqrt(np.mean((pa - pb) ** 2)))
     np.testing.assert_allclose(S.rmse_ai(x, y).numpy(), ref, rtol=1e-9)
-    # float32 inputs (what the chapters pass) agree to float32 precision
+    # float32 inputs (what the chapters pass) agree to float32 precision, also on the image with exact zeros
     np.testing.assert_allclose(S.rmse_ai(x.float(), y.float()).numpy(), ref, rtol=1e-4)
-    # gray=False: the per-channel ring profiles are averaged over channels before the difference
+    # dB: 10 log10 of the same floored power
+    ref_db = []
+    for a, b in zip(x.numpy(), y.numpy()):
+        pa = _astrobetter_profile(10 * _log_power(_gray601(a)) / np.log(10))
+        pb = _astrobetter_profile(10 * _log_power(_gray601(b)) / np.log(10))
+        ref_db.append(np.sqrt(np.mean((pa - pb) ** 2)))
+    np.testing.assert_allclose(S.rmse_ai(x, y, units="db").numpy(), ref_db, rtol=1e-9)
+    # gray=False with Durall's 20 ln(|F| + 1e-8): per-channel ring profiles averaged over channels, then differenced
     ref_c = []
     for a, b in zip(x.numpy(), y.numpy()):
-        pa = np.mean([_astrobetter_profile(_log_spectrum(p, 20.0)) for p in a], axis=0)
-        pb = np.mean([_astrobetter_profile(_log_spectrum(p, 20.0)) for p in b], axis=0)
+        pa = np.mean([_astrobetter_profile(_durall_log(p)) for p in a], axis=0)
+        pb = np.mean([_astrobetter_profile(_durall_log(p)) for p in b], axis=0)
         ref_c.append(np.sqrt(np.mean((pa - pb) ** 2)))
-    np.testing.assert_allclose(S.rmse_ai(x, y, gray=False, scale=20.0).numpy(), ref_c, rtol=1e-9)
+    np.testing.assert_allclose(S.rmse_ai(x, y, gray=False, units="durall").numpy(), ref_c, rtol=1e-9)
 
 
 @pytest.mark.parametrize("c", [1, 3])
 def test_rmse_ft_equals_numpy_rederivation(c: int) -> None:
-    """Default rmse_ft: RMSE of ln(|F| + eps) over every channel and frequency bin (unnormalised FFT)."""
+    """Default rmse_ft: RMSE of 0.5 ln(|F|^2 + floor^2) over every channel and frequency bin (unnormalised FFT)."""
     x, y = _pair(c, seed=6)
-    ref = [np.sqrt(np.mean([(_log_spectrum(p, 1.0) - _log_spectrum(q, 1.0)) ** 2 for p, q in zip(a, b)]))
+    ref = [np.sqrt(np.mean([(0.5 * _log_power(p) - 0.5 * _log_power(q)) ** 2 for p, q in zip(a, b)]))
            for a, b in zip(x.numpy(), y.numpy())]
     np.testing.assert_allclose(S.rmse_ft(x, y).numpy(), ref, rtol=1e-9)
     np.testing.assert_allclose(S.rmse_ft(x.float(), y.float()).numpy(), ref, rtol=1e-4)
+    # an explicit floor is a magnitude in the units of the unnormalised FFT
+    lp = lambda p, fl: 0.5 * np.log(np.abs(np.fft.fft2(p)) ** 2 + fl**2)  # noqa: E731
+    ref_fl = [np.sqrt(np.mean([(lp(p, 0.5) - lp(q, 0.5)) ** 2 for p, q in zip(a, b)]))
+              for a, b in zip(x.numpy(), y.numpy())]
+    np.testing.assert_allclose(S.rmse_ft(x, y, floor=0.5).numpy(), ref_fl, rtol=1e-9)
     # magnitudes with the unitary FFT: |F| / sqrt(HW)
     mag = lambda p: np.abs(np.fft.fft2(p)) / np.sqrt(p.size)  # noqa: E731
     ref_mag = [np.sqrt(np.mean([(mag(p) - mag(q)) ** 2 for p, q in zip(a, b)]))

@@ -407,7 +407,8 @@ def test_trainconfig_fields_that_do_not_change_results_are_not_hashed() -> None:
     base = TrainConfig(steps=10, batch_size=4)
     same = TrainConfig(steps=10, batch_size=4, device="cpu", compile=True, checkpoint_every=5, deterministic=True)
     assert config_hash(base) == config_hash(same)
-    assert config_hash(base) != config_hash(TrainConfig(steps=10, batch_size=4, amp=False))
+    assert config_hash(base) != config_hash(TrainConfig(steps=10, batch_size=4, precision="fp32"))
+    assert config_hash(base) != config_hash(TrainConfig(steps=10, batch_size=4, converge_tol=0.01))
 
 
 def test_compile_trains_like_eager_and_keeps_state_dict_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -436,7 +437,8 @@ def test_compile_trains_like_eager_and_keeps_state_dict_keys(tmp_path: Path, mon
     torch._dynamo.reset()
 
 
-def _fast_path_run(tmp_path: Path, device: str, kill_at: int | None):
+def _fast_path_run(tmp_path: Path, device: str, kill_at: int | None, precision: str = "bf16",
+                   channels_last: bool = True):
     seen: dict[str, list] = {"autocast": [], "dtype": [], "batch_cl": [], "weight_cl": [], "fft_dtype": []}
 
     def objective(model: nn.Module, batch: torch.Tensor, step: int):
@@ -457,7 +459,8 @@ def _fast_path_run(tmp_path: Path, device: str, kill_at: int | None):
             raise KeyboardInterrupt
 
     cfg = TrainConfig(steps=8, batch_size=4, lr=1e-2, log_every=3, checkpoint_every=4, ema_decay=0.9, grad_clip=1.0,
-                      device=device, seed=1, deterministic=device.startswith("cuda"))
+                      device=device, seed=1, deterministic=device.startswith("cuda"), precision=precision,
+                      channels_last=channels_last)
     run_dir = tmp_path / f"run-{kill_at}"
     if kill_at is not None:
         with pytest.raises(KeyboardInterrupt):
@@ -465,13 +468,10 @@ def _fast_path_run(tmp_path: Path, device: str, kill_at: int | None):
     return fit(make_model(), objective, images(), cfg, run_dir=run_dir, progress=False), seen
 
 
-def test_amp_and_channels_last_paths_with_exact_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CUDA fast path (bf16 autocast around the objective, channels_last model and batches), run on the CPU
-    by letting it apply to "cpu" too: autocast is on, the model computes in bf16, float32 FFTs stay float32,
-    and a killed run still resumes exactly."""
-    import specvae.train as train
-
-    monkeypatch.setattr(train, "_FAST_PATH_DEVICES", ("cuda", "cpu"))
+def test_bf16_and_channels_last_on_the_cpu_with_exact_resume(tmp_path: Path) -> None:
+    """precision="bf16" + channels_last act on the CPU (the project's AMX-BF16 machines): autocast is on, the
+    model computes in bf16, float32 FFTs stay float32, and a killed run still resumes exactly; precision="fp32"
+    and channels_last=False switch both off."""
     full, seen = _fast_path_run(tmp_path, "cpu", kill_at=None)
     assert all(seen["autocast"]) and all(seen["batch_cl"]) and all(seen["weight_cl"])
     assert set(seen["dtype"]) == {torch.bfloat16} and set(seen["fft_dtype"]) == {torch.complex64}
@@ -480,9 +480,8 @@ def test_amp_and_channels_last_paths_with_exact_resume(tmp_path: Path, monkeypat
     assert_same_history(full.history, resumed.history)
     assert_same_state(full.model, resumed.model)
     assert_same_state(full.ema_model, resumed.ema_model)
-    # without the fast path (the CPU default) none of it applies
-    monkeypatch.setattr(train, "_FAST_PATH_DEVICES", ("cuda",))
-    _, plain = _fast_path_run(tmp_path / "plain", "cpu", kill_at=None)
+    assert all(p.dtype == torch.float32 for p in full.model.parameters())  # weights stay float32
+    _, plain = _fast_path_run(tmp_path / "plain", "cpu", kill_at=None, precision="fp32", channels_last=False)
     assert not any(plain["autocast"]) and set(plain["dtype"]) == {torch.float32}
 
 

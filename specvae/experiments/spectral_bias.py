@@ -369,7 +369,7 @@ def _train_config(steps: int, batch_size: int, lr: float, seed: int, log_every: 
     from specvae.train import TrainConfig
 
     return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, log_every=max(1, log_every),
-                       device="auto", amp=False)
+                       device="auto", precision="fp32")
 
 
 def _device_of(model: nn.Module) -> torch.device:

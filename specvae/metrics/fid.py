@@ -10,9 +10,12 @@ is what :class:`InceptionFeatures` does.
 
 Settings (state them where a number is reported):
 
-* resize to 299×299 with bilinear interpolation (``align_corners=False``, anti-aliased when shrinking), as
-  pytorch-fid does; clean-fid's PIL-bicubic resize gives slightly different numbers, so scores are
-  comparable only within one implementation;
+* resize to 299×299 with bilinear interpolation (``align_corners=False``), as pytorch-fid does; when
+  *shrinking* (inputs above 299 px) we also anti-alias (``antialias=True``), which pytorch-fid does not (its
+  ``F.interpolate`` has no anti-aliasing), so only for inputs larger than 299 px do our features differ from
+  pytorch-fid's; every data set in this book is up-sampled, where the two are identical. clean-fid's
+  PIL-bicubic resize gives slightly different numbers, so scores are comparable only within one
+  implementation;
 * gray images are repeated to three channels;
 * statistics in float64; ``sqrtm`` from scipy with the imaginary part dropped when negligible.
 

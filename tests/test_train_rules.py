@@ -1,0 +1,245 @@
+"""Tests of specvae.train's convergence rule (relative_change, early stop, resume) and extra optimizers (Phase)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from specvae.train import CheckpointMismatchError, Phase, TrainConfig, fit, load_checkpoint, relative_change
+
+from tests.test_train import ProtoBatcher, ae_objective, assert_same_history, assert_same_state, images, make_model
+
+
+# ----------------------------------------------------------------------------------------------------------
+# relative_change: analytic curves
+# ----------------------------------------------------------------------------------------------------------
+def test_relative_change_of_a_constant_and_of_a_linear_curve() -> None:
+    steps = np.arange(1, 101) * 10.0  # logged every 10 steps up to t = 1000
+    assert relative_change(steps, np.full(100, 3.0)) == 0.0
+    # L(s) = 2 - s/1000 falls linearly; smoothing window (950, 1000] and (750, 800]: means of 5 points each
+    values = 2.0 - steps / 1000.0
+    now = np.mean(2.0 - np.array([960, 970, 980, 990, 1000]) / 1000.0)
+    before = np.mean(2.0 - np.array([760, 770, 780, 790, 800]) / 1000.0)
+    assert relative_change(steps, values) == pytest.approx((before - now) / now, rel=1e-12)
+    # a rising curve gives a negative change (no improvement)
+    assert relative_change(steps, -values + 5.0) < 0
+
+
+def test_relative_change_ignores_nan_and_needs_ten_points() -> None:
+    assert math.isnan(relative_change([1, 2, 3], [3.0, 2.0, 1.0]))
+    steps = np.arange(1, 21) * 5.0
+    values = 1.0 / steps
+    with_nan = values.copy()
+    with_nan[3] = np.nan
+    # NaN at a step outside both smoothing windows changes nothing
+    assert relative_change(steps, with_nan) == relative_change(np.delete(steps, 3), np.delete(values, 3))
+    # window: the last 50 % instead of 20 %
+    t = steps[-1]
+    expected = (np.mean(values[(steps > 0.5 * t - 0.05 * t) & (steps <= 0.5 * t)]) - values[-1]) / values[-1]
+    assert relative_change(steps, values, window=0.5) == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# early stop by the rule, and resume after it
+# ----------------------------------------------------------------------------------------------------------
+class Quadratic(nn.Module):
+    """loss = (w - 1)^2 + 1 with plain SGD: w_k = 1 - (1 - 2 lr)^k exactly, so the loss curve is known in closed
+    form (it levels off at 1, as a real training loss levels off at its floor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+
+def quadratic_objective(model: nn.Module, batch: torch.Tensor, step: int):
+    loss = (model.w - 1.0) ** 2 + 1.0
+    return loss, {}
+
+
+def quadratic_config(**kw) -> TrainConfig:
+    base = dict(steps=400, batch_size=1, lr=0.01, optimizer="sgd", device="cpu", log_every=1, precision="fp32",
+                channels_last=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def first_converged_step(tol: float, lr: float = 0.01, cap: int = 400) -> int:
+    """The step at which the rule first holds for the closed-form curve logged every step."""
+    for t in range(10, cap + 1):
+        steps = np.arange(1, t + 1, dtype=np.float64)
+        losses = (1 - 2 * lr) ** (2 * (steps - 1)) + 1.0  # loss at 0-based step k = step - 1, before its update
+        if relative_change(steps, losses) < tol:
+            return t
+    raise AssertionError("never converges within the cap")
+
+
+def test_fit_stops_where_the_rule_first_holds(tmp_path: Path) -> None:
+    data = images(n=4)
+    expected = first_converged_step(0.01)
+    result = fit(Quadratic(), quadratic_objective, ProtoBatcher(data, 1), quadratic_config(converge_tol=0.01),
+                 progress=False)
+    assert result.converged is True and result.steps == expected < 400
+    assert result.history["step"][-1] == expected
+    assert result.rel_change < 0.01
+    # the same run without the rule goes to the cap and reports the figure but no verdict
+    plain = fit(Quadratic(), quadratic_objective, ProtoBatcher(data, 1), quadratic_config(), progress=False)
+    assert plain.converged is None and plain.steps == 400 and plain.rel_change >= 0
+    # a rule that never holds within the cap: not converged
+    strict = fit(Quadratic(), quadratic_objective, ProtoBatcher(data, 1),
+                 quadratic_config(converge_tol=1e-9, steps=60), progress=False)
+    assert strict.converged is False and strict.steps == 60
+
+
+def test_converge_min_steps_and_converge_on(tmp_path: Path) -> None:
+    data = images(n=4)
+    late = fit(Quadratic(), quadratic_objective, ProtoBatcher(data, 1),
+               quadratic_config(converge_tol=0.01, converge_min_steps=300), progress=False)
+    assert late.converged and late.steps == 300
+
+    def with_term(model, batch, step):
+        loss, _ = quadratic_objective(model, batch, step)
+        return loss, {"flat": 1.0}  # a flat term: the rule on it holds at the first chance (10 logged points)
+
+    on_flat = fit(Quadratic(), with_term, ProtoBatcher(data, 1), quadratic_config(converge_tol=1e-6, converge_on="flat"),
+                  progress=False)
+    assert on_flat.converged and on_flat.steps == 10
+
+
+def test_a_converged_run_resumes_as_finished_and_a_killed_one_exactly(tmp_path: Path) -> None:
+    data = images()
+    cfg = TrainConfig(steps=400, batch_size=4, lr=1e-2, log_every=2, seed=3, device="cpu", converge_tol=0.1,
+                      checkpoint_every=10, precision="fp32")
+    full = fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=tmp_path / "a", progress=False)
+    assert full.converged and full.steps < 400
+    assert load_checkpoint(tmp_path / "a")["converged_at"] == full.steps
+    again = fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=tmp_path / "a", progress=False)
+    assert again.steps == full.steps and again.converged and again.resumed_from == full.steps
+    assert_same_state(full.model, again.model)
+
+    def kill(step, model, terms):
+        if step == 15:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=tmp_path / "b", progress=False,
+            callbacks=[kill])
+    resumed = fit(make_model(), ae_objective, ProtoBatcher(data, 4, seed=7), cfg, run_dir=tmp_path / "b",
+                  progress=False)
+    assert resumed.resumed_from == 10 and resumed.steps == full.steps
+    assert_same_history(full.history, resumed.history)
+    assert_same_state(full.model, resumed.model)
+
+
+def test_convergence_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="converge_tol"):
+        TrainConfig(steps=1, batch_size=1, converge_tol=0.0)
+    with pytest.raises(ValueError, match="converge_window"):
+        TrainConfig(steps=1, batch_size=1, converge_window=1.0)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(steps=1, batch_size=1, precision="fp16")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# phases: a second optimizer on its own parameters
+# ----------------------------------------------------------------------------------------------------------
+class TwoPart(nn.Module):
+    """A 'generator' g and a 'discriminator' d, scalars, so each SGD step can be written out by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.g = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+        self.d = nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+
+
+def gen_objective(model, batch, step):
+    # generator loss depends on d too (as a GAN's adversarial term does): its gradient reaches d but d must not move
+    loss = (model.g - 1.0) ** 2 + model.d * model.g
+    return loss, {"rec": (model.g - 1.0) ** 2}
+
+
+def disc_objective(model, batch, step):
+    loss = (model.d - model.g.detach()) ** 2
+    return loss, {"gap": (model.d - model.g).detach().abs()}
+
+
+def test_phase_updates_only_its_parameters_with_its_own_settings() -> None:
+    data = images(n=4)
+    lr, lr_d, start = 0.1, 0.05, 2
+    cfg = TrainConfig(steps=4, batch_size=1, lr=lr, optimizer="sgd", device="cpu", log_every=1, precision="fp32",
+                      channels_last=False)
+    phase = Phase("disc", disc_objective, lambda m: [m.d], lr=lr_d, start_step=start)
+    result = fit(TwoPart(), gen_objective, ProtoBatcher(data, 1), cfg, phases=[phase], progress=False)
+    g, d = 0.5, 2.0
+    for step in range(4):
+        g = g - lr * (2 * (g - 1.0) + d)  # main step: d is fixed
+        if step >= start:
+            d = d - lr_d * 2 * (d - g)  # the phase sees the updated g
+    assert result.model.g.item() == pytest.approx(g, abs=1e-12)
+    assert result.model.d.item() == pytest.approx(d, abs=1e-12)
+    hist = result.history
+    assert math.isnan(hist["disc/loss"][0]) and math.isnan(hist["disc/loss"][1])  # not active before start_step
+    assert hist["disc/loss"][2] >= 0 and "disc/gap" in hist and "rec" in hist
+
+
+def test_phases_resume_exactly_and_are_checked(tmp_path: Path) -> None:
+    data = images()
+    cfg = TrainConfig(steps=10, batch_size=4, lr=1e-2, log_every=2, checkpoint_every=4, device="cpu", seed=1,
+                      precision="fp32")
+
+    class WithDisc(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ae = make_model()
+            self.disc = nn.Conv2d(1, 1, 3, padding=1)
+
+    def gen(model, batch, step):
+        recon = model.ae(batch)
+        loss, terms = ae_objective(model.ae, batch, step)
+        return loss - 0.01 * model.disc(recon).mean(), terms
+
+    def disc(model, batch, step):
+        with torch.no_grad():
+            fake = model.ae(batch)
+        return torch.relu(1 - model.disc(batch)).mean() + torch.relu(1 + model.disc(fake)).mean(), {}
+
+    def make():
+        torch.manual_seed(0)
+        return WithDisc()
+
+    phases = [Phase("disc", disc, lambda m: m.disc.parameters(), betas=(0.5, 0.9), start_step=3)]
+    full = fit(make(), gen, ProtoBatcher(data, 4, seed=7), cfg, phases=phases, run_dir=tmp_path / "a", progress=False)
+
+    def kill(step, model, terms):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(make(), gen, ProtoBatcher(data, 4, seed=7), cfg, phases=phases, run_dir=tmp_path / "b", progress=False,
+            callbacks=[kill])
+    resumed = fit(make(), gen, ProtoBatcher(data, 4, seed=7), cfg, phases=phases, run_dir=tmp_path / "b",
+                  progress=False)
+    assert resumed.resumed_from == 4
+    assert_same_history(full.history, resumed.history)
+    assert_same_state(full.model, resumed.model)
+    assert load_checkpoint(tmp_path / "b")["phase_optimizers"]["disc"]["param_groups"][0]["betas"] == (0.5, 0.9)
+    # resuming without the phase is refused
+    with pytest.raises(CheckpointMismatchError, match="phases"):
+        fit(make(), gen, ProtoBatcher(data, 4, seed=7), cfg, run_dir=tmp_path / "b", progress=False)
+    # bad phases
+    cfg = TrainConfig(**{**cfg.__dict__, "checkpoint_every": 0})
+    with pytest.raises(ValueError, match="not one of the model's"):
+        fit(make(), gen, ProtoBatcher(data, 4), cfg, phases=[Phase("x", disc, lambda m: [nn.Parameter(torch.ones(1))])],
+            progress=False)
+    with pytest.raises(ValueError, match="claimed by two phases"):
+        fit(make(), gen, ProtoBatcher(data, 4), cfg, progress=False,
+            phases=[Phase("a", disc, lambda m: m.disc.parameters()), Phase("b", disc, lambda m: m.disc.parameters())])
+    with pytest.raises(ValueError, match="past the end of training"):
+        fit(make(), gen, ProtoBatcher(data, 4), cfg, phases=[Phase("d", disc, lambda m: m.disc.parameters(),
+                                                                    start_step=10)], progress=False)
+    with pytest.raises(ValueError, match="without '/'"):
+        Phase("a/b", disc, lambda m: m.disc.parameters())

@@ -8,6 +8,8 @@
     specvae run CHAPTER --preset P [--workers N] [--set KEY=VALUE ...] [--no-train | --rerun-stale]
     specvae weights fetch [--offline]
     specvae data check
+    specvae gpu stage CHAPTER | specvae gpu unpack ARCHIVE
+    specvae bench [CHAPTER ...] [--family NAME] [--steps N] [--rounds R] [--layout] [--compile] [--metrics]
 
 Everything heavy (torch, papermill, the chapter modules) is imported inside the subcommand that needs it, so
 ``specvae --help`` is fast and works even when one of the modules is broken.
@@ -19,6 +21,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 __all__ = ["build_parser", "main"]
@@ -191,6 +194,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- bench
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from specvae.bench import training
+
+    names = args.chapters or [c for c, m in sorted(_module_chapters().items())
+                              if "def bench_families" in Path(importlib.util.find_spec(m).origin).read_text("utf-8")]
+    modules = [_chapter_module(name).__name__ for name in names]
+    rows: list[dict] = []
+    if not args.metrics_only:
+        try:
+            rows = training.bench_training(modules, families=args.family, preset=args.preset, steps=args.steps,
+                                           warmup=args.warmup, rounds=args.rounds, threads=args.threads,
+                                           layout=args.layout, compile=args.compile)
+        except ValueError as exc:
+            print(f"specvae bench: {exc}", file=sys.stderr)
+            return 2
+        for row in rows:
+            row["chapter"] = row["chapter"].rsplit(".", 1)[-1]
+        paths = training.store_rows(rows, preset=args.preset, steps=args.steps, warmup=args.warmup,
+                                    rounds=args.rounds, layout=args.layout, compile=args.compile)
+        print(f"stored {len(paths)} result(s) under {paths[0].parent if paths else 'book/results/bench'}")
+    if args.metrics or args.metrics_only:
+        try:
+            metrics = importlib.import_module("specvae.bench.metrics")
+        except ModuleNotFoundError:
+            print("specvae bench --metrics: specvae.bench.metrics is not available in this version", file=sys.stderr)
+            return 2
+        metrics.main(threads=args.threads)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------ gpu
+def _cmd_gpu_stage(args: argparse.Namespace) -> int:
+    from specvae import gpu
+
+    module = _chapter_module(args.chapter)
+    try:
+        summary = gpu.stage(module, data_root=args.data_root)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"specvae gpu stage: {exc}", file=sys.stderr)
+        return 2
+    for name, size in summary["files"]:
+        print(f"  staged {name} ({size / 2**20:.1f} MiB)")
+    print(f"{summary['staged_mib']:.1f} MiB staged + {summary['tree_mib']:.1f} MiB checkout (limit 64 MiB).")
+    print("Give the device tool:")
+    print(f"  command: {summary['command']}")
+    print(f"  carry:   {summary['carry']}")
+    print(f"then: specvae gpu unpack <files_at>/results-{summary['chapter'][:2]}.tar.gz")
+    return 0
+
+
+def _cmd_gpu_unpack(args: argparse.Namespace) -> int:
+    from specvae import gpu
+
+    try:
+        written = gpu.unpack(args.archive)
+    except (ValueError, OSError) as exc:
+        print(f"specvae gpu unpack: {exc}", file=sys.stderr)
+        return 2
+    print(f"unpacked {len(written)} file(s) into {written[0].parents[1] if written else 'the results root'}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------ weights / data
 def _cmd_weights_fetch(args: argparse.Namespace) -> int:
     weights = importlib.import_module("specvae.metrics.weights")
@@ -286,6 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="retrain stored runs whose code changed since (stale) or cannot be checked (unknown); "
                           "without it they are reused and listed")
     run.set_defaults(func=_cmd_run)
+
+    b = sub.add_parser("bench", help="training speed of each chapter's models: plain fp32 loop vs bf16 + "
+                                     "channels_last vs fit (interleaved); stored under book/results/bench/")
+    b.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapters to measure (default: every chapter with "
+                                                                  "bench_families)")
+    b.add_argument("--family", action="append", default=None, metavar="NAME", help="only this model family "
+                                                                                    "(repeatable)")
+    b.add_argument("--preset", default="cpu", help="the preset whose sizes are measured (default cpu)")
+    b.add_argument("--steps", type=int, default=30, help="timed steps per variant and round (default 30)")
+    b.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement (default 5)")
+    b.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported (default 3)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as each grid worker)")
+    b.add_argument("--layout", action="store_true", help="also compare one 2-thread process with two 1-thread "
+                                                        "processes side by side")
+    b.add_argument("--compile", action="store_true", help="also measure fit with torch.compile")
+    b.add_argument("--metrics", action="store_true", help="also measure the metric networks (Inception, LPIPS)")
+    b.add_argument("--metrics-only", action="store_true", help="only measure the metric networks")
+    b.set_defaults(func=_cmd_bench)
+
+    g = sub.add_parser("gpu", help="run a chapter's gpu preset on a lent GPU in one call (stage here, unpack here)")
+    g_sub = g.add_subparsers(dest="gpu_command", metavar="GPU_COMMAND")
+    g_sub.required = True
+    gs = g_sub.add_parser("stage", help="copy the data the chapter's gpu runs need into .stage/ and print the "
+                                        "device command")
+    gs.add_argument("chapter", metavar="CHAPTER")
+    gs.add_argument("--data-root", default=None, help="the data folder (default: SPECVAE_DATA)")
+    gs.set_defaults(func=_cmd_gpu_stage)
+    gu = g_sub.add_parser("unpack", help="unpack a device run's results archive into book/results/")
+    gu.add_argument("archive", metavar="ARCHIVE")
+    gu.set_defaults(func=_cmd_gpu_unpack)
 
     w = sub.add_parser("weights", help="pretrained networks for the metrics (LPIPS, FID Inception)")
     w_sub = w.add_subparsers(dest="weights_command", metavar="WEIGHTS_COMMAND")

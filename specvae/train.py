@@ -306,12 +306,13 @@ class Phase:
 
 
 def relative_change(steps: "list[float] | np.ndarray", values: "list[float] | np.ndarray", *,
-                    window: float = 0.2, smooth: float = 0.05, min_points: int = 10) -> float:
+                    window: float = 0.2, smooth: float = 0.05, min_points: int = 10,
+                    smooth_points: int = 5) -> float:
     """Relative improvement of a logged curve over the last ``window`` of its steps: ``(L(0.8 t) − L(t)) / |L(t)|``.
 
-    ``t`` is the last logged step and ``L(s)`` the mean of the logged values whose step lies in
-    ``(s − smooth·t, s]`` (at least the one logged point at or just before ``s``), so that batch noise does not
-    decide. A positive value is an improvement (the loss fell); a run "has converged" by the rule of issue #8 when
+    ``t`` is the last logged step and ``L(s)`` the mean of the logged values whose step lies in ``(s − w, s]``,
+    with ``w = max(smooth·t, smooth_points × the median logging interval)`` (at least the one logged point at or
+    just before ``s``), so that batch noise does not decide, also early in a run. A positive value is an improvement (the loss fell); a run "has converged" by the rule of issue #8 when
     this is below the tolerance, e.g. 0.01: "the smoothed training loss improved by less than 1 % over the last
     20 % of its steps". NaN values are ignored; fewer than ``min_points`` logged points give NaN.
 
@@ -324,9 +325,10 @@ def relative_change(steps: "list[float] | np.ndarray", values: "list[float] | np
     if s.size < min_points:
         return math.nan
     t = s[-1]
+    width = max(smooth * t, smooth_points * float(np.median(np.diff(s))) if s.size > 1 else 0.0)
 
     def level(at: float) -> float:
-        inside = (s > at - smooth * t) & (s <= at)
+        inside = (s > at - width) & (s <= at)
         if not inside.any():
             inside = s == s[s <= at].max() if (s <= at).any() else s == s[0]
         return float(v[inside].mean())

@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "book" / "results"
 # fields deliberately left out of each hash (they do not change what a run computes), as documented
 NOT_HASHED = {
     TrainConfig: {"compile", "checkpoint_every", "device", "deterministic"},
-    ch1.RunConfig: {"log_every", "checkpoint_every"},
+    ch1.RunConfig: {"checkpoint_every"},
     sb.RegressionConfig: {"preset"},
     sb.ImageFitConfig: {"preset"},
     sb.AutoencoderConfig: {"preset"},
@@ -43,6 +43,9 @@ def _changed(cls, name: str, value):
         (sb.AutoencoderConfig, "dataset"): lambda v: v + "-other",
         (sb.AutoencoderConfig, "band_edges"): lambda v: tuple(e * 0.9 for e in v),
         (TrainConfig, "optimizer"): lambda v: "adamw" if v != "adamw" else "adam",
+        (TrainConfig, "precision"): lambda v: "fp32" if v != "fp32" else "bf16",
+        (ch1.RunConfig, "precision"): lambda v: "fp32" if v != "fp32" else "bf16",
+        (TrainConfig, "converge_on"): lambda v: "recon" if v != "recon" else "loss",
         (TrainConfig, "betas"): lambda v: (v[0], 0.99),
         (TrainConfig, "lr_decay"): lambda v: 0.5,
         (TrainConfig, "device"): lambda v: "cpu" if v != "cpu" else "auto",

@@ -11,6 +11,7 @@ from specvae.experiments import config_hash
 from specvae.experiments import simpler_is_better as ch1
 from specvae.experiments import simpler_is_better_report as report
 from specvae.experiments.store import MissingResultError
+from specvae.metrics import psnr, ssim
 
 
 def test_grid_is_tables_1_and_2_times_seeds():
@@ -90,7 +91,11 @@ def test_evaluate_on_a_perfect_model_gives_zero_error():
 
     imgs = (torch.rand(6, 1, 32, 32) * 255).to(torch.uint8)
     ev = ch1.evaluate(Identity(), imgs, batch_size=4)
-    assert all(abs(v) < 1e-6 for v in ev["metrics"].values())
+    rmse = {k: v for k, v in ev["metrics"].items() if k.startswith("rmse_")}
+    assert len(rmse) == 6 and all(abs(v) < 1e-6 for v in rmse.values())
+    assert ev["metrics"]["ssim_mean"] == pytest.approx(1.0, abs=1e-9) and ev["metrics"]["ssim_std"] < 1e-9
+    # PSNR is +inf for every exact reconstruction: left out of the mean (NaN when nothing is left), never inf
+    assert np.isnan(ev["metrics"]["psnr_mean"]) and np.isinf(ev["per_image"]["psnr"]).all()
     np.testing.assert_allclose(ev["arrays"]["profile_real_mean"], ev["arrays"]["profile_recon_mean"])
 
 
@@ -199,8 +204,14 @@ def test_evaluate_aggregates_per_image_metrics_in_eval_mode():
         assert ev["metrics"][f"rmse_{key}_mean"] > 0
     np.testing.assert_allclose(ev["arrays"]["profile_recon_mean"], S.radial_profile(xr).double().mean(0).numpy(),
                                rtol=1e-5)
-    np.testing.assert_allclose(ev["arrays"]["profile_real_std"], S.radial_profile(x).double().std(0).numpy(),
-                               rtol=1e-4)
+    # the spread of the test images: population std (ddof 0) like the RMSE columns
+    np.testing.assert_allclose(ev["arrays"]["profile_real_std"],
+                               S.radial_profile(x).double().std(0, correction=0).numpy(), rtol=1e-4)
+    for key, fn in (("psnr", psnr), ("ssim", ssim)):
+        ref = fn(x, xr.clamp(0, 1)).double().numpy()
+        np.testing.assert_allclose(ev["per_image"][key], ref, rtol=1e-5)
+        assert ev["metrics"][f"{key}_mean"] == pytest.approx(ref.mean(), rel=1e-5)
+        assert ev["metrics"][f"{key}_std"] == pytest.approx(ref.std(), rel=1e-4)
     np.testing.assert_allclose(ev["arrays"]["freqs"], S.frequency_axis(32, 32).numpy())
     # blurring removes high-frequency power: the reconstruction's profile falls below the real one at the top
     assert ev["arrays"]["profile_recon_mean"][-1] < ev["arrays"]["profile_real_mean"][-1]

@@ -21,7 +21,8 @@ from tests.test_train import ProtoBatcher, ae_objective, assert_same_history, as
 def test_relative_change_of_a_constant_and_of_a_linear_curve() -> None:
     steps = np.arange(1, 101) * 10.0  # logged every 10 steps up to t = 1000
     assert relative_change(steps, np.full(100, 3.0)) == 0.0
-    # L(s) = 2 - s/1000 falls linearly; smoothing window (950, 1000] and (750, 800]: means of 5 points each
+    # L(s) = 2 - s/1000 falls linearly; smoothing window max(5 % of t, 5 intervals) = 50 steps: (950, 1000] and
+    # (750, 800], means of 5 points each
     values = 2.0 - steps / 1000.0
     now = np.mean(2.0 - np.array([960, 970, 980, 990, 1000]) / 1000.0)
     before = np.mean(2.0 - np.array([760, 770, 780, 790, 800]) / 1000.0)
@@ -38,10 +39,16 @@ def test_relative_change_ignores_nan_and_needs_ten_points() -> None:
     with_nan[3] = np.nan
     # NaN at a step outside both smoothing windows changes nothing
     assert relative_change(steps, with_nan) == relative_change(np.delete(steps, 3), np.delete(values, 3))
-    # window: the last 50 % instead of 20 %
+    # window: the last 50 % instead of 20 %; smoothing over 5 intervals of 5 steps (25 > 5 % of t = 5)
     t = steps[-1]
-    expected = (np.mean(values[(steps > 0.5 * t - 0.05 * t) & (steps <= 0.5 * t)]) - values[-1]) / values[-1]
+    level = lambda at: np.mean(values[(steps > at - 25) & (steps <= at)])  # noqa: E731
+    expected = (level(0.5 * t) - level(t)) / level(t)
     assert relative_change(steps, values, window=0.5) == pytest.approx(expected)
+    # one noisy logged value at the end moves the figure by a fifth of its size, not by all of it
+    noisy = values.copy()
+    noisy[-1] *= 1.5
+    shift = relative_change(steps, values) - relative_change(steps, noisy)
+    assert 0 < shift < 0.5 * 0.5 * values[-1] / level(t)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -211,3 +211,22 @@ def test_per_pixel_normalisation():
     ref = (p - x).abs().mean().item()
     assert PerPixel(per_image)(p, x).item() == pytest.approx(ref, rel=1e-6)
     assert PerPixel(summed)(p, x).item() == pytest.approx(ref, rel=1e-6)
+
+
+def test_parseval_mse_equals_the_fft_loss_in_value_and_gradient():
+    """ParsevalMSE (chapter 1's control) is weight · FFTLoss without an FFT: same value, same gradient (RGB, 64×48)."""
+    from specvae.losses import FFTLoss, ParsevalMSE
+
+    torch.manual_seed(5)
+    x = torch.rand(3, 3, 64, 48, dtype=torch.float64)
+    p1 = torch.rand(3, 3, 64, 48, dtype=torch.float64, requires_grad=True)
+    p2 = p1.detach().clone().requires_grad_(True)
+    a = ParsevalMSE(weight=0.5)(p1, x)
+    b = 0.5 * FFTLoss()(p2, x)
+    a.backward()
+    b.backward()
+    assert a.item() == pytest.approx(b.item(), rel=1e-12)
+    assert torch.allclose(p1.grad, p2.grad, rtol=1e-10, atol=1e-15)
+    assert a.item() == pytest.approx(0.5 * 64 * 48 * F.mse_loss(p1, x).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="weight"):
+        ParsevalMSE(weight=0.0)

@@ -39,6 +39,8 @@ __all__ = [
     "CHAPTER",
     "DATASETS",
     "OBJECTIVES",
+    "CONTROLS",
+    "control_configs",
     "UPSAMPLERS",
     "PAPER_DATASET",
     "OBJECTIVE_LABELS",
@@ -54,6 +56,11 @@ __all__ = [
     "ALPHA_SWEEP",
     "run",
     "run_all",
+    "all_configs",
+    "bench_families",
+    "GPU_DATA",
+    "GPU_WEIGHTS",
+    "GPU_WORKERS",
     "load_records",
 ]
 
@@ -62,10 +69,14 @@ CHAPTER = "01_simpler_is_better"
 DATASETS: tuple[str, ...] = ("shapes", "mnist", "faces")
 #: the paper's name of each of our data sets (for the reference tables)
 PAPER_DATASET: dict[str, str] = {"shapes": "Shape", "mnist": "MNIST", "faces": "CelebA"}
-#: objective names as the paper's tables print them
-OBJECTIVE_LABELS: dict[str, str] = {"vanilla": "Vanilla-VAE", "watson": "Watson-DFT", "ai": "AI", "fft": "FFT"}
+#: objective names as the paper's tables print them (plus our control, which the paper does not have)
+OBJECTIVE_LABELS: dict[str, str] = {"vanilla": "Vanilla-VAE", "watson": "Watson-DFT", "ai": "AI", "fft": "FFT",
+                                    "mse": "H·W-MSE (no FFT)"}
 #: objectives, in the paper's row order
 OBJECTIVES: tuple[str, ...] = ("vanilla", "watson", "ai", "fft")
+#: our control runs (not in the paper): ``mse`` = the FFT objective with its FFT term replaced by the pixel MSE it
+#: equals by Parseval (:class:`specvae.losses.ParsevalMSE`) and without the BCE, see :func:`build_loss`
+CONTROLS: tuple[str, ...] = ("mse",)
 UPSAMPLERS: tuple[str, ...] = ("transposed", "nearest_conv5")
 _IMAGE_SIZE = {"shapes": 32, "mnist": 32, "faces": 64}
 _CHANNELS = {"shapes": 1, "mnist": 1, "faces": 3}
@@ -77,8 +88,8 @@ class Sizes:
     """Sizes of one preset (every field can be overridden: ``configs("cpu", steps=2000)``).
 
     Args:
-        steps: optimizer updates per run for Shapes and MNIST.
-        faces_steps: optimizer updates per run for faces (64×64, the wide net).
+        steps: optimizer updates per run for Shapes and MNIST (the cap when ``converge_tol`` is set).
+        faces_steps: optimizer updates per run for faces (64×64, the wide net; a cap likewise).
         batch_size: images per batch (IRMAE: 32).
         lr: Adam learning rate (IRMAE: 1e-4; Adam betas (0.9, 0.999)).
         seeds: seeds per configuration (0 … seeds−1); the paper gives none.
@@ -87,7 +98,12 @@ class Sizes:
         latent_dim: IRMAE's ``n`` (128).
         beta: IRMAE's KL weight (0.1).
         alpha: Björk's eq. (3) α for the ``fft`` and ``ai`` objectives (not stated in the paper; see notes).
+        width_div: divide the Shapes and MNIST nets' hidden widths by this (1 = IRMAE; >1 only to fit a CPU).
         faces_width_div: divide the faces net's hidden widths by this (1 = IRMAE; >1 only to fit a CPU).
+        precision: ``"bf16"`` (autocast; FFTs and losses in float32) or ``"fp32"`` (:class:`specvae.train.TrainConfig`).
+        converge_tol: stop a run once its smoothed training loss improved by less than this fraction over the last
+            20 % of its steps (``None``: always train the full ``steps``); see :func:`specvae.train.relative_change`.
+        converge_min_epochs: never stop before this many epochs of the training set.
         log_every: history interval (steps).
         checkpoint_every: checkpoint interval (steps, 0 = only at the end); a killed run resumes from it.
         n_samples: test images whose reconstructions are saved (``.npz``) for Fig. 1.
@@ -103,27 +119,52 @@ class Sizes:
     latent_dim: int = 128
     beta: float = 0.1
     alpha: float = 0.5
+    width_div: int = 1
     faces_width_div: int = 1
     log_every: int = 50
     checkpoint_every: int = 1000
     n_samples: int = 8
+    precision: str = "bf16"
+    converge_tol: float | None = None
+    converge_min_epochs: float = 0.0
 
 
-#: ``smoke``: seconds (CI); ``cpu``: the book's current runs on a shared 2-core CPU (150/100 steps at lr 5e-4,
-#: faces net narrowed 8×, 3 seeds: sized so the 72 runs finish in under an hour as two 1-thread processes on a
-#: CPU shared with six other jobs); ``gpu``: what the book is meant to show (one H100, 3 seeds); ``paper``:
-#: IRMAE's 100 epochs.
+#: ``smoke``: seconds (CI). ``cpu``: what this edition reports, sized to the project's 2-core AMX-BF16 CPUs (two
+#: 1-thread runs side by side; ``specvae bench 01`` measures the nets): bf16 autocast + channels-last, batch 64,
+#: Adam lr 5e-4, every run trained until the convergence rule holds (smoothed training loss improved by < 1 %
+#: over the last 20 % of its steps, after at least 5 epochs) or the cap: 15,000 steps for Shapes/MNIST (19 / 16
+#: epochs) with the nets' widths ÷ 4, 5,000 steps for faces (14 epochs) with the faces net's widths ÷ 8 (IRMAE's
+#: full faces net, 35 M parameters, trains at ~7 img/s on one core). Measured for scale while the other cores
+#: were busy: MNIST ÷4 ~2,100 img/s and faces ÷8 ~400 img/s per 1-thread process (vanilla objective; Watson-DFT
+#: costs 2.7× on faces, AI/FFT 1.4×), so the 84 runs take ~5-8 hours of wall time at the caps, less where the
+#: rule stops them. ``gpu``: IRMAE's widths, one H100/H200, 6 runs side by side. ``paper``: IRMAE's 100 epochs.
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=2, faces_steps=2, batch_size=8, seeds=1, n_train=64, n_test=16, faces_width_div=8,
-                   log_every=1, checkpoint_every=0, n_samples=4),
-    "cpu": Sizes(steps=150, faces_steps=100, batch_size=32, lr=5e-4, seeds=3, n_train=10_000, n_test=256,
-                 faces_width_div=8, log_every=5, checkpoint_every=50),
-    "gpu": Sizes(steps=20_000, faces_steps=20_000, batch_size=64, seeds=3, n_train=None, n_test=None,
-                 faces_width_div=1, log_every=100, checkpoint_every=2000),
+                   width_div=4, log_every=1, checkpoint_every=0, n_samples=4),
+    "cpu": Sizes(steps=15_000, faces_steps=5_000, batch_size=64, lr=5e-4, seeds=3, n_train=None, n_test=1000,
+                 width_div=4, faces_width_div=8, log_every=50, checkpoint_every=500, precision="bf16",
+                 converge_tol=0.01, converge_min_epochs=5.0),
+    # not yet run on a GPU: the caps are estimates (see book/reproducibility.md, "Running the gpu preset")
+    "gpu": Sizes(steps=10_000, faces_steps=6_000, batch_size=64, lr=5e-4, seeds=3, n_train=None, n_test=None,
+                 faces_width_div=1, log_every=100, checkpoint_every=2000, precision="bf16", converge_tol=0.01,
+                 converge_min_epochs=5.0),
     # IRMAE: 100 epochs at batch 32 (MNIST 60k: 187,500 steps; faces 22,240 train images: 69,500 steps)
     "paper": Sizes(steps=187_500, faces_steps=69_500, batch_size=32, seeds=3, n_train=None, n_test=None,
                    faces_width_div=1, log_every=500, checkpoint_every=5000),
 }
+
+
+#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 01``; under 64 MiB with the checkout):
+#: MNIST and two of the five faces shards (about 9,000 training faces; Shapes are generated)
+GPU_DATA: tuple[str, ...] = (
+    "mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz",
+    "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz",
+    "faces64/faces64-00.zip", "faces64/faces64-01.zip",
+)
+#: the Watson-DFT parameters (``specvae gpu stage`` copies them from the weights root)
+GPU_WEIGHTS: tuple[str, ...] = ("watson/gray_watson_fft_trial0.pth", "watson/rgb_watson_fft_trial0.pth")
+#: runs side by side on the one GPU
+GPU_WORKERS = 6
 
 
 @dataclass(frozen=True)
@@ -144,15 +185,19 @@ class RunConfig:
     beta: float = 0.1
     alpha: float = 0.5
     width_div: int = 1
-    log_every: int = field(default=50, metadata={"hash": False})
+    # the convergence rule smooths the logged intervals, so the logging interval can move the stopping step
+    log_every: int = 50
     checkpoint_every: int = field(default=1000, metadata={"hash": False})
     n_samples: int = 8
+    precision: str = "bf16"
+    converge_tol: float | None = None
+    converge_min_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown data set {self.dataset!r}; choose one of {DATASETS}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
+        if self.objective not in OBJECTIVES + CONTROLS:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES + CONTROLS}")
         if self.upsample not in UPSAMPLERS:
             raise ValueError(f"unknown up-sampling {self.upsample!r}; choose one of {UPSAMPLERS}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -172,15 +217,22 @@ def sizes(preset: str, **overrides: Any) -> Sizes:
     return select_preset(PRESETS, check_preset(preset), **overrides)
 
 
+#: training-split sizes (images) of the data sets as the chapter loads them, for ``converge_min_epochs``
+_TRAIN_SIZE = {"shapes": 50_000, "mnist": 60_000, "faces": 22_239}
+
+
 def _config(s: Sizes, preset: str, dataset: str, objective: str, upsample: str, seed: int,
             alpha: float | None = None) -> RunConfig:
+    n_train = min(s.n_train, _TRAIN_SIZE[dataset]) if s.n_train else _TRAIN_SIZE[dataset]
     return RunConfig(
         dataset=dataset, objective=objective, upsample=upsample, seed=seed, preset=preset,
         steps=s.faces_steps if dataset == "faces" else s.steps, batch_size=s.batch_size, lr=float(s.lr),
         n_train=s.n_train, n_test=s.n_test, latent_dim=s.latent_dim, beta=float(s.beta),
         alpha=float(s.alpha if alpha is None else alpha),
-        width_div=s.faces_width_div if dataset == "faces" else 1,
-        log_every=s.log_every, checkpoint_every=s.checkpoint_every, n_samples=s.n_samples)
+        width_div=s.faces_width_div if dataset == "faces" else s.width_div,
+        log_every=s.log_every, checkpoint_every=s.checkpoint_every, n_samples=s.n_samples,
+        precision=s.precision, converge_tol=None if s.converge_tol is None else float(s.converge_tol),
+        converge_min_steps=int(math.ceil(s.converge_min_epochs * n_train / s.batch_size)))
 
 
 def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, objectives: Sequence[str] = OBJECTIVES,
@@ -197,6 +249,21 @@ def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, objectiv
             raise ValueError(f"unknown {name} {bad}; choose from {valid}")
     return [_config(s, preset, d, o, u, seed)
             for seed in range(s.seeds) for d in datasets for u in upsamplers for o in objectives]
+
+
+def control_configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, **overrides: Any) -> list[RunConfig]:
+    """The ``mse`` control runs (:data:`CONTROLS`): every data set, transposed up-sampling, every seed.
+
+    Each is the ``fft`` run of the grid with its FFT term computed as the pixel MSE it equals by Parseval and its
+    BCE term dropped (:func:`build_loss`), so "does the FFT loss act through the spectrum or as a heavy L2 term?"
+    can be read off the two rows.
+    """
+    s = sizes(preset, **overrides)
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad:
+        raise ValueError(f"unknown datasets {bad}; choose from {DATASETS}")
+    return [_config(s, preset, d, objective, "transposed", seed)
+            for seed in range(s.seeds) for d in datasets for objective in CONTROLS]
 
 
 #: the α values of the sweep (on MNIST, transposed, ``fft`` objective, seed 0)
@@ -230,6 +297,8 @@ def build_loss(cfg: RunConfig, *, weights: str | None = None) -> torch.nn.Module
       unlike Durall's official NumPy code) + β·KL.
     - ``watson``: Watson-DFT (Czolbe et al.'s learned parameters, gray for 1-channel data, RGB for faces, with
       the reference code's random block-grid shift during training) replacing the BCE, per value, + β·KL.
+    - ``mse`` (our control, not in the paper): ``α·H·W·MSE`` (:class:`specvae.losses.ParsevalMSE`) + β·KL: the
+      ``fft`` objective without its BCE term, its FFT term computed in pixel space (equal by Parseval).
     """
     from specvae.losses.vae import BCELoss, PerPixel, SpectralCombination, VAELoss
 
@@ -243,6 +312,10 @@ def build_loss(cfg: RunConfig, *, weights: str | None = None) -> torch.nn.Module
         from specvae.losses import AzimuthalLoss
 
         recon = SpectralCombination(BCELoss(), AzimuthalLoss(), alpha=cfg.alpha)
+    elif cfg.objective == "mse":
+        from specvae.losses import ParsevalMSE
+
+        recon = ParsevalMSE(weight=cfg.alpha)
     else:
         from specvae.losses import WatsonDFTLoss
 
@@ -277,16 +350,18 @@ def _make_objective(loss: torch.nn.Module):
 def evaluate(model: torch.nn.Module, images_uint8: torch.Tensor, *, batch_size: int = 256) -> dict[str, Any]:
     """Reconstruct ``images_uint8`` (N, C, H, W) at ``z = mu`` and compute the paper's metrics.
 
-    Returns ``{"metrics": {rmse_<ai|ft|spatial>_<mean|std>}, "arrays": {freqs, profile_real_mean/std,
-    profile_recon_mean/std}, "per_image": {ai, ft, spatial}}``. Spectral metrics use :mod:`specvae.spectral`
-    (per image; mean and std over the images as in the paper's tables).
+    Returns ``{"metrics": {rmse_<ai|ft|spatial>_<mean|std>, psnr_<mean|std>, ssim_<mean|std>}, "arrays": {freqs,
+    profile_real_mean/std, profile_recon_mean/std}, "per_image": {ai, ft, spatial, psnr, ssim}}``. Spectral metrics
+    use :mod:`specvae.spectral`, PSNR and SSIM :mod:`specvae.metrics` (per image; mean and std over the images as
+    in the paper's tables). Every std here is the spread of the test images (population std, ``ddof=0``).
     """
     from specvae import spectral
+    from specvae.metrics import psnr, ssim
 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    per = {"ai": [], "ft": [], "spatial": []}
+    per: dict[str, list[torch.Tensor]] = {"ai": [], "ft": [], "spatial": [], "psnr": [], "ssim": []}
     prof_real, prof_recon = [], []
     for start in range(0, images_uint8.shape[0], batch_size):
         x = images_uint8[start:start + batch_size].to(device).float() / 255.0
@@ -294,20 +369,24 @@ def evaluate(model: torch.nn.Module, images_uint8: torch.Tensor, *, batch_size: 
         per["ai"].append(spectral.rmse_ai(x, xr).cpu())
         per["ft"].append(spectral.rmse_ft(x, xr).cpu())
         per["spatial"].append(spectral.rmse_spatial(x, xr).cpu())
+        per["psnr"].append(psnr(x, xr.clamp(0, 1)).cpu())
+        per["ssim"].append(ssim(x, xr.clamp(0, 1)).cpu())
         prof_real.append(spectral.radial_profile(x, log=True, gray=True).cpu())
         prof_recon.append(spectral.radial_profile(xr, log=True, gray=True).cpu())
     model.train(was_training)
     per_image = {k: torch.cat(v).double().numpy() for k, v in per.items()}
     metrics: dict[str, float] = {}
     for k, v in per_image.items():
-        metrics[f"rmse_{k}_mean"] = float(v.mean())
-        metrics[f"rmse_{k}_std"] = float(v.std())
+        name = k if k in ("psnr", "ssim") else f"rmse_{k}"
+        finite = v[np.isfinite(v)]  # PSNR is +inf for an exact reconstruction
+        metrics[f"{name}_mean"] = float(finite.mean()) if finite.size else float("nan")
+        metrics[f"{name}_std"] = float(finite.std()) if finite.size else float("nan")
     pr, pc = torch.cat(prof_real).double(), torch.cat(prof_recon).double()
     h, w = images_uint8.shape[-2:]
     arrays = {
         "freqs": spectral.frequency_axis(h, w).cpu().numpy(),
-        "profile_real_mean": pr.mean(0).numpy(), "profile_real_std": pr.std(0).numpy(),
-        "profile_recon_mean": pc.mean(0).numpy(), "profile_recon_std": pc.std(0).numpy(),
+        "profile_real_mean": pr.mean(0).numpy(), "profile_real_std": pr.std(0, correction=0).numpy(),
+        "profile_recon_mean": pc.mean(0).numpy(), "profile_recon_std": pc.std(0, correction=0).numpy(),
     }
     return {"metrics": metrics, "arrays": arrays, "per_image": per_image}
 
@@ -330,7 +409,8 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     model = build_model(cfg)
     loss = build_loss(cfg)
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log_every=cfg.log_every,
-                     checkpoint_every=cfg.checkpoint_every, device="auto")
+                     checkpoint_every=cfg.checkpoint_every, device="auto", precision=cfg.precision,
+                     converge_tol=cfg.converge_tol, converge_min_steps=cfg.converge_min_steps)
     run_dir = ResultStore(CHAPTER).run_dir(cfg)
     result = fit(model, _make_objective(loss), train.images, tc, run_dir=run_dir, progress=progress)
     ev = evaluate(result.model, test.images)
@@ -339,7 +419,12 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     metrics["final_loss"] = float(hist["loss"][-1]) if hist.get("loss") else float("nan")
     train_wall = float(result.total_wall_time_s or result.wall_time_s)
     # images per second over the whole run (a resumed run's own FitResult.images_per_s covers only its last part)
-    metrics["train_images_per_s"] = cfg.steps * cfg.batch_size / train_wall if train_wall > 0 else float("nan")
+    metrics["train_images_per_s"] = result.steps * cfg.batch_size / train_wall if train_wall > 0 else float("nan")
+    metrics["steps_done"] = int(result.steps)
+    metrics["epochs_done"] = result.steps * cfg.batch_size / int(train.images.shape[0])
+    # the rule's verdict (None → False when no rule was set: such a run is not shown as converged)
+    metrics["converged"] = bool(result.converged)
+    metrics["loss_rel_change_last20"] = float(result.rel_change)
     metrics["train_wall_s"] = train_wall
     metrics["n_params"] = int(sum(p.numel() for p in result.model.parameters()))
     k = min(cfg.n_samples, test.images.shape[0])
@@ -351,9 +436,35 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
         "train_notes": train.notes, "test_notes": test.notes, "n_train_images": int(train.images.shape[0]),
         "n_test_images": int(test.images.shape[0]), "resumed_from": result.resumed_from,
         "device": str(result.device), "total_wall_s": time.perf_counter() - t0,
+        "precision": cfg.precision, "torch_threads": torch.get_num_threads(),
     }
     return {"metrics": metrics, "arrays": ev["arrays"], "history": hist, "extra": extra,
             "npz": {"samples": samples}, "device": result.device}
+
+
+def bench_families(preset: str = "cpu") -> dict[str, Any]:
+    """The chapter's three nets (Shapes, MNIST, faces) as its runs train them at ``preset``, for ``specvae bench``.
+
+    Each family is the vanilla VAE objective on random images of the data set's shape (speed does not depend on
+    the objective's spectral terms much; they run in float32 either way).
+    """
+    from specvae.bench import BenchCase
+    from specvae.train import TrainConfig
+
+    s = sizes(preset)
+    out: dict[str, Any] = {}
+    for dataset in DATASETS:
+        cfg = _config(s, preset, dataset, "vanilla", "transposed", 0)
+        gen = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (512, cfg.channels, cfg.image_size, cfg.image_size), generator=gen,
+                               dtype=torch.uint8)
+        tc = TrainConfig(steps=1, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
+                         log_every=cfg.log_every, device="cpu")
+        out[f"{dataset}-vae"] = BenchCase(
+            model=lambda cfg=cfg: build_model(cfg),
+            objective=lambda model, cfg=cfg: _make_objective(build_loss(cfg)),
+            images=images, config=tc, note=f"IRMAE {_ARCH[dataset]} VAE, width ÷ {cfg.width_div}")
+    return out
 
 
 def _store():
@@ -362,21 +473,31 @@ def _store():
     return ResultStore(CHAPTER)
 
 
-def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, alpha_sweep: bool = False,
-            progress: bool = True, **overrides: Any):
+def all_configs(preset: str = "cpu", *, alpha_sweep: bool = True, controls: bool = True,
+                **overrides: Any) -> list[RunConfig]:
+    """Every run of the chapter at ``preset``: the grid, then the controls and the α sweep (duplicates removed)."""
+    cfgs = configs(preset, **overrides)
+    if controls:
+        cfgs += control_configs(preset, **overrides)
+    if alpha_sweep:
+        cfgs += alpha_sweep_configs(preset, **overrides)
+    return list(dict.fromkeys(cfgs))
+
+
+def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, alpha_sweep: bool = True,
+            controls: bool = True, progress: bool = True, **overrides: Any):
     """The chapter's results at ``preset`` as a DataFrame (one row per run).
 
     Loads stored results and trains the missing ones with :func:`specvae.experiments.run_grid` (``workers``
     processes side by side); with ``train=False`` a missing result raises
-    :class:`~specvae.experiments.store.MissingResultError`. ``alpha_sweep=True`` adds :func:`alpha_sweep_configs`.
+    :class:`~specvae.experiments.store.MissingResultError`. ``alpha_sweep=True`` adds :func:`alpha_sweep_configs`,
+    ``controls=True`` (default) :func:`control_configs`; the frame holds every run asked for.
     ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``, ``steps=2000``).
     """
     from specvae.experiments.grid import run_grid
     from specvae.experiments.store import MissingResultError
 
-    cfgs = configs(preset, **overrides)
-    if alpha_sweep:
-        cfgs += alpha_sweep_configs(preset, **overrides)
+    cfgs = all_configs(preset, alpha_sweep=alpha_sweep, controls=controls, **overrides)
     store = _store()
     missing = [c for c in cfgs if not store.exists(c)]
     if missing and not train:

@@ -12,7 +12,7 @@ disabled.
 """
 
 from specvae.losses.azimuthal import AzimuthalLoss, azimuthal_loss
-from specvae.losses.fft import FFTLoss, fft_loss
+from specvae.losses.fft import FFTLoss, ParsevalMSE, fft_loss
 from specvae.losses.focal_frequency import FocalFrequencyLoss, focal_frequency_loss
 from specvae.losses.spectrum import DynamicSpectrumLoss, SpectrumLoss
 from specvae.losses.watson import WatsonDFTLoss
@@ -20,6 +20,7 @@ from specvae.losses.watson import WatsonDFTLoss
 __all__ = [
     "FFTLoss",
     "fft_loss",
+    "ParsevalMSE",
     "AzimuthalLoss",
     "azimuthal_loss",
     "WatsonDFTLoss",

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from specvae.spectral import no_autocast
 
-__all__ = ["FFTLoss", "fft_loss"]
+__all__ = ["FFTLoss", "fft_loss", "ParsevalMSE"]
 
 Reduction = Literal["mean", "sum", "none"]
 
@@ -103,3 +103,34 @@ class FFTLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"norm={self.norm!r}, onesided={self.onesided}, reduction={self.reduction!r}"
+
+
+class ParsevalMSE(nn.Module):
+    r"""What :class:`FFTLoss` equals by Parseval, computed without any FFT: ``weight · H · W · mean((pred − target)²)``.
+
+    For the full, unnormalised FFT, ``mean_{u,v}|F\{x\} − F\{\hat x\}|^2 = H·W · mean_{x,y}(x − \hat x)^2``
+    (the tests check the identity), so this module and ``weight · FFTLoss()`` give the same value and the same
+    gradient up to rounding. It is the control that separates a spectral effect of Björk's FFT loss from the
+    effect of adding a heavily weighted pixel L2 term (chapter 1's "H·W-MSE (no FFT)" runs).
+
+    Args:
+        weight: a constant factor (chapter 1 uses eq. 3's α, so the term has the weight the FFT term has there).
+
+    ``forward(pred, target) -> scalar``; ``(N, C, H, W)`` in [0, 1]; float32 with autocast disabled.
+    Ref: Björk et al., ICASSP 2022, eq. (2), and Parseval's theorem for the DFT.
+    """
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        if not (isinstance(weight, (int, float)) and weight > 0):
+            raise ValueError(f"weight must be a positive number, got {weight!r}")
+        self.weight = float(weight)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        with torch.autocast(pred.device.type, enabled=False):
+            pred, target = _check(pred, target, "ParsevalMSE")
+            h, w = pred.shape[-2:]
+            return self.weight * h * w * (pred - target).square().mean()
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}"

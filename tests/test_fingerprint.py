@@ -238,6 +238,7 @@ def test_specvae_fft_loss_resolves_to_its_defining_module():
     assert "specvae.losses.fft" in deps and "specvae.train" in deps
     assert "specvae.losses" not in deps  # the re-exporting __init__ (it would drag in every loss)
     assert not set(deps) & fingerprint.EXCLUDED_MODULES
+    assert not [m for m in deps if m.startswith("specvae.bench")]  # benchmarks: imported by bench_families only
 
 
 @pytest.mark.parametrize("package", ["specvae.losses", "specvae.data", "specvae.models"])

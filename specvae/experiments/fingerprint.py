@@ -20,8 +20,10 @@ does not drag them all in. ``import specvae.pkg`` counts the package's ``__init_
 
 Left out (:data:`EXCLUDED_MODULES`): bookkeeping that cannot change a number — the results store, the grid
 runner, config hashing, presets, provenance, atomic writes, this module, the ``specvae.experiments`` package
-``__init__`` (re-exports of those), ``specvae.book``, ``specvae.cli``, ``specvae.plots``, ``specvae.paths``
-and the top-level ``specvae`` package (its version string). Third-party code is not fingerprinted: its
+``__init__`` (re-exports of those), ``specvae.book``, ``specvae.cli``, ``specvae.plots``, ``specvae.paths``,
+``specvae.gpu`` (staging for a GPU machine) and the top-level ``specvae`` package (its version string); and
+(:data:`EXCLUDED_PACKAGES`) the throughput benchmarks ``specvae.bench.*``, which a chapter module imports in its
+``bench_families`` but no run uses. Third-party code is not fingerprinted: its
 versions (torch, NumPy, Python) are in the provenance already.
 
 Each module is hashed by its *code*, not its text (:func:`code_hash`): the AST with every docstring and bare
@@ -64,6 +66,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 __all__ = [
     "EXCLUDED_MODULES",
+    "EXCLUDED_PACKAGES",
     "PACKAGES",
     "FORMAT",
     "CodeFingerprint",
@@ -108,7 +111,12 @@ EXCLUDED_MODULES: frozenset[str] = frozenset({
     "specvae.cli",                      # the command line
     "specvae.plots",                    # figures
     "specvae.paths",                    # where files live
+    "specvae.gpu",                      # staging a grid for a GPU machine and unpacking its results
 })
+
+#: packages left out with every module in them: throughput benchmarks (a chapter's ``bench_families`` imports
+#: them inside the chapter module, but no run does)
+EXCLUDED_PACKAGES: frozenset[str] = frozenset({"specvae.bench"})
 
 #: name of the file :func:`prepare_rerun_dir` leaves in a run's checkpoint folder
 RUN_DIR_MARKER = "code_fingerprint.json"
@@ -389,13 +397,21 @@ def _targets_of(ref: _Ref, packages: tuple[str, ...]) -> list[str]:
 def dependencies(run_module: str, *, packages: Iterable[str] | None = None,
                  exclude: Iterable[str] | None = None) -> dict[str, Path]:
     """``{module: file}`` of ``run_module`` and every module of ``packages`` it imports, directly or not
-    (:data:`EXCLUDED_MODULES` left out and not followed), sorted by name.
+    (:data:`EXCLUDED_MODULES` and :data:`EXCLUDED_PACKAGES` left out and not followed, or ``exclude`` instead of
+    both), sorted by name.
 
     Raises:
         FingerprintError: the run module's source file cannot be found.
     """
     packages = tuple(packages if packages is not None else PACKAGES)
     excluded = frozenset(exclude if exclude is not None else EXCLUDED_MODULES)
+    excluded_packages = EXCLUDED_PACKAGES if exclude is None else frozenset()
+
+    def left_out(name: str) -> bool:
+        if name == run_module:
+            return False
+        return name in excluded or any(name == p or name.startswith(p + ".") for p in excluded_packages)
+
     info = _module_file(run_module)
     if info is None:
         raise FingerprintError(f"cannot find the source file of the run module {run_module!r}; a fingerprint "
@@ -404,7 +420,7 @@ def dependencies(run_module: str, *, packages: Iterable[str] | None = None,
     todo = [run_module]
     while todo:
         name = todo.pop()
-        if name in found or (name in excluded and name != run_module):
+        if name in found or left_out(name):
             continue
         info = _module_file(name)
         if info is None:

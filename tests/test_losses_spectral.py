@@ -41,6 +41,7 @@ ALL_LOSSES = [
     pytest.param(lambda: WatsonDFTLoss("rgb"), 3, id="watson-rgb-init"),
     pytest.param(lambda: FocalFrequencyLoss(), 3, id="ffl"),
     pytest.param(lambda: DynamicSpectrumLoss(), 3, id="dsl"),
+    pytest.param(lambda: SpectrumLoss(), 3, id="sl"),
 ]
 
 
@@ -424,32 +425,166 @@ def test_watson_rgb_is_weighted_sum_over_ycbcr() -> None:
 
 
 # ------------------------------------------------------------------------------------ FA-VAE SL / DSL
-def test_gaussian_kernel() -> None:
+def ref_blur(x: torch.Tensor, mu: int, sigma: float) -> torch.Tensor:
+    """The reference blur: torchvision's GaussianBlur (FA-VAE's SL uses it; same kernel, reflect padding μ//2)."""
+    return gaussian_blur(x, [mu, mu], [sigma, sigma])
+
+
+def test_gaussian_kernel_matches_reference_definition() -> None:
+    # g(x) = exp(-x²/(2σ²)) on taps -(μ-1)/2 … (μ-1)/2, normalised, outer product (FA-VAE / torchvision)
+    for mu, sigma in ((3, 3.0), (5, 1.0), (9, 3.0), (15, 0.7)):
+        x = np.arange(mu) - (mu - 1) / 2
+        g = np.exp(-(x**2) / (2 * sigma**2))
+        g /= g.sum()
+        np.testing.assert_allclose(gaussian_kernel2d(mu, torch.tensor(sigma, dtype=torch.float64)).numpy(),
+                                   np.outer(g, g), rtol=1e-12)
     k = gaussian_kernel2d(5, torch.tensor(1.0))
-    assert k.shape == (5, 5) and k.sum().item() == pytest.approx(1.0)
-    assert k[2, 2] == k.max() and torch.allclose(k, k.T) and torch.allclose(k, k.flip(0))
     assert k[2, 3].item() / k[2, 2].item() == pytest.approx(math.exp(-0.5))
+    # σ -> 0 is the identity (a delta), not NaN as 0/0 would give
+    assert torch.equal(gaussian_kernel2d(3, torch.tensor(0.0)), torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]]))
     with pytest.raises(ValueError, match="odd"):
         gaussian_kernel2d(4, torch.tensor(1.0))
 
 
-def test_spectrum_loss_is_ffl_of_filtered_maps() -> None:
-    a, c = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)
-    # a vanishing sigma makes the Gaussian a delta: SL reduces to FFL of the maps themselves
+@pytest.mark.parametrize("mu,sigma,size", [(5, 3.0, 8), (9, 3.0, 16), (3, 1.5, 4), (7, 2.0, 4)])
+def test_blur_is_reflect_padded_like_the_reference(mu: int, sigma: float, size: int) -> None:
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(mu)) + 0.5
+    torch.testing.assert_close(gaussian_blur_ours(x, mu, sigma), ref_blur(x, mu, sigma), rtol=1e-5, atol=1e-6)
+
+
+def gaussian_blur_ours(x, mu, sigma):
+    from specvae.losses.spectrum import gaussian_blur as blur_ours
+
+    return blur_ours(x, mu, torch.tensor(sigma))
+
+
+def test_spectrum_loss_is_ffl_of_reflect_blurred_maps() -> None:
+    # positive 8×8 features, μ = 5 (issue 13: zero padding changed SL by 2.4× here)
+    g = torch.Generator().manual_seed(0)
+    a, c = torch.rand(2, 4, 8, 8, generator=g) + 0.5, torch.rand(2, 4, 8, 8, generator=g) + 0.5
+    want = FocalFrequencyLoss()(ref_blur(c, 5, 3.0), ref_blur(a, 5, 3.0)).item()
+    assert SpectrumLoss(5, 3.0)(a, c).item() == pytest.approx(want, rel=1e-5)
+    zero = SpectrumLoss(5, 3.0, padding="zeros")(a, c).item()
+    assert abs(zero / want - 1) > 0.5  # the padding matters this much on such maps
+    # a vanishing σ makes the Gaussian a delta: SL reduces to FFL of the maps themselves
     assert SpectrumLoss(sigma=1e-3)(a, c).item() == pytest.approx(FocalFrequencyLoss()(c, a).item(), rel=1e-5)
-    # otherwise it is FFL of the depthwise-filtered maps
-    k = gaussian_kernel2d(9, torch.tensor(3.0)).expand(4, 1, 9, 9)
-    fa, fc = F.conv2d(a, k, padding=4, groups=4), F.conv2d(c, k, padding=4, groups=4)
-    assert SpectrumLoss()(a, c).item() == pytest.approx(FocalFrequencyLoss()(fc, fa).item(), rel=1e-5)
-    assert not SpectrumLoss().log_sigma.requires_grad
+    assert not SpectrumLoss().sigmas.theta.requires_grad
 
 
-def test_dynamic_spectrum_loss_learns_sigma() -> None:
+def test_reflect_padding_refuses_too_large_kernels() -> None:
+    a = torch.rand(1, 2, 4, 4)
+    with pytest.raises(ValueError, match=r"kernel size 9 .*4x4.*kernel_size <= 7"):
+        SpectrumLoss(9)(a, a)
+    SpectrumLoss(7)(a, a)  # μ//2 = 3 < 4 is fine
+
+
+def test_dynamic_spectrum_loss_defaults_to_one_shared_sigma() -> None:
+    # the paper's chosen setting: μ = 3, σ₀ = 3, one σ shared by (A_i, C_i) ("pair-wise", Table 2 rows 10-14)
     dsl = DynamicSpectrumLoss()
-    assert dsl.kernel_size == 3 and dsl.sigma.tolist() == pytest.approx([3.0, 3.0])
-    a, c = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)
+    assert dsl.kernel_size == 3 and dsl.shared_sigma and dsl.sigma.tolist() == pytest.approx([3.0])
+    g = torch.Generator().manual_seed(1)
+    a, c = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 4, 16, 16, generator=g)
+    # one σ for both: equals SL with the σ applied to both maps
+    want = FocalFrequencyLoss()(ref_blur(c, 3, 3.0), ref_blur(a, 3, 3.0)).item()
+    assert dsl(a, c).item() == pytest.approx(want, rel=1e-5)
+    # rows 7-9 (non-pair-wise): two σ, A's and C's
+    two = DynamicSpectrumLoss(shared_sigma=False, sigma=2.0)
+    assert two.sigma.shape == (2,)
+    with torch.no_grad():
+        two.sigmas.theta.copy_(torch.tensor([1.0, 2.0]))
+    want2 = FocalFrequencyLoss()(ref_blur(c, 3, 2.0), ref_blur(a, 3, 1.0)).item()
+    assert two(a, c).item() == pytest.approx(want2, rel=1e-5)
+
+
+def test_dsl_sigma_gets_a_gradient_and_sl_sigma_does_not() -> None:
+    g = torch.Generator().manual_seed(2)
+    a, c = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 4, 16, 16, generator=g)
+    dsl = DynamicSpectrumLoss(kernel_size=5)
     dsl(a, c).backward()
-    g = dsl.log_sigma.grad
-    assert g is not None and torch.isfinite(g).all() and (g != 0).all()
-    assert DynamicSpectrumLoss(pairwise=False).sigma.shape == (1,)
+    grad = dsl.sigmas.theta.grad
+    assert grad is not None and torch.isfinite(grad).all() and (grad != 0).all()
+    # with α = 0 (no detached focal weights) the gradient is the derivative of the loss in σ (central difference)
+    a64, c64 = a.double(), c.double()
+    flat = DynamicSpectrumLoss(kernel_size=5, alpha=0.0)
+    flat.double()
+    flat(a64, c64).backward()
+    eps = 1e-5
+
+    def at(sigma: float) -> float:
+        m = DynamicSpectrumLoss(kernel_size=5, alpha=0.0).double()
+        with torch.no_grad():
+            m.sigmas.theta.fill_(sigma)
+        return m(a64, c64).item()
+
+    assert flat.sigmas.theta.grad.item() == pytest.approx((at(3.0 + eps) - at(3.0 - eps)) / (2 * eps), rel=1e-6)
+    sl = SpectrumLoss(5)
+    c_req = c.clone().requires_grad_(True)
+    sl(a, c_req).backward()
+    assert sl.sigmas.theta.grad is None and c_req.grad is not None
+    assert not any(p.requires_grad for p in sl.parameters())
     assert dsl(a, a).item() == 0.0
+
+
+def test_sigma_storage_and_what_a_learning_rate_means() -> None:
+    # one Adam step moves a parameter by lr (first step: m/sqrt(v) = ±1). Raw σ (the official code's storage)
+    # therefore moves σ by lr; log σ moves σ by σ·(e^lr − 1) ≈ 3·lr at σ = 3; sigma_lr_scale rescales either.
+    g = torch.Generator().manual_seed(3)
+    a, c = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 4, 16, 16, generator=g)
+    lr = 1e-2
+    moved = {}
+    for name, kw in {"raw": {}, "log": {"sigma_param": "log"}, "scaled": {"sigma_lr_scale": 0.1}}.items():
+        dsl = DynamicSpectrumLoss(**kw)
+        opt = torch.optim.Adam(dsl.parameters(), lr=lr)
+        dsl(a, c).backward()
+        opt.step()
+        moved[name] = abs(dsl.sigma.item() - 3.0)
+    assert moved["raw"] == pytest.approx(lr, rel=1e-4)
+    assert moved["log"] == pytest.approx(3.0 * math.expm1(lr), rel=1e-3)
+    assert moved["scaled"] == pytest.approx(0.1 * lr, rel=1e-3)
+
+
+def test_feature_spectrum_loss_weights_the_mean_over_pairs() -> None:
+    from specvae.losses.spectrum import FeatureSpectrumLoss
+
+    g = torch.Generator().manual_seed(4)
+    shapes = [(2, 4, 16, 16), (2, 8, 8, 8), (2, 8, 8, 8), (2, 4, 8, 8)]
+    a = [torch.randn(s, generator=g) for s in shapes]
+    c = [torch.randn(s, generator=g) for s in shapes]
+    fsl = FeatureSpectrumLoss(4, kernel_size=3, sigma=3.0)  # FA-VAE: 0.01 on the mean = 0.0025 per pair
+    per = [FocalFrequencyLoss()(ref_blur(ci, 3, 3.0), ref_blur(ai, 3, 3.0)).item() for ai, ci in zip(a, c)]
+    loss, per_pair = fsl(a, c)
+    assert per_pair.tolist() == pytest.approx(per, rel=1e-5)
+    assert loss.item() == pytest.approx(0.0025 * sum(per), rel=1e-5)
+    # row 5 ("SL w/o kernel"): FFL of the pairs, no σ at all
+    plain = FeatureSpectrumLoss(4, kernel_size=None)
+    assert plain.sigma is None and not list(plain.parameters())
+    want = 0.01 * np.mean([FocalFrequencyLoss()(ci, ai).item() for ai, ci in zip(a, c)])
+    assert plain(a, c)[0].item() == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match="expects 4"):
+        fsl(a[:3], c[:3])
+
+
+def test_feature_spectrum_loss_sigma_layouts() -> None:
+    from specvae.losses.spectrum import FeatureSpectrumLoss
+
+    g = torch.Generator().manual_seed(5)
+    a = [torch.randn(1, 2, 8, 8, generator=g) for _ in range(4)]
+    c = [torch.randn(1, 2, 8, 8, generator=g) for _ in range(4)]
+
+    def ffl_pair(k, sa, sc):
+        return FocalFrequencyLoss()(ref_blur(c[k], 3, sc), ref_blur(a[k], 3, sa)).item()
+
+    def with_sigmas(layout, values):
+        m = FeatureSpectrumLoss(4, 3, sigma_layout=layout, loss_weight=1.0)
+        with torch.no_grad():
+            m.sigmas.theta.copy_(torch.tensor(values))
+        return m(a, c)[1].tolist()
+
+    s = [1.0, 2.0, 3.0, 4.0]
+    assert with_sigmas("shared", s) == pytest.approx([ffl_pair(k, s[k], s[k]) for k in range(4)], rel=1e-5)
+    # the official code: pair k blurs A_k with σ_k and C_k (= decoder list entry 3−k) with σ_{3−k}
+    assert with_sigmas("official", s) == pytest.approx([ffl_pair(k, s[k], s[3 - k]) for k in range(4)], rel=1e-5)
+    s8 = [1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5]
+    assert with_sigmas("separate", s8) == pytest.approx([ffl_pair(k, s8[k], s8[4 + k]) for k in range(4)], rel=1e-5)
+    with pytest.raises(ValueError, match="sigma_layout"):
+        FeatureSpectrumLoss(4, 3, sigma_layout="pairwise")

@@ -4,7 +4,7 @@
 * :class:`AzimuthalLoss` / :func:`azimuthal_loss` -- Durall et al. CVPR 2020, AI loss   (``azimuthal.py``)
 * :class:`WatsonDFTLoss` -- Czolbe et al. NeurIPS 2020, Watson-DFT, gray / RGB          (``watson.py``)
 * :class:`FocalFrequencyLoss` / :func:`focal_frequency_loss` -- Jiang et al. ICCV 2021  (``focal_frequency.py``)
-* :class:`SpectrumLoss`, :class:`DynamicSpectrumLoss` -- Lin et al. CVPR 2023, FA-VAE SL / DSL (``spectrum.py``)
+* :class:`SpectrumLoss`, :class:`DynamicSpectrumLoss` -- Lin et al. CVPR 2023, FA-VAE SL / DSL, :class:`FeatureSpectrumLoss` (``spectrum.py``)
 * the VAE objective and Björk's eq. (3) combination live in ``specvae.losses.vae``.
 
 All take ``(pred, target)`` image batches ``(N, C, H, W)`` in [0, 1] and compute in float32 with autocast
@@ -14,7 +14,7 @@ disabled.
 from specvae.losses.azimuthal import AzimuthalLoss, azimuthal_loss
 from specvae.losses.fft import FFTLoss, ParsevalMSE, fft_loss
 from specvae.losses.focal_frequency import FocalFrequencyLoss, focal_frequency_loss
-from specvae.losses.spectrum import DynamicSpectrumLoss, SpectrumLoss
+from specvae.losses.spectrum import DynamicSpectrumLoss, FeatureSpectrumLoss, SpectrumLoss
 from specvae.losses.watson import WatsonDFTLoss
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "focal_frequency_loss",
     "SpectrumLoss",
     "DynamicSpectrumLoss",
+    "FeatureSpectrumLoss",
 ]
 
 # The VAE objective (owned by the chapter-1 module ``vae.py``): re-exported when present.

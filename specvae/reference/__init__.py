@@ -12,6 +12,14 @@ Files:
     ``FFT``; datasets ``Shape``, ``MNIST``, ``CelebA``; domains ``AI``, ``2D FT``, ``Spatial`` (RMSE, mean ± std over
     test images, as printed; Watson-DFT on Shape is absent, as in the paper). Two entries look like typos in the
     paper and are kept as printed: Table 2, AI/CelebA, 2D FT std 4.3116 and Spatial mean 0.7356.
+``lin2023_table1.csv``  Lin et al., CVPR 2023 (FA-VAE), Table 1: rFID vs codebook size and token grid (FFHQ,
+    ImageNet); columns ``table, model, dataset, codebook_size, grid, rfid, note`` (VQ-VAE-2's "~ 10 (train)" is
+    stored as 10 with the printed text in ``note``).
+``lin2023_table2.csv``  Lin et al., Table 2: the CelebA-HQ ablation, rows 1-14 as printed (row 6 prints μ = 9;
+    the official script used 5); columns ``table, row, ablation_on, ffl, sl, fcm, kernel, dsl, mu, sigma0,
+    pairwise, l1, lpips, rfid`` (yes/no for the ✓/× marks).
+``lin2023_table3.csv``  Lin et al., Table 3: zero-shot reconstruction of ImageNet-trained models on CelebA-HQ
+    and FFHQ; columns ``table, model, f, celeba_rfid, celeba_psnr, ffhq_rfid, ffhq_psnr``.
 
 Usage: ``specvae.reference.load("bjork2022", "table1") -> pandas.DataFrame``; ``available()`` lists the tables.
 """

@@ -1,0 +1,215 @@
+"""Chapter 2 (FA-VAE): the grid, its bad-input errors, the paper's tables as packaged, and a smoke execution."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from specvae import reference
+from specvae.experiments import fa_vae as ch
+from specvae.experiments.hashing import config_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+# the shared folder sits beside the repository (or beside the folder of git worktrees)
+PAPER = next((p for p in (ROOT.parent / "shared" / "papers" / "fa-vae_lin-et-al-2023.txt",
+                          ROOT.parent.parent / "shared" / "papers" / "fa-vae_lin-et-al-2023.txt") if p.is_file()),
+             ROOT.parent / "shared" / "papers" / "fa-vae_lin-et-al-2023.txt")
+
+
+def test_grid_covers_every_table_once() -> None:
+    cfgs = ch.configs("cpu")
+    assert len(cfgs) == 18 and len({config_hash(c) for c in cfgs}) == 18
+    t2 = {(c.variant, c.f) for c in ch.table2_configs("cpu")}
+    assert t2 == {(r, 4) for r in ch.TABLE2_ROWS} and len(t2) == 13  # rows 1, 3-14
+    assert [ch.VARIANTS[r].paper_row for r in ch.TABLE2_ROWS] == [1, *range(3, 15)]
+    t1 = {(c.variant, c.f) for c in ch.table1_configs("cpu")}
+    assert t1 == {(v, f) for v in ("row01", "favae") for f in (4, 8, 16)}
+    # Table 1's f = 4 VQGAN is Table 2's row 1: the same run, stored once
+    assert ("row01", 4) in t2 and sum((c.variant, c.f) == ("row01", 4) for c in cfgs) == 1
+    zero = {(c.variant, c.f) for c in cfgs if c.zero_shot}
+    assert zero == {(v, f) for v in ("row01", "favae") for f in (4, 16)}
+    assert {(c.variant, c.f) for c in cfgs if c.save_tokenizer} == {("favae", 4), ("favae", 8)}
+
+
+def test_rows_are_the_papers_settings() -> None:
+    ref = reference.load("lin2023", "table2").set_index("row")
+    fcm = {"none": None, "CONV": "conv", "RES": "res", "ATTN": "attn"}
+    for name in ch.TABLE2_ROWS:
+        v, p = ch.VARIANTS[name], ref.loc[ch.VARIANTS[name].paper_row]
+        assert v.fcm == fcm[p["fcm"]], name
+        assert v.ffl == (p["ffl"] == "yes"), name
+        assert (v.features != "none") == (p["sl"] == "yes"), name
+        assert (v.features == "dsl") == (p["dsl"] == "yes"), name
+        if p["kernel"] == "yes":
+            # row 6: the official script's μ = 5 (the table prints 9, "a small typo in the paper")
+            assert v.kernel_size == (5 if v.paper_row == 6 else int(p["mu"])), name
+            assert v.sigma0 == p["sigma0"]
+        if p["dsl"] == "yes":
+            assert v.sigma_layout == ("shared" if p["pairwise"] == "yes" else "separate"), name
+
+
+def test_model_and_loss_follow_the_row() -> None:
+    cfg = next(c for c in ch.configs("smoke") if c.variant == "row12")
+    m = ch.build_model(cfg)
+    assert m.vqgan.config.fcm == "res" and m.vqgan.f == 4
+    assert m.spectrum.kernel_size == 9 and m.spectrum.sigma_layout == "shared"
+    assert m.spectrum.sigmas.lr_scale == pytest.approx(0.0125) and m.spectrum.sigma.tolist() == pytest.approx([3.0] * 4)
+    obj = ch.build_objective(cfg, lpips=torch.nn.Identity())
+    assert (obj.weights.ffl, obj.weights.spectrum, obj.weights.gan) == (1.0, 0.01, 0.75)
+    row7 = ch.build_model(next(c for c in ch.configs("smoke") if c.variant == "row07"))
+    assert row7.spectrum.sigma.numel() == 8 and row7.spectrum.sigmas.lr_scale == 1.0
+    base = ch.build_model(next(c for c in ch.configs("smoke") if c.variant == "row01"))
+    assert base.spectrum is None and base.vqgan.config.fcm is None
+    assert ch.build_objective(next(c for c in ch.configs("smoke") if c.variant == "row01")).weights.ffl == 0.0
+    row5 = ch.build_model(next(c for c in ch.configs("smoke") if c.variant == "row05"))
+    assert row5.spectrum.kernel_size is None and row5.spectrum.sigma is None
+    tc = ch.train_config(cfg)
+    assert tc.converge_on == "rec" and tc.betas == (0.5, 0.9) and tc.precision == "bf16"
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    good = ch.configs("smoke")[0]
+    import dataclasses
+
+    with pytest.raises(ValueError, match="f = 12 is not one of the chapter's factors"):
+        dataclasses.replace(good, f=12)
+    with pytest.raises(ValueError, match="starts at step 4, at or past the end of training"):
+        ch.configs("smoke", disc_start=4)
+    with pytest.raises(ValueError, match=r"μ = 15 needs μ//2 < the latent side 4 at f = 16"):
+        dataclasses.replace(next(c for c in ch.configs("smoke") if c.variant == "row14"), f=16)
+    with pytest.raises(ValueError, match="unknown Table 2 rows"):
+        ch.table2_configs("smoke", rows=["row02"])
+    with pytest.raises(ValueError, match="unknown variant"):
+        dataclasses.replace(good, variant="row99")
+
+
+def test_missing_data_set_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    from specvae.data.base import DatasetNotFoundError
+
+    monkeypatch.setenv("SPECVAE_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(DatasetNotFoundError, match="faces64"):
+        ch.run(ch.configs("smoke")[0])
+
+
+def _paper() -> str:
+    if not PAPER.is_file():
+        pytest.skip(f"the paper's text is not at {PAPER}")
+    return PAPER.read_text(encoding="utf-8")
+
+
+def test_reference_tables_match_the_paper_text() -> None:
+    text = _paper()
+    t2 = reference.load("lin2023", "table2")
+    for r in t2.itertuples():
+        line = next(ln for ln in text.splitlines() if re.match(rf"^{r.row}\t", ln))
+        nums = line.split("\t")[-3:]
+        assert [float(x) for x in nums] == [r.l1, r.lpips, r.rfid], line
+    t3 = reference.load("lin2023", "table3")
+    for r in t3.itertuples():
+        assert f"{r.model}\t{r.f}\t{r.celeba_rfid:.2f}\t{r.celeba_psnr:.2f}\t{r.ffhq_rfid:.2f}\t{r.ffhq_psnr:.2f}" \
+            in text
+    t1 = reference.load("lin2023", "table1")
+    for r in t1.itertuples():
+        if r.rfid != 10:
+            assert f"\t{r.codebook_size}\t({r.grid.replace('x', '×')})\t{r.rfid:.2f}" in text, r
+    assert set(t1["table"]) == {"table1"} and set(t2["table"]) == {"table2"} and set(t3["table"]) == {"table3"}
+
+
+@pytest.mark.data
+def test_bench_families() -> None:
+    from specvae.bench import BenchCase
+
+    fams = ch.bench_families("smoke")
+    assert set(fams) == {"row01-f4", "favae-f4"}
+    for case in fams.values():
+        assert isinstance(case, BenchCase) and case.images.dtype == torch.uint8
+        model = case.model()
+        case.objective(model)
+        (phase,) = case.phases(model)
+        assert phase.name == "disc" and phase.start_step == 0
+
+
+@pytest.mark.data
+@pytest.mark.weights
+@pytest.mark.slow
+def test_chapter_runs_at_smoke(tmp_path, monkeypatch) -> None:
+    from specvae.book import execute_chapter, find_banner
+
+    for var in ("SPECVAE_DATA",):
+        if not os.environ.get(var):
+            pytest.fail(f"{var} is not set: point it at the data sets (see README)")
+    results = tmp_path / "results"
+    monkeypatch.setenv("SPECVAE_RESULTS", str(results))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    path = execute_chapter("02_fa_vae", preset="smoke", root=ROOT, output_dir=tmp_path / "book", progress=False)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    banner = find_banner(nb)
+    assert banner is not None and banner.preset == "smoke" and banner.chapter == "02_fa_vae"
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
+    assert sum("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs) >= 4
+    stored = list((results / "02_fa_vae").glob("*.json"))
+    assert len(stored) == 18
+    toks = list((results / "02_fa_vae").glob("*.tokenizer.safetensors"))
+    assert len(toks) == 2 and all(t.stat().st_size < 20e6 for t in toks)
+    from specvae.models.vqgan import VQGAN
+
+    tok = VQGAN.load_tokenizer(toks[0])
+    idx = tok.encode_indices(torch.rand(2, 3, 64, 64))
+    assert idx.dtype == torch.long and idx.shape[0] == 2 and int(idx.max()) < tok.codebook_size
+
+
+def _fake_records(values_from_paper: bool = True):
+    """Records shaped like stored ones, with the paper's Table 2 numbers as 'ours' (or their negation)."""
+    ref = reference.load("lin2023", "table2").set_index("row")
+    out = {}
+    for c in ch.configs("smoke"):
+        v = ch.VARIANTS[c.variant]
+        p = ref.loc[v.paper_row] if v.paper_row else ref.loc[12]
+        sign = 1.0 if values_from_paper else -1.0
+        m = {"ssim": 0.5, "psnr": 20.0, "l1_pm": sign * p["l1"], "lpips_vgg": sign * p["lpips"],
+             "rfid": sign * p["rfid"] * (1.0 if c.f == 4 else c.f / 4 * (0.9 if c.variant == "favae" else 1.0)),
+             "usage": 0.5, "steps_done": 100, "converged": c.variant != "row09",
+             "imagenet_rfid": 1.0, "imagenet_psnr": 2.0, "cifar10_rfid": 3.0, "cifar10_psnr": 4.0}
+        hist = {"step": [1, 2]}
+        if v.features == "dsl":
+            hist.update({"sigma_0": [3.0, 3.1], "sigma_1": [3.0, 2.9]})
+        out[(c.variant, c.f)] = {"metrics": m, "history": hist}
+    return out
+
+
+def test_report_tables_and_orderings_from_known_values() -> None:
+    from specvae.experiments import fa_vae_report as report
+
+    recs = _fake_records()
+    t2 = report.table2(recs, reference.load("lin2023", "table2"))
+    assert t2["Row"].tolist() == [1, *range(3, 15)]
+    assert (t2["rFID ↓"] == t2["Paper rFID"]).all()
+    assert t2.set_index("Row").loc[9, "Conv."] == "†" and t2.set_index("Row").loc[1, "Conv."] == "✓"
+    order = report.orderings(t2).set_index("Metric")
+    assert order.loc["rFID", "Kendall τ"] == pytest.approx(1.0)
+    assert order.loc["rFID", "Our best row"] == order.loc["rFID", "Paper's best row"] == 7
+    # reversed values reverse the ordering
+    t2r = report.table2(_fake_records(False), reference.load("lin2023", "table2"))
+    assert report.orderings(t2r).set_index("Metric").loc["rFID", "Kendall τ"] == pytest.approx(-1.0)
+    text = report.claims(recs, t2, report.orderings(t2))
+    assert "FCMs help** (row 4 vs row 1, rFID 7.04 vs 10.1): holds" in text
+    assert "DSL beats SL** (row 7 vs row 6, rFID 5.9 vs 7.39): holds" in text
+    assert "CONV is the best FCM" in text and "): holds (ours: CONV)" in text
+    assert "at 3 of 3 factors" in text and "1 of 13 Table 2 runs stopped at the step cap" in text
+    t1 = report.table1(recs)
+    assert t1["Tokens"].tolist() == ["16×16", "16×16", "8×8", "8×8", "4×4", "4×4"]
+    t3 = report.table3(recs)
+    assert len(t3) == 4 and set(t3["f"]) == {4, 16}
+    steps, sig = report.sigma_history(recs[("row07", 4)])
+    assert sig.shape == (2, 2) and sig[1].tolist() == [3.1, 2.9]
+    assert report.sigma_history(recs[("row01", 4)])[1].shape == (0, 0)

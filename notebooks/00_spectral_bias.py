@@ -20,6 +20,9 @@
 # Every figure is computed by the `specvae` package in the code cells below; rerun the chapter with one
 # parameter changed (see the exercises at the end) to see how the picture moves.
 
+# %% tags=["remove-cell"]
+import importlib.util as _u, subprocess as _s, sys as _y; _u.find_spec("specvae") or _s.run([_y.executable, "-m", "pip", "install", "-q", "specvae[book] @ git+https://github.com/specvae/specvae"], check=True); import specvae.hosted; specvae.hosted.prepare(["mnist", "faces"], [])
+
 # %% tags=["parameters"]
 preset = "cpu"  # smoke | cpu | gpu | paper
 seed = 0

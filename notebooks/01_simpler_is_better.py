@@ -29,6 +29,9 @@
 # our numbers beside the paper's. Every number below is computed from the stored runs in
 # `book/results/01_simpler_is_better/`; the paper's numbers come from `specvae.reference`.
 
+# %% tags=["remove-cell"]
+import importlib.util as _u, subprocess as _s, sys as _y; _u.find_spec("specvae") or _s.run([_y.executable, "-m", "pip", "install", "-q", "specvae[book] @ git+https://github.com/specvae/specvae"], check=True); import specvae.hosted; specvae.hosted.prepare(["mnist", "faces"], ["watson-gray", "watson-rgb"])
+
 # %% tags=["parameters"]
 preset = "cpu"  # smoke | cpu | gpu | paper
 seeds = None  # seeds per configuration (None: the preset's, 3 at cpu and gpu)

@@ -26,6 +26,9 @@
 # numbers beside the paper's. Every number below is computed from the stored runs in `book/results/02_fa_vae/`;
 # the paper's numbers come from `specvae.reference`.
 
+# %% tags=["remove-cell"]
+import importlib.util as _u, subprocess as _s, sys as _y; _u.find_spec("specvae") or _s.run([_y.executable, "-m", "pip", "install", "-q", "specvae[book] @ git+https://github.com/specvae/specvae"], check=True); import specvae.hosted; specvae.hosted.prepare(["faces", "imagenet-samples", "cifar10"], ["lpips-alex", "lpips-vgg", "fid-inception"])
+
 # %% tags=["parameters"]
 preset = "cpu"  # smoke | cpu | gpu | paper
 train = True  # False: only read stored results (error if one is missing)

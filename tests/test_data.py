@@ -1,6 +1,7 @@
 """Tests of specvae.data: the Shape generator, the loaders, the cache, TensorBatcher and the errors.
 
-Tests marked ``data`` read the real data sets under ``SPECVAE_DATA`` and fail (never skip) when they are missing.
+Tests marked ``data`` read the real data sets under ``SPECVAE_DATA``: skipped when missing (failed with
+``SPECVAE_REQUIRE_DATA=1``; see tests/conftest.py).
 Everything else builds its own small files in a temporary folder.
 """
 
@@ -415,7 +416,7 @@ def test_check_data_reports_missing(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ real data
-@pytest.mark.data
+@pytest.mark.data("mnist")
 def test_mnist_counts_and_pixel_statistics(real_root):
     tr = load_dataset("mnist", "train", root=real_root, image_size=28)
     te = load_dataset("mnist", "test", root=real_root, image_size=28)
@@ -434,7 +435,7 @@ def test_mnist_counts_and_pixel_statistics(real_root):
     assert s.is_subset and len(s) == 100 and torch.equal(s.images, r.images[s.indices])
 
 
-@pytest.mark.data
+@pytest.mark.data("mnist")
 def test_mnist_torchvision_layout(real_root, tmp_path, tmp_cache):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -444,7 +445,7 @@ def test_mnist_torchvision_layout(real_root, tmp_path, tmp_cache):
     assert len(d) == 10_000 and str(raw) in d.source
 
 
-@pytest.mark.data
+@pytest.mark.data("cifar10")
 def test_cifar10_subset(real_root):
     with pytest.warns(UserWarning, match="SUBSET"):
         tr = load_dataset("cifar10", "train", root=real_root)
@@ -459,7 +460,7 @@ def test_cifar10_subset(real_root):
     assert 0.3 < tr.float().mean().item() < 0.6  # natural RGB images, not blank or noise
 
 
-@pytest.mark.data
+@pytest.mark.data("imagenet-samples")
 def test_imagenet_samples(real_root):
     d = load_dataset("imagenet-samples", "test", root=real_root, progress=False)
     assert d.shape == (1_000, 3, 128, 128)
@@ -483,7 +484,7 @@ def _faces_root_with(real_root: Path, tmp_path: Path, shards: list[str]) -> Path
     return root
 
 
-@pytest.mark.data
+@pytest.mark.data("faces")
 def test_faces_split_rule_and_shard_subsets(real_root, tmp_path):
     one = _faces_root_with(real_root, tmp_path, ["faces64-04.zip"])
     two = _faces_root_with(real_root, tmp_path, ["faces64-03.zip", "faces64-04.zip"])
@@ -505,7 +506,7 @@ def test_faces_split_rule_and_shard_subsets(real_root, tmp_path):
     assert lim.is_subset and len(lim) == 10 and torch.equal(lim.images, r.images[pos])
 
 
-@pytest.mark.data
+@pytest.mark.data("faces")
 @pytest.mark.slow
 def test_faces_full_split_and_cache_speed(real_root, tmp_path):
     full_tr = load_dataset("faces", "train", root=real_root)  # decodes once (~20 s on 2 cores), then cached
@@ -573,7 +574,7 @@ def test_shapes_generator_golden_values():
         assert _digest(d) == digest, f"{key}: the Shape images changed; the stored chapter-1 runs no longer match"
 
 
-@pytest.mark.data
+@pytest.mark.data("mnist", "faces")
 @pytest.mark.slow  # faces: the first load decodes the shards (~20 s on 2 cores), then it is cached
 @pytest.mark.parametrize("dataset", ["mnist", "faces"])
 def test_chapter1_real_inputs_golden_values(dataset, real_root, monkeypatch):

@@ -314,7 +314,7 @@ def test_watson_missing_weights_error(tmp_path, monkeypatch) -> None:
         WatsonDFTLoss.pretrained("gray")
 
 
-@pytest.mark.weights
+@pytest.mark.weights("watson-gray", "watson-rgb")
 def test_watson_pretrained_parameters() -> None:
     gray = WatsonDFTLoss.pretrained("gray")
     assert gray.watson.alpha.item() == pytest.approx(-0.1352, abs=1e-4)
@@ -330,7 +330,7 @@ def test_watson_pretrained_parameters() -> None:
     torch.testing.assert_close(rgb.ycbcr_transform[:, 0], torch.tensor([0.299, 0.587, 0.114]))
 
 
-@pytest.mark.weights
+@pytest.mark.weights("watson-gray", "watson-rgb")
 @pytest.mark.parametrize("color,c", [("gray", 1), ("rgb", 3)])
 def test_watson_pretrained_grows_with_distortion(color: str, c: int) -> None:
     loss = WatsonDFTLoss.pretrained(color)
@@ -345,7 +345,7 @@ def test_watson_pretrained_grows_with_distortion(color: str, c: int) -> None:
     assert per.shape == (4,) and per.sum().item() == pytest.approx(blurs[1], rel=1e-5)
 
 
-@pytest.mark.weights
+@pytest.mark.weights("watson-rgb")
 def test_watson_random_shift_wrapper() -> None:
     x = smooth_images(2, 3)
     y = blur(x, 1.0)
@@ -398,7 +398,7 @@ def _watson_numpy(inp: np.ndarray, tgt: np.ndarray, t_tild, alpha, w_tild, beta,
     return d_w + d_p
 
 
-@pytest.mark.weights
+@pytest.mark.weights("watson-gray")
 def test_watson_gray_matches_numpy_reference() -> None:
     loss = WatsonDFTLoss.pretrained("gray", reduction="none").double()
     x = smooth_images(3, 1, size=24).double()
@@ -411,7 +411,7 @@ def test_watson_gray_matches_numpy_reference() -> None:
     np.testing.assert_allclose(loss(y, x).numpy(), ref, rtol=1e-9)
 
 
-@pytest.mark.weights
+@pytest.mark.weights("watson-rgb")
 def test_watson_rgb_is_weighted_sum_over_ycbcr() -> None:
     rgb = WatsonDFTLoss.pretrained("rgb", reduction="none")
     x = smooth_images(2, 3)

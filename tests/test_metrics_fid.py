@@ -119,7 +119,7 @@ def _structured_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
-@pytest.mark.weights
+@pytest.mark.weights("fid-inception")
 @pytest.mark.filterwarnings("ignore:Fréchet distance from")
 def test_inception_features_and_cached_real_statistics(tmp_path, monkeypatch):
     weights_file = require("fid-inception")
@@ -143,7 +143,7 @@ def test_inception_features_and_cached_real_statistics(tmp_path, monkeypatch):
     np.testing.assert_array_equal(s1.sigma, s2.sigma)
 
 
-@pytest.mark.weights
+@pytest.mark.weights("fid-inception")
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Fréchet distance from")
 def test_fid_grows_with_blur_and_matches_direct_computation():

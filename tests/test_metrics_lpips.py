@@ -39,7 +39,7 @@ def _images(n=3, size=64, seed=0):
     return x, y
 
 
-@pytest.mark.weights
+@pytest.mark.weights("lpips-alex", "lpips-vgg")
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_lpips_equals_lpips_package(net):
     require(f"lpips-{net}")
@@ -54,7 +54,7 @@ def test_lpips_equals_lpips_package(net):
     torch.testing.assert_close(LPIPS(net, normalize=False)(2 * x - 1, 2 * y - 1).detach(), c, atol=1e-6, rtol=0)
 
 
-@pytest.mark.weights
+@pytest.mark.weights("lpips-alex")
 def test_lpips_as_a_loss():
     require("lpips-alex")
     loss = LPIPS("alex", reduction="mean")
@@ -79,7 +79,7 @@ def test_lpips_as_a_loss():
                                                                              y[:, :1].expand(-1, 3, -1, -1)))
 
 
-@pytest.mark.weights
+@pytest.mark.weights("lpips-alex")
 def test_lpips_bad_input():
     require("lpips-alex")
     m = LPIPS("alex")

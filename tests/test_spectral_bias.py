@@ -167,7 +167,7 @@ def test_transposed_decoder_at_init_has_nyquist_peaks_nearest_does_not():
 
 
 # -- sections 3-5 end to end on real data ---------------------------------------------------------------------
-@pytest.mark.data
+@pytest.mark.data("faces")
 def test_autoencoder_run_is_stored_and_reloaded(results_tmp):
     _need_data()
     overrides = dict(ae_steps=6, ae_train=32, ae_eval=16, ae_batch=8, ae_eval_every=3)
@@ -185,7 +185,7 @@ def test_autoencoder_run_is_stored_and_reloaded(results_tmp):
     assert again["runs"]["MSE"]["metrics"] == rec["metrics"]
 
 
-@pytest.mark.data
+@pytest.mark.data("faces", "mnist")
 def test_reading_spectra_on_real_images():
     _need_data()
     out = sb.reading_spectra("smoke", n_images=8)

@@ -10,13 +10,17 @@ torch.Size([64, 1, 32, 32])
 Data sets (:data:`DATASETS`): ``shapes`` (generated), ``mnist``, ``cifar10`` (full or the 6,102-image subset),
 ``faces`` (64-px CelebA-style crops in zip shards), ``imagenet-samples`` (one image per class), and ``celeba``,
 ``ffhq``, ``lsun-church`` for users who have them. Files are found under ``SPECVAE_DATA`` (or ``root=``);
-:func:`check_data` reports what is present. Decoded JPEGs are cached under ``specvae.paths.cache_dir()/decoded``.
+:func:`check_data` reports what is present. At the smoke preset a chapter may let generated Shapes stand in for a
+missing data set (``load_dataset(..., fallback="shapes")``, :mod:`specvae.data.fallback`), and says so.
+Decoded JPEGs are cached under ``specvae.paths.cache_dir()/decoded``.
 """
 
 from specvae.data.base import DataError, DataFormatError, DatasetNotFoundError, ImageData, resize_images
 from specvae.data.batching import TensorBatcher
-from specvae.data.loaders import (DATASETS, MNIST_MODES, DataCheck, DatasetInfo, check_data, format_check,
-                                  load_dataset)
+from specvae.data.fallback import (DataFallbackWarning, FallbackNote, fallback_summary, fallbacks, require_data,
+                                   smoke_fallback)
+from specvae.data.loaders import (BOOK_DATASETS, DATASETS, MNIST_MODES, DataCheck, DatasetInfo, check_data,
+                                  format_check, load_dataset)
 from specvae.data.shapes import generate_shapes, shape_parameters
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "ImageData",
     "TensorBatcher",
     "DATASETS",
+    "BOOK_DATASETS",
     "DatasetInfo",
     "MNIST_MODES",
     "check_data",
@@ -35,4 +40,10 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "DataFormatError",
+    "DataFallbackWarning",
+    "FallbackNote",
+    "fallbacks",
+    "fallback_summary",
+    "require_data",
+    "smoke_fallback",
 ]

@@ -69,6 +69,8 @@ class ImageData:
         is_subset: ``True`` when these are not the full standard split (a subset file, missing shards, ``limit``).
         indices: int64 ``(N,)`` stable ids of the images in their source (file number, index in the split), or None.
         source: the files or folder read.
+        stand_in: the generated data set used in place of ``name`` when it was missing and ``fallback=`` allowed
+            a substitute (see :mod:`specvae.data.fallback`); ``None`` for the real data.
     """
 
     images: torch.Tensor
@@ -81,6 +83,7 @@ class ImageData:
     is_subset: bool = False
     indices: torch.Tensor | None = None
     source: str = ""
+    stand_in: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -137,7 +140,8 @@ class ImageData:
     def __repr__(self) -> str:
         return (f"ImageData(name={self.name!r}, split={self.split!r}, images={tuple(self.images.shape)} "
                 f"{self.images.dtype} on {self.images.device}, labels={'yes' if self.labels is not None else 'no'}, "
-                f"is_subset={self.is_subset}, notes={self.notes!r})")
+                f"is_subset={self.is_subset}, {f'stand_in={self.stand_in!r}, ' if self.stand_in else ''}"
+                f"notes={self.notes!r})")
 
 
 def check_image_size(image_size: object, *, name: str) -> int | None:

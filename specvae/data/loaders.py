@@ -50,9 +50,11 @@ import torch.nn.functional as F
 from specvae import paths
 from specvae.data.base import (DataFormatError, DatasetNotFoundError, ImageData, _file_signature, cached_arrays,
                                check_image_size, convert_channels, resize_images, center_crop)
+from specvae.data.fallback import check_fallback, stand_in
 from specvae.data.shapes import generate_shapes
 
-__all__ = ["load_dataset", "check_data", "format_check", "DataCheck", "DATASETS", "DatasetInfo", "MNIST_MODES"]
+__all__ = ["load_dataset", "check_data", "format_check", "DataCheck", "DATASETS", "BOOK_DATASETS", "DatasetInfo",
+           "MNIST_MODES"]
 
 MNIST_MODES = ("resize", "pad")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -123,6 +125,9 @@ DATASETS: dict[str, DatasetInfo] = {
         "<root>/lsun-church/{train,test}/ or put the lmdb folders under <root>/lsun/",
         "Yu et al. 2015"),
 }
+
+#: The stored data sets the book's chapters and tests read (the other loaders are for users who have those sets).
+BOOK_DATASETS: tuple[str, ...] = ("mnist", "cifar10", "faces", "imagenet-samples")
 
 _ALIASES = {"shape": "shapes", "cifar-10": "cifar10", "cifar": "cifar10", "faces64": "faces", "celeba64": "celeba",
             "imagenet": "imagenet-samples", "lsun_church": "lsun-church", "church": "lsun-church"}
@@ -712,7 +717,7 @@ _LOADERS: dict[str, Callable[..., _Raw]] = {
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None,
                  image_size: int | None = None, *, download: bool = False, limit: int | None = None, seed: int = 0,
                  channels: int | None = None, allow_upsample: bool = False, mnist_mode: str = "resize",
-                 progress: bool = True) -> ImageData:
+                 progress: bool = True, fallback: str | None = None) -> ImageData:
     """Load one split of a data set as uint8 images ``(N, C, H, W)`` in 0 … 255 (``.float()`` gives [0, 1]).
 
     Args:
@@ -732,6 +737,10 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         allow_upsample: permit ``image_size`` above the native resolution.
         mnist_mode: how MNIST becomes 32×32: ``"resize"`` (IRMAE/Björk) or ``"pad"`` (2-px zero border).
         progress: show tqdm bars while decoding image files (only the first load; later loads hit the cache).
+        fallback: ``None`` (a missing data set is an error) or ``"shapes"``: when the files are missing, generated
+            Shape images of the same size and channels stand in, marked ``stand_in="shapes"`` and ``STAND-IN``
+            in ``notes``, with a :class:`~specvae.data.DataFallbackWarning`. Refused (the error is raised) when
+            ``SPECVAE_REQUIRE_DATA=1``. Chapters pass :func:`~specvae.data.smoke_fallback` ``(preset)``.
 
     Raises:
         ValueError: unknown name / split, bad ``image_size``, ``limit``, ``channels`` or ``mnist_mode``.
@@ -747,9 +756,16 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     limit = _check_limit(limit)
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise ValueError(f"channels must be 1 (gray), 3 (RGB) or None (the data set's own), got {channels!r}")
+    check_fallback(fallback)
     data_root = paths.data_root(root)
-    raw = _LOADERS[key](data_root, split, size, download=download, limit=limit, seed=seed, channels=channels,
-                        allow_upsample=allow_upsample, mnist_mode=mnist_mode, progress=progress)
+    try:
+        raw = _LOADERS[key](data_root, split, size, download=download, limit=limit, seed=seed, channels=channels,
+                            allow_upsample=allow_upsample, mnist_mode=mnist_mode, progress=progress)
+    except DatasetNotFoundError as err:
+        if fallback is None or key == fallback:
+            raise
+        return stand_in(key, split, size, limit=limit, seed=seed, channels=channels, fallback=fallback,
+                        root=str(data_root), error=err, load=load_dataset)
     images, labels, indices, captions = raw.images, raw.labels, raw.indices, raw.captions
     notes, is_subset = list(raw.notes), raw.is_subset
     resize_to = size if (not raw.done and size is not None and size != raw.native_size) else None

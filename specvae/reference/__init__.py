@@ -20,6 +20,9 @@ Files:
     pairwise, l1, lpips, rfid`` (yes/no for the ✓/× marks).
 ``lin2023_table3.csv``  Lin et al., Table 3: zero-shot reconstruction of ImageNet-trained models on CelebA-HQ
     and FFHQ; columns ``table, model, f, celeba_rfid, celeba_psnr, ffhq_rfid, ffhq_psnr``.
+``lin2023_table4.csv``  Lin et al. (FA-VAE), CVPR 2023, Table 4: text-to-image FID on **MM-CelebA-HQ** (the
+    paper's data set, not ours). Columns ``table, model, dataset, metric, value, reference`` (the paper's citation
+    number of each baseline, whose FID the paper quotes from other papers).
 
 Usage: ``specvae.reference.load("bjork2022", "table1") -> pandas.DataFrame``; ``available()`` lists the tables.
 """
@@ -60,7 +63,7 @@ def load(paper: str, table: str):
 
     with path(paper, table).open("r", encoding="utf-8") as handle:
         frame = pd.read_csv(handle, dtype={"table": str, "objective": str, "dataset": str, "domain": str})
-    for column in ("mean", "std"):
+    for column in ("mean", "std", "value"):
         if column in frame:
             frame[column] = frame[column].astype(float)
     return frame

@@ -1,0 +1,167 @@
+"""Chapter 3 end to end at ``smoke``: runs stored, metrics, curves, sample grids, and the notebook's code.
+
+FA-VAE's tokenizer (chapter 2) is replaced by a stand-in with the same protocol (``tests/cat_doubles.py``), so this
+test checks chapter 3's own path; ``tests/test_chapters.py`` runs the notebook with the real tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cat_doubles import PaletteTokenizer
+from specvae.experiments import cat as ch3
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.data, pytest.mark.weights]  # MNIST / CIFAR-10 and the FID Inception
+
+
+def _patch(mp: pytest.MonkeyPatch, folder: Path) -> None:
+    if not os.environ.get("SPECVAE_DATA"):
+        pytest.fail("SPECVAE_DATA is not set: point it at the data sets (see README)")
+    mp.setenv("SPECVAE_RESULTS", str(folder / "results"))
+    mp.setenv("SPECVAE_RUNS", str(folder / "runs"))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setattr(ch3, "train_tokenizer", lambda cfg, images, run_dir, progress=False: PaletteTokenizer(cfg.codebook_size))
+    mp.setattr(ch3, "_TOKENIZERS", {})
+
+
+@pytest.fixture()
+def chapter_env(tmp_path, monkeypatch):
+    _patch(monkeypatch, tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def smoke_store(tmp_path_factory):
+    """The smoke grid trained once for this module (stand-in tokenizer, temporary results and runs)."""
+    folder = tmp_path_factory.mktemp("ch3")
+    with pytest.MonkeyPatch.context() as mp:
+        _patch(mp, folder)
+        toks, runs = ch3.run_all("smoke", progress=False)
+        yield toks, runs
+
+
+def test_configs_grid_and_matching():
+    cfgs = ch3.configs("cpu")
+    assert {(c.dataset, c.model) for c in cfgs} == {(d, m) for d in ch3.DATASETS for m in ch3.MODELS}
+    shapes = [c for c in cfgs if c.dataset == "shapes"]
+    assert sorted({c.seed for c in shapes}) == [0, 1] and len(cfgs) == 8
+    for c in cfgs:
+        assert c.cat.vocab_size == c.tokenizer.codebook_size and c.cat.grid == (8, 8)
+        assert c.cat.conditioning == ch3.MODELS[c.model]
+        assert c.top_k == c.tokenizer.codebook_size // 2 and c.top_p == 0.95 and c.default_guidance == 3.0
+        assert c.n_test >= 2000
+    # same sizes for CAT and baseline (only the conditioning differs)
+    a, b = (c.cat for c in shapes if c.seed == 0)
+    assert dict(a.__dict__, conditioning=None) == dict(b.__dict__, conditioning=None)
+    with pytest.raises(ValueError, match=r"unknown datasets \['faces'\]"):
+        ch3.configs("cpu", datasets=("faces",))
+    with pytest.raises(ValueError, match="does not match its tokenizer"):
+        import dataclasses
+
+        dataclasses.replace(cfgs[0], cat=dataclasses.replace(cfgs[0].cat, vocab_size=7))
+    with pytest.raises(ValueError, match="guidance"):
+        import dataclasses
+
+        dataclasses.replace(cfgs[0], guidance=(-1.0,))
+
+
+def test_tokenizer_is_chapter_2s_vqgan_or_a_clear_error(tmp_path):
+    cfg = ch3.tokenizer_configs("smoke", datasets=("shapes",))[0]
+    images = ch3.load_pairs("shapes", "train", 16).images
+    try:
+        import specvae.models.vqgan  # noqa: F401
+    except ImportError:
+        with pytest.raises(ch3.TokenizerUnavailable, match="specvae.models.vqgan"):
+            ch3.train_tokenizer(cfg, images, run_dir=tmp_path)
+        return
+    from specvae.models.cat import tokenizer_grid
+
+    tok = ch3.train_tokenizer(cfg, images, run_dir=tmp_path)
+    assert tok.codebook_size == cfg.codebook_size and tokenizer_grid(tok) == cfg.grid == (8, 8)
+    codes = tok.encode_indices(images[:4].float() / 255)
+    assert codes.shape == (4, 8, 8) and int(codes.max()) < cfg.codebook_size
+    again = ch3.train_tokenizer(cfg, images, run_dir=tmp_path)  # loaded from tokenizer.safetensors
+    a, b = tok.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k].float(), b[k].float()) for k in a)
+    # codes agree (an untrained codebook has near-ties, so memory layout alone may flip a few argmins)
+    assert float((again.encode_indices(images[:4].float() / 255) == codes).float().mean()) > 0.9
+
+
+def test_a_tokenizer_with_another_codebook_is_refused(chapter_env, monkeypatch):
+    monkeypatch.setattr(ch3, "train_tokenizer", lambda cfg, images, run_dir, progress=False: PaletteTokenizer(27))
+    cfg = ch3.tokenizer_configs("smoke", datasets=("shapes",))[0]
+    with pytest.raises(ValueError, match="27 codes"):
+        ch3.get_tokenizer(cfg)
+
+
+def test_batcher_resumes_exactly():
+    from specvae.models.text import TextEmbeddings
+
+    codes = torch.arange(40 * 4).view(40, 2, 2)
+    table = TextEmbeddings(torch.randn(5, 3, 8).half(), torch.ones(5, 3, dtype=torch.bool), torch.randn(5, 8))
+    idx = torch.arange(40) % 5
+    a = ch3.CodeTextBatcher(codes, idx, table, 8, seed=3)
+    for _ in range(7):
+        next(a)
+    b = ch3.CodeTextBatcher(codes, idx, table, 8, seed=3)
+    b.load_state_dict(a.state_dict())
+    x, y = next(a), next(b)
+    assert torch.equal(x["codes"], y["codes"]) and torch.equal(x["tokens"], y["tokens"])
+    # each pair keeps its own caption
+    row = x["codes"][:, 0] // 4
+    assert torch.equal(x["pooled"], table.pooled[row % 5])
+
+
+def test_chapter_at_smoke(smoke_store):
+    toks, runs = smoke_store
+    assert len(toks) == 3 and len(runs) == 6
+    store = ch3._store()
+    for cfg in ch3.configs("smoke"):
+        rec = store.load(cfg)
+        m = rec["metrics"]
+        assert rec["provenance"]["preset"] == "smoke"
+        assert m["steps_done"] == cfg.train.steps and "loss_rel_change_last20" in m and "converged" in m
+        assert math.isfinite(m["fid@3"]) and m["fid"] == m["fid@3"]
+        for s in cfg.guidance:
+            key = "acc_all" if cfg.dataset == "shapes" else "class_acc"
+            assert 0.0 <= m[f"{key}@{s:g}"] <= 1.0
+        if cfg.dataset == "shapes":
+            assert {"acc_colour", "acc_kind", "acc_size", "acc_position", "binding", "acc_all_held_out"} <= set(m)
+        else:
+            assert 0.0 <= m["classifier_test_acc"] <= 1.0
+        assert list(rec["arrays"]["guidance"]) == list(cfg.guidance)
+        grid = store.load_npz(cfg, "grid")
+        assert grid["images"].shape == (len(ch3.GRID_CAPTIONS[cfg.dataset]) * cfg.grid_samples, 3, 32, 32)
+        assert grid["images"].dtype == np.uint8
+    tok = store.load(ch3.tokenizer_configs("smoke", datasets=("shapes",))[0])["metrics"]
+    assert tok["parser_real_acc_all"] == 1.0  # the parser is exact on real renders
+    # a second call trains nothing and returns the same table
+    again = ch3.run_all("smoke", train=False, progress=False)[1]
+    assert list(again["fid"]) == list(runs["fid"])
+
+
+def test_notebook_code_runs_at_smoke(smoke_store):
+    import jupytext
+    import matplotlib
+
+    matplotlib.use("Agg")
+    nb = jupytext.read(ROOT / "notebooks" / "03_cat.py")
+    ns: dict = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        src = cell.source
+        if "parameters" in cell.metadata.get("tags", []):
+            src += "\npreset = 'smoke'\n"
+        exec(compile(src, "03_cat.py", "exec"), ns)  # noqa: S102 - our own notebook
+    assert len(ns["frame"]) == 6 and "CAT" in ns["shapes_tab"].index
+    text = ns["rep"].reading(ns["frame"], ns["curves"])
+    assert "CAT" in text and "baseline" in text

@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[book,dev]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[book,dev,text]"
 	touch $(STAMP)
 
 install: $(STAMP)

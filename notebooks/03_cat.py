@@ -28,6 +28,9 @@
 # encoder is all-MiniLM-L6-v2 {cite:p}`wang2020minilm,reimers2019sentence` (we have no CLIP weights). A second check
 # uses real images with class-name captions: MNIST and the CIFAR-10 subset.
 
+# %% tags=["remove-cell"]
+import importlib.util as _u, subprocess as _s, sys as _y; _u.find_spec("specvae") or _s.run([_y.executable, "-m", "pip", "install", "-q", "specvae[book,text] @ git+https://github.com/specvae/specvae"], check=True); import specvae.hosted; specvae.hosted.prepare(["mnist", "cifar10"], ["lpips-alex", "fid-inception"])
+
 # %% tags=["parameters"]
 preset = "cpu"  # smoke | cpu | gpu | paper
 seeds = None  # seeds on Captioned Shapes (None: the preset's, 2 at cpu)

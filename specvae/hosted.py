@@ -35,14 +35,21 @@ REPOSITORY = "https://github.com/specvae/specvae"
 _DOWNLOADABLE = ("mnist", "cifar10")
 
 
-def install_cell(datasets: Sequence[str] = (), weights: Sequence[str] = ()) -> str:
+def install_cell(datasets: Sequence[str] = (), weights: Sequence[str] = (), extras: Sequence[str] = ("book",)) -> str:
     """The source of a chapter's first code cell (one line; tag the cell ``remove-cell``).
 
     ``datasets`` and ``weights`` are the data sets (:data:`specvae.data.DATASETS`) and pretrained files
     (:data:`specvae.metrics.weights.WEIGHTS`) the chapter reads; the line passes them to :func:`prepare`.
+    ``extras`` are the optional dependency groups of ``pyproject.toml`` the chapter needs (``book`` always;
+    chapter 3 adds ``text`` for its sentence encoder).
     """
+    unknown = sorted(set(extras) - {"book", "dev", "text"})
+    if unknown or "book" not in extras:
+        raise ValueError(f"install_cell: extras {list(extras)} must include 'book' and name only book, dev or text "
+                         f"(unknown: {unknown}); they are the optional groups of pyproject.toml")
+    spec = f"specvae[{','.join(extras)}]"
     return ('import importlib.util as _u, subprocess as _s, sys as _y; _u.find_spec("specvae") or '
-            f'_s.run([_y.executable, "-m", "pip", "install", "-q", "specvae[book] @ git+{REPOSITORY}"], check=True); '
+            f'_s.run([_y.executable, "-m", "pip", "install", "-q", "{spec} @ git+{REPOSITORY}"], check=True); '
             f"import specvae.hosted; specvae.hosted.prepare({json.dumps(list(datasets))}, {json.dumps(list(weights))})")
 
 

@@ -537,17 +537,17 @@ def test_check_data_on_real_root(real_root):
 
 
 # ------------------------------------------------------------------------------------------------ golden inputs
-# sha256[:16] of (images, labels or indices) bytes, recorded on 2026-11-23 from the data behind the committed
+# sha256[:16] of (images, labels or indices) bytes, recorded on 2026-11-30 from the data behind the committed
 # results of chapter 1 (book/results/01_simpler_is_better, preset cpu). The images themselves are checked against
 # independent oracles above (cv2 circles, PIL resizes, MNIST counts); these pins catch any later drift of the
 # generator, a loader, a resize or a subset rule, which would silently invalidate the stored runs.
 CHAPTER1_CPU_INPUTS = {
-    ("shapes", "train"): ((10_000, 1, 32, 32), "133ec531a69244c8"),
-    ("shapes", "test"): ((256, 1, 32, 32), "a16d23147d5532dc"),
-    ("mnist", "train"): ((10_000, 1, 32, 32), "c95ce36accbec5fb"),
-    ("mnist", "test"): ((256, 1, 32, 32), "86cb8b224c63bd86"),
-    ("faces", "train"): ((10_000, 3, 64, 64), "ce84a0823c4666ba"),
-    ("faces", "test"): ((256, 3, 64, 64), "2b8f6f52e504f310"),
+    ("shapes", "train"): ((50_000, 1, 32, 32), "7c0acdf532056e2f"),
+    ("shapes", "test"): ((1_000, 1, 32, 32), "274e005c38962f5e"),
+    ("mnist", "train"): ((60_000, 1, 32, 32), "7c67ae6dabf7a985"),
+    ("mnist", "test"): ((1_000, 1, 32, 32), "5d94745c135128a5"),
+    ("faces", "train"): ((22_239, 3, 64, 64), "a4f9a2278349a24a"),
+    ("faces", "test"): ((1_000, 3, 64, 64), "21c526a6938ca341"),
 }
 
 

@@ -7,6 +7,7 @@ Nothing here needs the network: downloads are replaced by stand-ins that return 
 from __future__ import annotations
 
 import ast
+import re
 import gzip
 import hashlib
 import shutil
@@ -295,7 +296,8 @@ def test_every_chapter_opens_with_the_hidden_install_cell(chapter):
     assert "\n" not in line, f"{chapter.name}: the install cell is one line"
     call = ast.parse(line).body[-1].value  # specvae.hosted.prepare([...], [...])
     datasets, weights = (ast.literal_eval(a) for a in call.args)
-    assert line == hosted.install_cell(datasets, weights), f"{chapter.name}: write the cell with install_cell()"
+    extras = re.search(r"specvae\[([\w,]+)\]", line).group(1).split(",")
+    assert line == hosted.install_cell(datasets, weights, extras), f"{chapter.name}: write the cell with install_cell()"
     hosted.prepare(datasets, weights, download=False)  # every name it passes is known (else ValueError)
 
 

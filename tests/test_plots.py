@@ -42,7 +42,8 @@ def test_frequency_map_of_an_image_matches_fft_and_axes_in_cycles_per_pixel():
     im = ax.images[-1]
     arr = np.asarray(im.get_array())
     ref = np.abs(np.fft.fftshift(np.fft.fft2(img.numpy())))
-    np.testing.assert_allclose(np.exp(arr), ref + 1e-8, atol=1e-3)  # ln|F| (zeros differ only by float noise)
+    floor = 16 / (255 * np.sqrt(12))  # the 8-bit noise floor of a 16 x 16 spectrum (specvae.spectral)
+    np.testing.assert_allclose(np.exp(arr), np.sqrt(ref**2 + floor**2), rtol=1e-4)  # ln|F| with the floor
     assert im.get_cmap().name == "magma"
     assert "cycles/pixel" in ax.get_xlabel() and "cycles/pixel" in ax.get_ylabel()
     left, right, bottom, top = im.get_extent()
@@ -55,6 +56,7 @@ def test_frequency_map_of_an_image_matches_fft_and_axes_in_cycles_per_pixel():
     fy = np.fft.fftshift(np.fft.fftfreq(h))[iy]
     assert abs(fx) == pytest.approx(0.25) and fy == 0
     assert len(fig.axes) == 2  # colour bar
+    assert fig.axes[1].get_ylabel() == "ln|F|"
 
 
 def test_frequency_map_rgb_uses_gray_and_batch_mean():
@@ -63,9 +65,17 @@ def test_frequency_map_rgb_uses_gray_and_batch_mean():
     fig, ax = plt.subplots()
     plots.frequency_map(ax, x, colorbar=False)
     gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    ref = np.log(np.abs(np.fft.fftshift(np.fft.fft2(gray.numpy()), axes=(-2, -1))) + 1e-8).mean(0)
-    np.testing.assert_allclose(np.asarray(ax.images[-1].get_array()), ref, atol=1e-3)
+    power = np.abs(np.fft.fftshift(np.fft.fft2(gray.numpy()), axes=(-2, -1))) ** 2
+    floor2 = 64 / (255**2 * 12)  # H W q^2, q = 1 / (255 sqrt 12)
+    ref = 0.5 * np.log(power + floor2).mean(0)
+    np.testing.assert_allclose(np.asarray(ax.images[-1].get_array()), ref, atol=1e-4)
     assert len(fig.axes) == 1
+    # the same map in dB of power: 10 log10(|F|^2 + floor^2) = (20 / ln 10) ln|F|
+    fig2, ax2 = plt.subplots()
+    plots.frequency_map(ax2, x, units="db")
+    np.testing.assert_allclose(np.asarray(ax2.images[-1].get_array()), 10 * np.log10(power + floor2).mean(0),
+                               atol=1e-3)
+    assert fig2.axes[1].get_ylabel() == "power (dB)"
 
 
 def test_frequency_map_rejects_bad_input():
@@ -74,6 +84,25 @@ def test_frequency_map_rejects_bad_input():
         plots.frequency_map(ax, torch.rand(1, 8, 8, 3))
     with pytest.raises(ValueError, match="2-D"):
         plots.frequency_map(ax, np.zeros((2, 8, 8)), spectrum=True)
+    with pytest.raises(ValueError, match="units"):
+        plots.frequency_map(ax, np.zeros((8, 8)), spectrum=True, units="log")
+
+
+def test_frequency_maps_share_one_colour_range_and_one_colour_bar():
+    a, b = np.zeros((8, 8)), np.full((8, 8), 5.0)
+    b[0, 0] = 9.0
+    fig, axes = plt.subplots(1, 2)
+    cb = plots.frequency_maps(axes, [a, b], titles=["a", "b"], units="db")
+    for ax in axes:
+        assert ax.images[-1].get_clim() == (0.0, 9.0)  # min and max over both maps
+    np.testing.assert_allclose(np.asarray(axes[1].images[-1].get_array()), b)
+    assert cb.ax.get_ylabel() == "power (dB)" and len(fig.axes) == 3  # two maps, one colour bar
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    fig, axes = plt.subplots(1, 2)
+    plots.frequency_maps(axes, [a, b], vmin=-1.0, vmax=2.0)
+    assert axes[0].images[-1].get_clim() == (-1.0, 2.0)
+    with pytest.raises(ValueError, match="one axes per map"):
+        plots.frequency_maps(axes, [a])
 
 
 def test_radial_spectra_plots_input_data_with_labels_and_bands():
@@ -86,7 +115,7 @@ def test_radial_spectra_plots_input_data_with_labels_and_bands():
     np.testing.assert_allclose(ax.lines[0].get_xdata(), f)
     np.testing.assert_allclose(ax.lines[1].get_ydata(), mu + 1)
     assert ax.get_xlabel() == "spatial frequency (cycles/pixel)"
-    assert "log power" in ax.get_ylabel()
+    assert ax.get_ylabel() == plots.POWER_LABEL == "power (dB)"
     assert len(ax.collections) == 1  # one ±std band (b has none)
     band = ax.collections[0].get_paths()[0].vertices
     assert band[:, 1].max() == pytest.approx((mu + sd).max()) and band[:, 1].min() == pytest.approx((mu - sd).min())
@@ -165,3 +194,73 @@ def test_error_heatmap_orientation_and_cmap():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "4"]
     with pytest.raises(ValueError, match="shape"):
         plots.error_heatmap(ax, v, x=[0, 1], y=[1, 2, 4], xlabel="s", ylabel="f")
+
+
+def test_smooth_curve_is_a_trailing_moving_average():
+    y = np.array([4.0, 2.0, 6.0, np.nan, 8.0, 0.0, 2.0, 4.0, 6.0, 8.0])
+    s = plots.smooth_curve(y, 0.3)  # window of 3 points, NaN skipped
+    np.testing.assert_allclose(s, [4.0, 3.0, 4.0, 4.0, 7.0, 4.0, 10 / 3, 2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(plots.smooth_curve(y[:3], 0.0), y[:3])
+    with pytest.raises(ValueError, match="frac"):
+        plots.smooth_curve(y, 1.5)
+
+
+def test_convergence_curves_normalise_mark_the_end_and_shade_the_window():
+    fig, ax = plt.subplots()
+    steps = np.arange(1, 101)
+    plots.convergence_curves(ax, {"a": (steps, 10.0 / steps + 1.0), "b": (steps[:50], np.full(50, 3.0))},
+                             converged={"a": True, "b": False}, smooth=0.0, colors={"a": "red"},
+                             linestyles={"b": "--"}, legend=True)
+    line_a, end_a, line_b, end_b = ax.lines
+    np.testing.assert_allclose(line_a.get_ydata(), (10.0 / steps + 1.0) / 1.1)  # divided by its last value
+    assert line_a.get_ydata()[-1] == 1.0 and line_b.get_linestyle() == "--"
+    assert end_a.get_marker() == "o" and matplotlib.colors.to_rgb(end_a.get_markerfacecolor()) == (1.0, 0.0, 0.0)
+    assert end_b.get_marker() == "X"
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "loss ÷ final loss"
+    (span,) = ax.patches
+    assert span.get_x() == pytest.approx(80.0) and span.get_width() == pytest.approx(20.0)  # last 20 % of 100
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    # unknown convergence: an open circle
+    fig2, ax2 = plt.subplots()
+    plots.convergence_curves(ax2, {"c": (steps, steps * 1.0)}, window=None)
+    assert ax2.lines[1].get_markerfacecolor() == "white" and not ax2.patches
+    with pytest.raises(ValueError, match="steps but"):
+        plots.convergence_curves(ax2, {"d": (steps, steps[:5])})
+
+
+def test_log_unit_label_reads_the_scale_from_the_function():
+    from specvae import spectral
+
+    assert plots.log_unit_label(spectral.log_magnitude) == "ln |F|"
+    ln_f = lambda x: torch.log(torch.fft.fft2(x).abs() + 1e-12)  # noqa: E731
+    assert plots.log_unit_label(lambda x: 2 * ln_f(x)) == "ln |F|² (log power)"
+    assert plots.log_unit_label(lambda x: 10 * torch.log10(torch.fft.fft2(x).abs() ** 2)) == "power (dB)"
+    assert plots.log_unit_label(lambda x: 20 * ln_f(x)) == "20 ln |F|"
+    assert plots.log_unit_label(lambda x: 3 * ln_f(x)) == f"log scale ({3 * np.log(2):.3g} per doubling of amplitude)"
+
+
+def test_radial_spectra_line_styles():
+    fig, ax = plt.subplots()
+    f = np.linspace(0, 0.5, 5)
+    plots.radial_spectra(ax, {"a": (f, f, None), "b": (f, f, None)}, linestyles={"b": ":"})
+    assert [ln.get_linestyle() for ln in ax.lines] == ["-", ":"]
+
+
+def test_error_heatmap_log_scale():
+    from matplotlib.colors import LogNorm
+
+    v = np.array([[1.0, 1e-2, 1e-8], [0.5, 0.0, 1e-4]])
+    fig, ax = plt.subplots()
+    plots.error_heatmap(ax, v, x=[0, 1, 2], y=[1, 2], xlabel="s", ylabel="f", log=True, vmax=1.0)
+    norm = ax.images[-1].norm
+    # vmin=0 (the default) on a log scale means "the smallest positive value"
+    assert isinstance(norm, LogNorm) and norm.vmin == pytest.approx(1e-8) and norm.vmax == 1.0
+    # equal ratios get equal colour steps: 1e-8 -> 0, 1e-4 -> 1/2, 1 -> 1
+    assert norm(1e-4) == pytest.approx(0.5) and norm(1.0) == pytest.approx(1.0)
+    assert len(fig.axes) == 2
+    fig, ax = plt.subplots()
+    plots.error_heatmap(ax, v, x=[0, 1, 2], y=[1, 2], xlabel="s", ylabel="f", log=True, vmin=1e-3,
+                        colorbar=False)
+    assert ax.images[-1].norm.vmin == 1e-3 and len(fig.axes) == 1
+    with pytest.raises(ValueError, match="vmin > 0"):
+        plots.error_heatmap(ax, v, x=[0, 1, 2], y=[1, 2], xlabel="s", ylabel="f", log=True, vmin=-1.0)

@@ -1,15 +1,14 @@
-"""specvae.experiments.simpler_is_better: the chapter-1 grid, one smoke run, and the paper comparison."""
+"""specvae.experiments.simpler_is_better: the chapter-1 grid, one smoke run, the evaluation and the losses
+(the tables and the text are tested in test_simpler_is_better_report.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from specvae.experiments import config_hash
 from specvae.experiments import simpler_is_better as ch1
-from specvae.experiments import simpler_is_better_report as report
 from specvae.experiments.store import MissingResultError
 from specvae.metrics import psnr, ssim
 
@@ -97,79 +96,6 @@ def test_evaluate_on_a_perfect_model_gives_zero_error():
     # PSNR is +inf for every exact reconstruction: left out of the mean (NaN when nothing is left), never inf
     assert np.isnan(ev["metrics"]["psnr_mean"]) and np.isinf(ev["per_image"]["psnr"]).all()
     np.testing.assert_allclose(ev["arrays"]["profile_real_mean"], ev["arrays"]["profile_recon_mean"])
-
-
-def _fake_summary(reference: pd.DataFrame, noise: float = 0.0) -> pd.DataFrame:
-    inv_ds = {v: k for k, v in ch1.PAPER_DATASET.items()}
-    inv_obj = {"Vanilla-VAE": "vanilla", "Watson-DFT": "watson", "AI": "ai", "FFT": "fft"}
-    inv_tab = {"table1": "transposed", "table2": "nearest_conv5"}
-    return pd.DataFrame({"upsample": reference["table"].map(inv_tab), "dataset": reference["dataset"].map(inv_ds),
-                         "objective": reference["objective"].map(inv_obj), "domain": reference["domain"],
-                         "mean": reference["mean"] + noise, "std": 0.0, "n_seeds": 1, "test_std_mean": 0.0})
-
-
-def test_comparison_with_the_paper_and_ordering():
-    from specvae import reference
-
-    ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
-    comp = report.compare_with_paper(_fake_summary(ref), ref)
-    assert len(comp) == 66 and np.allclose(comp["gap"], 0.0)
-    # the paper's best FFT on MNIST, table 1, every domain
-    best = comp[(comp.table == "table1") & (comp.dataset == "mnist") & comp.paper_best]
-    assert set(best.objective) == {"fft"}
-    order = report.ordering_agreement(comp)
-    assert len(order) == 2 * 3 * 3 and order["same_best"].all()
-    assert np.allclose(order.loc[order.n > 2, "kendall_tau"], 1.0)
-    # a reversed ranking gives tau = -1
-    rev = _fake_summary(ref)
-    rev["mean"] = -rev["mean"]
-    order_rev = report.ordering_agreement(report.compare_with_paper(rev, ref))
-    assert np.allclose(order_rev.loc[order_rev.n > 2, "kendall_tau"], -1.0)
-
-
-def test_summary_table_means_over_seeds():
-    frame = pd.DataFrame({
-        "upsample": ["transposed"] * 2, "dataset": ["mnist"] * 2, "objective": ["fft"] * 2,
-        "rmse_ai_mean": [1.0, 3.0], "rmse_ai_std": [0.5, 0.7], "rmse_ft_mean": [2.0, 2.0], "rmse_ft_std": [0.0, 0.0],
-        "rmse_spatial_mean": [0.1, 0.3], "rmse_spatial_std": [0.0, 0.0]})
-    s = report.summary_table(frame).set_index("domain")
-    assert s.loc["AI", "mean"] == 2.0 and s.loc["AI", "std"] == pytest.approx(np.sqrt(2.0))
-    assert s.loc["AI", "test_std_mean"] == pytest.approx(0.6) and s.loc["AI", "n_seeds"] == 2
-
-
-def test_paper_table_marks_best_and_shows_the_papers_numbers():
-    from specvae import reference
-
-    ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
-    comp = report.compare_with_paper(_fake_summary(ref), ref)
-    t1 = report.paper_table(comp, "transposed")
-    # 3 data sets x 4 objectives minus the paper's missing Watson row on Shapes; 3 domains x 5 columns
-    assert t1.shape == (11, 15)
-    assert list(t1.columns.get_level_values(0).unique()) == ["AI", "2D FT", "Spatial"]
-    mnist_fft = t1.loc[("MNIST", "FFT")]
-    # our numbers equal the paper's here, so both marks sit on the paper's best (FFT on MNIST, Table 1)
-    assert mnist_fft[("AI", "ours")].endswith("✓") and mnist_fft[("AI", "paper")].endswith("★")
-    assert float(mnist_fft[("AI", "gap")]) == 0.0
-    row = ref[(ref.table == "table1") & (ref.dataset == "MNIST") & (ref.objective == "FFT") & (ref.domain == "AI")]
-    assert mnist_fft[("AI", "paper")].startswith(f"{float(row['mean'].iloc[0]):.4g} ±")
-    assert not t1.loc[("MNIST", "Vanilla-VAE")][("AI", "ours")].endswith("✓")
-    with pytest.raises(ValueError, match="unknown upsample"):
-        report.paper_table(comp, "bilinear")
-
-
-def test_discussion_is_written_from_the_numbers():
-    from specvae import reference
-
-    ref = pd.concat([reference.load("bjork2022", "table1"), reference.load("bjork2022", "table2")])
-    summary = _fake_summary(ref)
-    comp = report.compare_with_paper(summary, ref)
-    text = report.discussion(summary, comp, report.ordering_agreement(comp))
-    assert "mean Kendall τ between our and the paper's ranking over 18 columns is 1.00" in text
-    assert "the best objective agrees in 18 of 18 columns" in text
-    assert "median ratio ours / paper per domain: 2D FT 1, AI 1, Spatial 1" in text
-    reversed_summary = summary.assign(mean=-summary["mean"])
-    comp_rev = report.compare_with_paper(reversed_summary, ref)
-    assert "is -1.00" in report.discussion(reversed_summary, comp_rev, report.ordering_agreement(comp_rev))
 
 
 def test_evaluate_aggregates_per_image_metrics_in_eval_mode():

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from specvae.experiments import spectral_bias as sb
+from specvae.experiments import spectral_bias_report as rep
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +24,7 @@ def _flush_denormals():
 @pytest.fixture
 def results_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
     return tmp_path / "results"
 
 
@@ -44,6 +46,11 @@ def test_presets_cover_the_four_names_and_overrides():
         sb.sizes("cpu", upsample="bilinear")
     with pytest.raises(ValueError, match="eq. 3"):
         sb.sizes("cpu", fft_weight=2.0)
+    with pytest.raises(ValueError, match="focal_weight"):
+        sb.sizes("cpu", focal_weight=-0.1)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        sb.sizes("cpu", recover_code=1000)  # a 4x4 grid at 32 px
+    assert sb.sizes("smoke", pca_codes=[8, 16]).pca_codes == (8, 16)
     with pytest.raises(ValueError, match="smoke"):
         sb.sizes("laptop")
 
@@ -52,10 +59,21 @@ def test_configs_are_unique_and_hash_differently():
     from specvae.experiments.hashing import config_hash
 
     cfgs = sb.configs("smoke")
-    # 2 regressions, 2 image fits, 2 up-sampling AEs; the MSE/transposed AE is shared by sections 4 and 5
-    assert len(cfgs) == 7
-    assert len({config_hash(c) for c in cfgs}) == 7
-    assert config_hash(sb.configs("smoke", fft_weight=0.3)[-1]) != config_hash(cfgs[-1])
+    # 2 regressions, 2 image fits, 2 up-sampling AEs, the MSE + FFT AE (the MSE/transposed AE is shared by
+    # sections 4-6), the focal-frequency and spatial-code AEs of section 6, the 2 exercise regressions
+    assert len(cfgs) == 11
+    assert len({config_hash(c) for c in cfgs}) == 11
+    ae = [c for c in cfgs if isinstance(c, sb.AutoencoderConfig)]
+    assert [(c.code, c.spectral_loss) for c in ae] == [
+        ("dense", "none"), ("dense", "none"), ("dense", "fft"), ("dense", "focal"), ("spatial", "none")]
+    assert {c.upsample for c in ae[2:]} == {"transposed"} and ae[1].upsample == "nearest_conv5"
+    # every autoencoder trains by the convergence rule, in bf16; the coordinate MLPs in fp32, fixed length
+    assert all(c.converge_tol == 0.01 and c.precision == "bf16" for c in ae)
+    assert all(c.precision == "fp32" for c in cfgs if not isinstance(c, sb.AutoencoderConfig))
+    fft = [c for c in sb.configs("smoke", fft_weight=0.3) if getattr(c, "spectral_loss", "") == "fft"]
+    assert config_hash(fft[0]) != config_hash(ae[2])
+    # asking section 5 for the focal loss makes its second run the one of section 6: one run, not two
+    assert len(sb.configs("smoke", spectral_loss="focal", fft_weight=0.5)) == 10
 
 
 def test_run_all_without_training_reports_missing_results(results_tmp):
@@ -68,10 +86,10 @@ def test_run_all_without_training_reports_missing_results(results_tmp):
 # -- section 1 helpers ---------------------------------------------------------------------------------------
 def test_power_law_slope_recovers_exponent():
     f = np.linspace(0.01, 0.5, 50)
-    beta, c = sb.power_law_slope(f, 3.0 * f**-2.0, 0.02, 0.4)
+    beta, c = rep.power_law_slope(f, 3.0 * f**-2.0, 0.02, 0.4)
     assert beta == pytest.approx(-2.0, abs=1e-9) and c == pytest.approx(math.log(3.0), abs=1e-9)
     with pytest.raises(ValueError, match="slope_range"):
-        sb.power_law_slope(f, f, 0.6, 0.7)
+        rep.power_law_slope(f, f, 0.6, 0.7)
 
 
 def test_degradations_move_high_frequency_energy_the_right_way():
@@ -87,20 +105,20 @@ def test_degradations_move_high_frequency_energy_the_right_way():
         return band_energies(y, edges)["0.25-0.71"].mean().item()
 
     h0 = high(x)
-    assert high(sb.degrade(x, "blur", blur_sigma=1.0)) < 0.4 * h0
-    assert high(sb.degrade(x, "downsample")) < 0.5 * h0
-    assert high(sb.degrade(x, "noise", noise_std=0.2)) > 2 * h0
-    j = sb.degrade(x, "jpeg", jpeg_quality=10)
+    assert high(rep.degrade(x, "blur", blur_sigma=1.0)) < 0.4 * h0
+    assert high(rep.degrade(x, "downsample")) < 0.5 * h0
+    assert high(rep.degrade(x, "noise", noise_std=0.2)) > 2 * h0
+    j = rep.degrade(x, "jpeg", jpeg_quality=10)
     assert j.shape == x.shape and j.dtype == torch.float32 and not torch.equal(j, x)
     # JPEG quantises the high frequencies hardest: at quality 10 the fine texture's energy drops; at quality 100
     # the round trip is within a few grey levels of the input (gray and colour images alike)
     assert high(j) < 0.6 * h0
     for img in (x, x.expand(-1, 3, -1, -1)):
-        near = sb.degrade(img, "jpeg", jpeg_quality=100)
+        near = rep.degrade(img, "jpeg", jpeg_quality=100)
         assert near.shape == img.shape and (near - img).abs().max().item() < 6 / 255
-    assert sb.degrade(x, "original") is x
+    assert rep.degrade(x, "original") is x
     with pytest.raises(ValueError, match="degradation"):
-        sb.degrade(x, "sharpen")
+        rep.degrade(x, "sharpen")
 
 
 # -- section 2 ------------------------------------------------------------------------------------------------
@@ -157,13 +175,98 @@ def test_checkerboard_score_detects_period_two_pattern():
         sb.checkerboard_score(np.zeros((5, 5)))
 
 
+def test_checkerboard_score_is_in_the_units_of_the_map():
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 16, 16)
+    from specvae.spectral import log_magnitude
+
+    ln = sb.checkerboard_score(log_magnitude(x).mean(dim=(0, 1)))
+    db = sb.checkerboard_score(sb.mean_db_map(x))
+    assert db == pytest.approx(20 / math.log(10) * ln, rel=1e-5)
+
+
+def test_mean_db_map_is_ten_log10_power_with_the_noise_floor():
+    torch.manual_seed(1)
+    x = torch.rand(3, 3, 8, 8)
+    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).numpy()
+    power = np.abs(np.fft.fftshift(np.fft.fft2(gray), axes=(-2, -1))) ** 2
+    ref = (10 * np.log10(power + 64 / (255**2 * 12))).mean(0)
+    np.testing.assert_allclose(sb.mean_db_map(x), ref, atol=1e-3)
+
+
+def test_axis_slice_reads_the_horizontal_axis_up_to_nyquist():
+    m = np.zeros((8, 8))
+    m[4, 4 + 2] = 5.0  # f_x = 2/8
+    m[4, 0] = 7.0  # f_x = -1/2, the same frequency as +1/2
+    m[3, 4 + 1] = 9.0  # off the axis: not in the slice
+    f, v = rep.axis_slice(m)
+    np.testing.assert_allclose(f, [0, 0.125, 0.25, 0.375, 0.5])
+    np.testing.assert_allclose(v, [0, 0, 5.0, 0, 7.0])
+
+
 def test_transposed_decoder_at_init_has_nyquist_peaks_nearest_does_not():
-    init = sb.upsampling_at_init("smoke")
-    scores = init["scores"].set_index("upsampling")["checkerboard_score"]
-    assert scores["transposed"] > 1.0
-    assert scores["transposed"] > scores["nearest_conv5"] + 2.0
+    init = rep.upsampling_at_init("smoke")
+    scores = init["scores"].set_index("upsampling")["checkerboard_score"]  # dB
+    assert scores["transposed"] > 5.0
+    assert scores["transposed"] > scores["nearest_conv5"] + 10.0
     f, mu, sd = init["profiles"]["transposed"]
     assert f.shape == mu.shape == sd.shape and f.max() > 0.5
+    # along the f_x axis: a peak at 1/2 for transposed convolutions, a dip for nearest-neighbour copies
+    for kind, sign in (("transposed", 1), ("nearest_conv5", -1)):
+        f, v = init["slices"][kind]
+        assert f[-1] == 0.5
+        assert sign * (v[-1] - np.median(v[1:])) > 3.0
+
+
+# -- band measures and section 6 ------------------------------------------------------------------------------
+def test_band_labels_name_bands_in_cycles_per_pixel():
+    assert rep.band_label("0.125-0.25") == "1/8–1/4"
+    assert rep.band_label("0-0.125") == "0–1/8"
+    assert rep.band_label("0.5-0.75") == "corners (> 1/2)"
+    assert rep.band_labels((0.0, 0.125, 0.25, 0.375, 0.5, 0.75)) == [
+        "0–1/8", "1/8–1/4", "1/4–3/8", "3/8–1/2", "corners (> 1/2)"]
+
+
+def test_band_measures_on_analytic_cases():
+    torch.manual_seed(0)
+    edges = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75)
+    x = torch.rand(6, 1, 16, 16)
+    # a reconstruction that is twice the image has 4x the energy and the image's own energy as error, per band
+    for v in sb.band_energy_ratios(x, 2 * x, edges).values():
+        assert v == pytest.approx(4.0, rel=1e-5)
+    for v in sb.relative_band_errors(x, 2 * x, edges).values():
+        assert v == pytest.approx(1.0, rel=1e-5)
+    for v in sb.relative_band_errors(x, torch.zeros_like(x), edges).values():
+        assert v == pytest.approx(1.0, rel=1e-5)
+    # white noise of variance s^2: the unitary FFT gives s^2 per frequency bin, in every band
+    noise = 0.1 * torch.randn(400, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    per_bin = rep.per_bin_band_errors(torch.zeros_like(noise), noise, edges)
+    assert list(per_bin) == rep.band_labels(edges)
+    for v in per_bin.values():
+        assert v == pytest.approx(0.01, rel=0.05)
+
+
+def test_converged_mark():
+    assert rep.converged_mark({"converged": True, "steps_done": 2400}) == "yes (2,400 steps)"
+    assert rep.converged_mark({"converged": False, "steps_done": 6000}) == "no: stopped at the cap (6,000 steps)"
+    assert rep.converged_mark({"converged": None, "steps_done": 600}) == "fixed length (600 steps)"
+
+
+def test_spatial_code_autoencoder_keeps_a_grid_of_the_given_size():
+    torch.manual_seed(0)
+    m = sb.SpatialCodeAutoencoder(3, 32, 8, 3, latent_dim=256)
+    x = torch.rand(2, 3, 32, 32)
+    z = m.encode(x)
+    assert z.shape == (2, 16, 4, 4) and z[0].numel() == 256
+    y = m(x)
+    assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+    # each code cell describes its own region: changing one cell changes the output near it most
+    z2 = z.clone()
+    z2[:, :, 0, 0] += 5.0
+    d = (m.decode(z2) - m.decode(z)).abs().mean(dim=(0, 1))
+    assert d[:16, :16].mean() > 3 * d[16:, 16:].mean()
+    with pytest.raises(ValueError, match="multiple of s²"):
+        sb.SpatialCodeAutoencoder(3, 32, 8, 3, latent_dim=100)
 
 
 # -- sections 3-5 end to end on real data ---------------------------------------------------------------------
@@ -171,29 +274,64 @@ def test_transposed_decoder_at_init_has_nyquist_peaks_nearest_does_not():
 def test_autoencoder_run_is_stored_and_reloaded(results_tmp):
     _need_data()
     overrides = dict(ae_steps=6, ae_train=32, ae_eval=16, ae_batch=8, ae_eval_every=3)
-    out = sb.autoencoders("smoke", **overrides)
+    out = rep.autoencoders("smoke", **overrides)
     assert set(out["runs"]) == {"MSE", "MSE + FFT (α=0.5)"}
     rec = out["runs"]["MSE"]
     bands = rec["extra"]["band_history"]
     assert bands["step"] == [0, 3, 6]
-    assert set(bands) - {"step"} == {"0-0.125", "0.125-0.25", "0.25-0.375", "0.375-0.5"}
+    assert set(bands) - {"step"} == {"0-0.125", "0.125-0.25", "0.25-0.375", "0.375-0.5", "0.5-0.75"}
     assert rec["images"]["recon"].shape == (8, 3, 32, 32)
-    assert 0 < rec["metrics"]["psnr"] < 60
+    m = rec["metrics"]
+    assert 0 < m["psnr"] < 60
+    # 6 steps never satisfy the rule (it waits for 10 logged intervals and converge_min_steps): flagged
+    assert m["converged"] is False and m["steps_done"] == 6
+    assert m["band_error_0.5-0.75"] == pytest.approx(bands["0.5-0.75"][-1])
+    assert set(out["table"].columns) >= {"autoencoder", "PSNR (dB)", "1/8–1/4", "corners (> 1/2)", "converged"}
     assert len(list(Path(results_tmp, sb.CHAPTER).glob("*.json"))) == 2
     # stored: train=False now reads without training
-    again = sb.autoencoders("smoke", train=False, **overrides)
+    again = rep.autoencoders("smoke", train=False, **overrides)
     assert again["runs"]["MSE"]["metrics"] == rec["metrics"]
+    # the band history is kept beside the checkpoints, so a resumed run keeps the points it recorded
+    saved = Path(os.environ["SPECVAE_RUNS"], sb.CHAPTER)
+    assert len(list(saved.glob("*/band_history.json"))) == 2
+
+
+@pytest.mark.data
+def test_section_6_runs_and_the_linear_bound(results_tmp):
+    _need_data()
+    overrides = dict(ae_steps=4, ae_train=64, ae_eval=16, ae_batch=8, ae_eval_every=2, pca_codes=[8, 32])
+    out = rep.recovering("smoke", **overrides)
+    assert list(out["runs"]) == ["MSE", "MSE + FFT (α=0.5)", "MSE + focal frequency (α=0.5)",
+                                 "MSE, spatial code (256 numbers)"]
+    assert list(out["errors"]["autoencoder"]) == list(out["runs"])
+    pca = out["pca"].set_index("numbers in the code")
+    # more components, lower error: in total (PSNR) and in the band just above the lowest
+    assert pca.loc[32, "PSNR (dB)"] > pca.loc[8, "PSNR (dB)"]
+    assert pca.loc[32, "1/8–1/4"] < pca.loc[8, "1/8–1/4"]
+    with pytest.raises(ValueError, match="training images"):
+        rep.pca_band_errors("smoke", codes=[128], ae_train=64)
 
 
 @pytest.mark.data("faces", "mnist")
 def test_reading_spectra_on_real_images():
     _need_data()
-    out = sb.reading_spectra("smoke", n_images=8)
+    out = rep.reading_spectra("smoke", n_images=8)
     slopes = out["slopes"].set_index("images")["slope"]
-    assert set(slopes.index) >= {"faces", "MNIST", "Shapes", "faces, blur", "faces, noise"}
+    assert set(slopes.index) >= {"faces", "MNIST", "Shapes", "faces, original", "faces, blur", "faces, noise"}
     # power decays with frequency, faster after blur, slower with white noise
     assert slopes["faces"] < -1
-    assert slopes["faces, blur"] < slopes["faces"] < slopes["faces, noise"]
+    assert slopes["faces, blur"] < slopes["faces, original"] < slopes["faces, noise"]
+    # the three data sets share one size (one colour scale for their maps)
+    assert {out["maps"][n].shape for n in ("faces", "MNIST", "Shapes")} == {(32, 32)}
+    # white noise adds equal power per frequency to a spectrum that falls: its relative error grows from band to
+    # band and outweighs the faces' own (weak) corners; blur keeps the lowest band and damages all above it
+    # (not monotonically: the image-border jumps on the axes survive a blur that pads by reflection)
+    err = out["errors"].set_index("degradation")
+    bands = rep.band_labels(sb.PRESETS["smoke"].band_edges)
+    assert np.all(np.diff(err.loc["noise", bands].to_numpy(dtype=float)) > 0)
+    assert err.loc["noise", bands[-1]] > 1
+    assert err.loc["blur", bands[0]] < 0.01 and err.loc["blur", bands[1:]].min() > 10 * err.loc["blur", bands[0]]
+    assert err.loc["blur", "PSNR (dB)"] > 20
 
 
 def test_runs_record_the_preset_they_came_from():

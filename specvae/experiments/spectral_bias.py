@@ -1,22 +1,31 @@
-"""Chapter 0, "Spectral bias, hands on": every computation behind the chapter's tables and figures.
+"""Chapter 0, "Spectral bias, hands on": the runs behind the chapter (what is trained and stored).
 
-The notebook ``notebooks/00_spectral_bias.py`` is thin: it picks a preset, then calls one function per section
-and plots what it returns with :mod:`specvae.plots`. The sections:
+The notebook ``notebooks/00_spectral_bias.py`` is thin: it picks a preset and calls one function per section of
+:mod:`specvae.experiments.spectral_bias_report`, which loads (or trains, through :func:`load_or_train`) the runs
+defined here and turns them into tables; the live computations of sections 1, 4 and 6 (spectra of data sets and
+degradations, untrained decoders, the linear bound) live there too. This module holds only what a stored run
+depends on, so that editing how results are shown never changes the code fingerprint of the runs:
 
-1. :func:`reading_spectra` - spectra of real images (faces, MNIST, Shapes) and of degraded faces (blur,
-   down-sampling, JPEG, noise); the power-law slope of the radial power spectrum. Computed live (seconds).
-2. :func:`regression_1d` - Rahaman et al.'s experiment: an MLP fits a 1-D sum of equal-amplitude sinusoids; the
-   error of each frequency over training, with raw coordinates and with Fourier features (Tancik et al.).
-3. :func:`image_fit_2d` - an MLP fits one image from its pixel coordinates; reconstructions and radial spectra
-   at several training steps.
-4. :func:`upsampling` - transposed convolution vs nearest + 5×5 convolution, at initialisation (live) and after
-   training a small autoencoder (stored).
-5. :func:`autoencoders` - a small autoencoder trained with MSE vs MSE + FFT loss on faces; per-band spectral
-   error over training.
+2. regression runs (:class:`RegressionConfig`): Rahaman et al.'s experiment, an MLP fits a 1-D sum of
+   equal-amplitude sinusoids; the error of each frequency over training, with raw coordinates and with Fourier
+   features (Tancik et al.); also the two runs the exercises ask about.
+3. image fits (:class:`ImageFitConfig`): an MLP fits one image from its pixel coordinates.
+4-6. autoencoders (:class:`AutoencoderConfig`) on faces: transposed convolution vs nearest + 5×5 convolution
+   (section 4), MSE vs MSE + FFT loss (section 5), MSE + focal frequency loss and a spatial code
+   (:class:`SpatialCodeAutoencoder`, section 6); per-band spectral error over training.
 
-Sections 2-5 train through :func:`specvae.train.fit`; their results are stored in a
+Units: radial spectra are in dB of power (``10 log10(|F|^2 + floor^2)``, :func:`specvae.spectral.radial_profile`'s
+default) and so are the chapter's frequency maps (:func:`mean_db_map`) and the checkerboard score; the 8-bit
+noise floor of :mod:`specvae.spectral` bounds them from below.
+
+Every run trains through :func:`specvae.train.fit`; results are stored in a
 :class:`~specvae.experiments.store.ResultStore` (``book/results/00_spectral_bias/``), so the book is rebuilt
-without retraining (``train=False`` reads them and fails clearly when one is missing).
+without retraining (``train=False`` reads them and fails clearly when one is missing). The coordinate MLPs train
+for a fixed number of steps in float32 (they show learning *speed*; their errors go down to 1e-8, below what
+bf16 resolves); the autoencoders train in bf16 autocast (measured 1.5x faster per step on the CPU) until the
+convergence rule of :class:`specvae.train.TrainConfig` stops them (or the step cap), with their learning rate
+halved every ``ae_lr_decay_every`` steps, and record ``converged``, ``loss_rel_change_last20`` and
+``steps_done``.
 
 The chapter-module contract: :data:`CHAPTER`, :class:`Sizes`, :data:`PRESETS`, :func:`configs`, :func:`run`,
 :func:`run_all`.
@@ -25,12 +34,10 @@ The chapter-module contract: :data:`CHAPTER`, :class:`Sizes`, :data:`PRESETS`, :
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -47,33 +54,29 @@ __all__ = [
     "ImageFitConfig",
     "AutoencoderConfig",
     "RunConfig",
+    "SpatialCodeAutoencoder",
+    "CODES",
+    "SPECTRAL_LOSSES",
     "sizes",
     "configs",
     "run",
     "run_all",
-    "reading_spectra",
-    "power_law_slope",
-    "degrade",
-    "DEGRADATIONS",
-    "regression_1d",
-    "image_fit_2d",
-    "upsampling_at_init",
-    "checkerboard_score",
-    "upsampling",
-    "autoencoders",
+    "load_or_train",
     "regression_target",
     "frequency_errors_1d",
+    "checkerboard_score",
     "relative_band_errors",
-    "SPECTRAL_LOSSES",
+    "band_energy_ratios",
+    "mean_db_map",
 ]
 
-#: spectral losses section 5 can add to the MSE (``spectral_loss`` knob)
+#: spectral losses sections 5-6 can add to the MSE (``spectral_loss`` knob: the second run of section 5)
 SPECTRAL_LOSSES: tuple[str, ...] = ("fft", "focal")
 
-CHAPTER = "00_spectral_bias"
+#: the autoencoder's code: a dense vector (``ConvAutoencoder``) or a grid that keeps the spatial layout
+CODES: tuple[str, ...] = ("dense", "spatial")
 
-#: degradations of section 1, in display order
-DEGRADATIONS: tuple[str, ...] = ("original", "blur", "downsample", "jpeg", "noise")
+CHAPTER = "00_spectral_bias"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -83,23 +86,33 @@ DEGRADATIONS: tuple[str, ...] = ("original", "blur", "downsample", "jpeg", "nois
 class Sizes:
     """Every knob of the chapter, with one value per preset (see :data:`PRESETS`).
 
-    Section 1: ``n_images`` images per data set for the mean spectra, at ``image_size`` pixels (faces);
-    ``blur_sigma`` (pixels), ``jpeg_quality`` (1-100) and ``noise_std`` (in [0, 1] units) set the degradations;
-    ``slope_range`` is the frequency range (cycles/pixel) of the power-law fit.
+    Section 1: ``n_images`` images per data set for the mean spectra; the three data sets are compared at 32
+    pixels (MNIST and Shapes are stored at that size; faces are down-scaled to it) and the degradations are
+    shown on faces at ``image_size`` pixels; ``blur_sigma`` (pixels), ``jpeg_quality`` (1-100) and
+    ``noise_std`` (in [0, 1] units) set the degradations; ``slope_range`` is the frequency range
+    (cycles/pixel) of the power-law fit.
 
     Section 2: ``frequencies`` (cycles per unit interval) of the target ``Σ_k sin(2π k x + φ_k)`` sampled at
     ``n_points`` points of [0, 1); an MLP of ``reg_depth`` × ``reg_width`` ReLU units trained full-batch for
     ``reg_steps`` Adam steps at ``reg_lr``; errors recorded every ``reg_eval_every`` steps. The Fourier-feature
-    run uses ``fourier_features`` random frequencies of standard deviation ``fourier_scale``.
+    run uses ``fourier_features`` random frequencies of standard deviation ``fourier_scale``. The exercises'
+    runs: raw coordinates on ``ex_frequencies``, and Fourier features of scale ``ex_fourier_scale``.
 
     Section 3: one face at ``fit_size`` pixels (gray), MLP ``fit_depth`` × ``fit_width``, ``fit_steps`` steps,
     snapshots at ``fit_snapshots``; Fourier features of scale ``fit_fourier_scale`` (0 = only the raw MLP).
 
-    Sections 4-5: autoencoders on faces at ``ae_size`` pixels, ``ae_train`` training and ``ae_eval`` held-out
-    images, ``ae_steps`` steps of batch ``ae_batch`` at ``ae_lr``, a dense code of ``ae_latent`` numbers,
-    ``ae_width`` channels at the first level, per-band errors every ``ae_eval_every`` steps in the bands
-    ``band_edges`` (cycles/pixel). ``upsample`` is the up-sampling of the section-5 runs; ``fft_weight`` is
-    α of Björk et al.'s eq. 3 for the FFT run. At initialisation, ``n_init`` random decoders per kind.
+    Sections 4-6: autoencoders on faces at ``ae_size`` pixels, ``ae_train`` training and ``ae_eval`` held-out
+    images, batch ``ae_batch``, Adam at ``ae_lr`` multiplied by ``ae_lr_decay`` every ``ae_lr_decay_every``
+    steps, in ``ae_precision``; a run stops when the smoothed training loss improved by less than
+    ``ae_converge_tol`` over the last 20 % of its steps (not before ``ae_converge_min_steps``) or at the cap
+    ``ae_steps``. A dense code of ``ae_latent`` numbers, ``ae_width`` channels at the first level, per-band
+    errors every ``ae_eval_every`` steps in the bands ``band_edges`` (cycles/pixel; the last band holds the
+    corners of the spectrum, beyond 1/2). ``upsample`` is the up-sampling of the section-5 and -6 runs;
+    ``fft_weight`` is α of Björk et al.'s eq. 3 for the second run of section 5 (``spectral_loss``) and
+    ``focal_weight`` the α of the focal-frequency run of section 6; ``recover_code`` is the number of values in
+    the spatial code of section 6's last autoencoder and ``recover_steps`` its step cap (a code of 16 times
+    more numbers takes longer to converge); ``pca_codes`` the code sizes of the linear bound. At
+    initialisation, ``n_init`` random decoders per kind.
     """
 
     # section 1
@@ -119,6 +132,8 @@ class Sizes:
     reg_eval_every: int = 25
     fourier_features: int = 64
     fourier_scale: float = 10.0
+    ex_frequencies: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+    ex_fourier_scale: float = 1.0
     # section 3
     fit_size: int = 64
     fit_width: int = 128
@@ -128,20 +143,29 @@ class Sizes:
     fit_snapshots: tuple[int, ...] = (25, 100, 300, 600)
     fit_fourier_scale: float = 10.0
     fit_image: int = 5
-    # sections 4-5
+    # sections 4-6
     ae_size: int = 32
     ae_train: int = 4096
     ae_eval: int = 256
-    ae_steps: int = 1500
+    ae_steps: int = 6000
     ae_batch: int = 32
-    ae_lr: float = 1e-3
+    ae_lr: float = 2e-3
+    ae_lr_decay: float = 0.5
+    ae_lr_decay_every: int = 600
+    ae_converge_tol: float = 0.01
+    ae_converge_min_steps: int = 1200
+    ae_precision: str = "bf16"
     ae_latent: int = 64
     ae_width: int = 32
     ae_eval_every: int = 100
-    band_edges: tuple[float, ...] = (0.0, 0.125, 0.25, 0.375, 0.5)
+    band_edges: tuple[float, ...] = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75)
     upsample: str = "transposed"
     fft_weight: float = 0.5
     spectral_loss: str = "fft"
+    focal_weight: float = 0.5
+    recover_code: int = 1024
+    recover_steps: int = 9000
+    pca_codes: tuple[int, ...] = (64, 256, 1024)
     n_init: int = 16
     seed: int = 0
     #: the preset these sizes came from (set by :func:`sizes`; recorded in each run's provenance)
@@ -153,26 +177,35 @@ PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(
         n_images=32, image_size=32, n_points=128, reg_width=64, reg_depth=3, reg_steps=300, reg_eval_every=20,
         fourier_features=32, fit_size=32, fit_width=64, fit_depth=3, fit_steps=60, fit_snapshots=(10, 30, 60),
-        ae_train=128, ae_eval=32, ae_steps=30, ae_batch=16, ae_latent=32, ae_width=8, ae_eval_every=10, n_init=4,
+        ae_train=128, ae_eval=32, ae_steps=30, ae_batch=16, ae_latent=32, ae_width=8, ae_eval_every=10,
+        ae_lr_decay_every=10, ae_converge_min_steps=10, recover_code=256, recover_steps=30, pca_codes=(16, 64),
+        n_init=4,
     ),
     "cpu": Sizes(),
     "gpu": Sizes(
         n_images=1000, reg_steps=10000, reg_eval_every=100, fit_size=64, fit_width=256, fit_steps=3000,
-        fit_snapshots=(50, 300, 1000, 3000), ae_size=64, ae_train=20000, ae_eval=1000, ae_steps=20000,
-        ae_batch=64, ae_latent=128, ae_width=64, ae_eval_every=500, n_init=64,
+        fit_snapshots=(50, 300, 1000, 3000), ae_size=64, ae_train=20000, ae_eval=1000, ae_steps=40000,
+        ae_batch=64, ae_lr_decay_every=4000, ae_converge_min_steps=8000, ae_latent=128, ae_width=64,
+        ae_eval_every=500, recover_code=4096, recover_steps=60000, pca_codes=(128, 1024, 4096), n_init=64,
     ),
     "paper": Sizes(
         n_images=2000, n_points=200, frequencies=(5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0),
         reg_depth=6, reg_lr=3e-4, reg_steps=80000, reg_eval_every=500, fit_size=64, fit_width=256,
         fit_steps=5000, fit_snapshots=(50, 500, 2000, 5000), ae_size=64, ae_train=22000, ae_eval=2000,
-        ae_steps=50000, ae_batch=64, ae_latent=128, ae_width=64, ae_eval_every=1000, n_init=64,
+        ae_steps=100000, ae_batch=64, ae_lr_decay_every=10000, ae_converge_min_steps=20000, ae_latent=128,
+        ae_width=64, ae_eval_every=1000, recover_code=4096, recover_steps=150000, pca_codes=(128, 1024, 4096),
+        n_init=64,
     ),
 }
 
 
 @dataclass(frozen=True)
 class RegressionConfig:
-    """One 1-D regression run of section 2 (Rahaman et al. 2019, Sec. 2; Fourier features: Tancik et al. 2020)."""
+    """One 1-D regression run of section 2 (Rahaman et al. 2019, Sec. 2; Fourier features: Tancik et al. 2020).
+
+    A fixed number of full-batch steps (the experiment measures *when* each frequency is learned), in
+    ``precision`` (float32: the errors of interest go down to 1e-8, below what bf16 resolves).
+    """
 
     frequencies: tuple[float, ...]
     n_points: int
@@ -184,6 +217,7 @@ class RegressionConfig:
     fourier_features: int  # 0 = raw coordinate input
     fourier_scale: float
     seed: int = 0
+    precision: str = "fp32"
     preset: str = field(default="custom", metadata={"hash": False})
 
 
@@ -201,20 +235,23 @@ class ImageFitConfig:
     fourier_features: int  # 0 = raw coordinates
     fourier_scale: float
     seed: int = 0
+    precision: str = "fp32"
     preset: str = field(default="custom", metadata={"hash": False})
 
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """One autoencoder run of sections 4-5: faces, MSE (+ α·FFT loss, Björk et al. eq. 3), an up-sampling kind."""
+    """One autoencoder run of sections 4-6: faces, MSE (+ α·spectral loss, Björk et al. eq. 3), an up-sampling
+    kind, a dense or spatial code of ``latent_dim`` numbers; trained until the convergence rule stops it
+    (``converge_tol``, see :class:`specvae.train.TrainConfig`) or ``steps`` (the cap)."""
 
     image_size: int
     n_train: int
     n_eval: int
     upsample: str
     fft_weight: float  # α of eq. 3; 0 = plain MSE
-    spectral_loss: str  # "fft" (Björk eq. 2) or "focal" (Jiang et al. 2021)
-    latent_dim: int
+    spectral_loss: str  # "fft" (Björk eq. 2), "focal" (Jiang et al. 2021) or "none"
+    latent_dim: int  # numbers in the code (dense: a vector; spatial: a grid of latent_dim / s² channels)
     width: int
     steps: int
     batch_size: int
@@ -222,7 +259,14 @@ class AutoencoderConfig:
     eval_every: int
     band_edges: tuple[float, ...]
     dataset: str = "faces"
+    code: str = "dense"
+    precision: str = "bf16"
+    lr_decay: float = 1.0
+    lr_decay_every: int = 0
+    converge_tol: float | None = None
+    converge_min_steps: int = 0
     seed: int = 0
+    checkpoint_every: int = field(default=500, metadata={"hash": False})
     preset: str = field(default="custom", metadata={"hash": False})
 
 
@@ -238,7 +282,8 @@ def sizes(preset: str, **overrides: Any) -> Sizes:
     for k, v in overrides.items():
         if v is None:
             continue
-        clean[k] = tuple(float(x) if k != "fit_snapshots" else int(x) for x in v) if isinstance(v, list) else v
+        ints = k in ("fit_snapshots", "pca_codes")
+        clean[k] = tuple(int(x) if ints else float(x) for x in v) if isinstance(v, list) else v
     out = dataclasses.replace(select_preset(PRESETS, preset, **clean), preset=check_preset(preset))
     from specvae.models.upsample import UPSAMPLE_KINDS
 
@@ -246,8 +291,13 @@ def sizes(preset: str, **overrides: Any) -> Sizes:
         raise ValueError(f"unknown upsample {out.upsample!r}: choose one of {UPSAMPLE_KINDS}")
     if out.spectral_loss not in SPECTRAL_LOSSES:
         raise ValueError(f"unknown spectral_loss {out.spectral_loss!r}: choose one of {SPECTRAL_LOSSES}")
-    if not 0.0 <= out.fft_weight <= 1.0:
-        raise ValueError(f"fft_weight is α of Björk et al.'s eq. 3 and must lie in [0, 1]; got {out.fft_weight}")
+    for name in ("fft_weight", "focal_weight"):
+        if not 0.0 <= getattr(out, name) <= 1.0:
+            raise ValueError(f"{name} is α of Björk et al.'s eq. 3 and must lie in [0, 1]; got {getattr(out, name)}")
+    cells = (out.ae_size // 8) ** 2  # the code grid of a 3-level encoder
+    if out.recover_code % cells:
+        raise ValueError(f"recover_code={out.recover_code} must be a multiple of {cells}: the spatial code is a "
+                         f"{out.ae_size // 8}x{out.ae_size // 8} grid of recover_code / {cells} channels")
     return out
 
 
@@ -269,6 +319,18 @@ def _regression_configs(s: Sizes, preset: str) -> list[RegressionConfig]:
     return out
 
 
+def _exercise_regression_configs(s: Sizes, preset: str) -> list[RegressionConfig]:
+    """Exercise 1 (raw coordinates on octave-spaced ``ex_frequencies``) and exercise 2 (Fourier features of
+    scale ``ex_fourier_scale`` on the section's own target)."""
+    raw = dataclasses.replace(_regression_configs(s, preset)[0],
+                              frequencies=tuple(float(f) for f in s.ex_frequencies))
+    ff = RegressionConfig(frequencies=tuple(float(f) for f in s.frequencies), n_points=s.n_points,
+                          width=s.reg_width, depth=s.reg_depth, steps=s.reg_steps, lr=s.reg_lr,
+                          eval_every=s.reg_eval_every, fourier_features=max(s.fourier_features, 1),
+                          fourier_scale=float(s.ex_fourier_scale), seed=s.seed, preset=preset)
+    return [raw, ff]
+
+
 def _image_fit_configs(s: Sizes, preset: str) -> list[ImageFitConfig]:
     snaps = tuple(sorted({int(t) for t in s.fit_snapshots if 0 < int(t) <= s.fit_steps} | {s.fit_steps}))
     base = dict(image_size=s.fit_size, image_index=s.fit_image, width=s.fit_width, depth=s.fit_depth,
@@ -280,12 +342,16 @@ def _image_fit_configs(s: Sizes, preset: str) -> list[ImageFitConfig]:
     return out
 
 
-def _ae_config(s: Sizes, preset: str, upsample: str, fft_weight: float) -> AutoencoderConfig:
+def _ae_config(s: Sizes, preset: str, upsample: str, weight: float, loss: str | None = None,
+               code: str = "dense", latent: int | None = None) -> AutoencoderConfig:
+    loss = s.spectral_loss if loss is None else loss
     return AutoencoderConfig(
-        image_size=s.ae_size, n_train=s.ae_train, n_eval=s.ae_eval, upsample=upsample, fft_weight=float(fft_weight),
-        spectral_loss=s.spectral_loss if fft_weight > 0 else "none",
-        latent_dim=s.ae_latent, width=s.ae_width, steps=s.ae_steps, batch_size=s.ae_batch, lr=s.ae_lr,
-        eval_every=s.ae_eval_every, band_edges=tuple(float(e) for e in s.band_edges), seed=s.seed, preset=preset)
+        image_size=s.ae_size, n_train=s.ae_train, n_eval=s.ae_eval, upsample=upsample, fft_weight=float(weight),
+        spectral_loss=loss if weight > 0 else "none", latent_dim=s.ae_latent if latent is None else int(latent),
+        width=s.ae_width, steps=s.ae_steps, batch_size=s.ae_batch, lr=s.ae_lr, eval_every=s.ae_eval_every,
+        band_edges=tuple(float(e) for e in s.band_edges), code=code, precision=s.ae_precision,
+        lr_decay=float(s.ae_lr_decay), lr_decay_every=s.ae_lr_decay_every, converge_tol=float(s.ae_converge_tol),
+        converge_min_steps=s.ae_converge_min_steps, seed=s.seed, preset=preset)
 
 
 def _upsampling_configs(s: Sizes, preset: str) -> list[AutoencoderConfig]:
@@ -296,12 +362,21 @@ def _autoencoder_configs(s: Sizes, preset: str) -> list[AutoencoderConfig]:
     return [_ae_config(s, preset, s.upsample, 0.0), _ae_config(s, preset, s.upsample, s.fft_weight)]
 
 
+def _recovering_configs(s: Sizes, preset: str) -> list[AutoencoderConfig]:
+    """Section 6: MSE + focal frequency loss (dense code), and MSE with a spatial code of ``recover_code``."""
+    return [_ae_config(s, preset, s.upsample, s.focal_weight, loss="focal"),
+            dataclasses.replace(_ae_config(s, preset, s.upsample, 0.0, code="spatial", latent=s.recover_code),
+                                steps=s.recover_steps)]
+
+
 def configs(preset: str | Sizes, **overrides: Any) -> list[RunConfig]:
-    """Every trained run of the chapter at ``preset`` (sections 2-5), without duplicates, in section order."""
+    """Every trained run of the chapter at ``preset`` (sections 2-6 and the exercises' runs), without duplicates,
+    in section order."""
     name, s = _sizes_of(preset, overrides)
     out: list[RunConfig] = []
     for cfg in (*_regression_configs(s, name), *_image_fit_configs(s, name), *_upsampling_configs(s, name),
-                *_autoencoder_configs(s, name)):
+                *_autoencoder_configs(s, name), *_recovering_configs(s, name),
+                *_exercise_regression_configs(s, name)):
         if cfg not in out:
             out.append(cfg)
     return out
@@ -322,22 +397,33 @@ def _seed(seed: int) -> None:
 
 
 def _profile_stats(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(freqs, mean, std) of the log radial power spectra of the images ``x`` (N, C, H, W) in [0, 1]."""
+    """(freqs, mean, std) over images of the radial power spectra ``x`` (N, C, H, W) in [0, 1], in dB.
+
+    :func:`specvae.spectral.radial_profile` with its defaults: gray, ``10 log10(|F|^2 + floor^2)`` with the 8-bit
+    noise floor, Durall's rings (the last ring beyond ``1/2`` cycles/pixel holds only the corners).
+    """
     from specvae import spectral
 
-    prof = spectral.radial_profile(x.float(), log=True, gray=True)
+    prof = spectral.radial_profile(x.float(), log=True, units="db", gray=True)
     freqs = spectral.frequency_axis(x.shape[-2], x.shape[-1])
     return freqs.cpu().numpy(), prof.mean(0).cpu().numpy(), prof.std(0).cpu().numpy()
 
 
-def _mean_log_map(x: torch.Tensor) -> np.ndarray:
-    """Mean centred log-magnitude map (H, W) of images (N, C, H, W), gray."""
+_DB_PER_LN_MAGNITUDE = 20.0 / math.log(10.0)  # 10 log10 |F|^2 = (20 / ln 10) ln|F|
+
+
+def mean_db_map(x: torch.Tensor) -> np.ndarray:
+    """Mean centred power map ``10 log10(|F|^2 + floor^2)`` (dB, 8-bit noise floor) of images (N, C, H, W), gray.
+
+    The chapter's frequency maps and the checkerboard score use it, so they are in the same unit (dB of power) as
+    its radial spectra. ``(H, W)``, DC at ``(H // 2, W // 2)``.
+    """
     from specvae import spectral
 
     x = x.float()
     if x.shape[1] == 3:
         x = spectral.to_gray(x)
-    return spectral.log_magnitude(x).mean(dim=(0, 1)).cpu().numpy()
+    return spectral.log_magnitude(x, scale=_DB_PER_LN_MAGNITUDE).mean(dim=(0, 1)).cpu().numpy()
 
 
 def _load(name: str, split: str, image_size: int | None, limit: int | None, seed: int = 0, preset: str = ""):
@@ -366,130 +452,24 @@ class _FullBatch:
         pass
 
 
-def _train_config(steps: int, batch_size: int, lr: float, seed: int, log_every: int):
+def _train_config(steps: int, batch_size: int, lr: float, seed: int, log_every: int, precision: str = "fp32",
+                  **rule: Any):
+    """The :class:`~specvae.train.TrainConfig` of a chapter run; ``rule``: lr decay, convergence, checkpoints."""
     from specvae.train import TrainConfig
 
     return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, log_every=max(1, log_every),
-                       device="auto", precision="fp32")
+                       device="auto", precision=precision, **rule)
+
+
+def _fit_metrics(res: Any) -> dict[str, Any]:
+    """The convergence record of a run: ``converged`` (None: a fixed-length run), the rule's figure, steps done."""
+    rel = float(res.rel_change)
+    return {"converged": res.converged, "loss_rel_change_last20": rel if math.isfinite(rel) else None,
+            "steps_done": int(res.steps)}
 
 
 def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# section 1: reading a spectrum
-# ----------------------------------------------------------------------------------------------------------------
-def _jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode each image of ``x`` (N, C, H, W) in [0, 1] as JPEG at ``quality`` with Pillow and decode it again.
-
-    Pillow rather than ``torchvision.io`` (whose image codecs are deprecated since torchvision 0.29).
-    """
-    import io
-
-    from PIL import Image
-
-    if not 1 <= quality <= 100:
-        raise ValueError(f"jpeg_quality must lie in 1..100; got {quality}")
-    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    out = []
-    for img in u8:
-        arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-        dec = torch.from_numpy(np.asarray(Image.open(io.BytesIO(buf.getvalue()))).copy())
-        out.append(dec[None] if dec.ndim == 2 else dec.permute(2, 0, 1))
-    return torch.stack(out).float().div(255).to(x.device)
-
-
-def degrade(x: torch.Tensor, kind: str, *, blur_sigma: float = 1.0, jpeg_quality: int = 10,
-            noise_std: float = 0.05, seed: int = 0) -> torch.Tensor:
-    """A degraded copy of the images ``x`` (N, C, H, W) in [0, 1].
-
-    ``"blur"``: Gaussian blur of standard deviation ``blur_sigma`` pixels (kernel ±3σ, torchvision);
-    ``"downsample"``: ×2 down-sampling by area averaging, then bicubic ×2 up-sampling back to the input size;
-    ``"jpeg"``: JPEG at quality ``jpeg_quality`` (Pillow/libjpeg, baseline, 4:2:0 chroma for colour images);
-    ``"noise"``: added white Gaussian noise of
-    standard deviation ``noise_std``, clipped to [0, 1]; ``"original"``: ``x`` itself.
-    """
-    import torchvision.transforms.functional as TF
-
-    if kind == "original":
-        return x
-    if kind == "blur":
-        k = 2 * math.ceil(3 * blur_sigma) + 1
-        return TF.gaussian_blur(x, [k, k], [blur_sigma, blur_sigma])
-    if kind == "downsample":
-        h, w = x.shape[-2:]
-        small = F.avg_pool2d(x, 2)
-        return F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-    if kind == "jpeg":
-        return _jpeg_roundtrip(x, int(jpeg_quality))
-    if kind == "noise":
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        return (x + noise_std * torch.randn(x.shape, generator=g).to(x.device)).clamp(0, 1)
-    raise ValueError(f"unknown degradation {kind!r}: choose one of {DEGRADATIONS}")
-
-
-def power_law_slope(freqs: np.ndarray, power: np.ndarray, fmin: float, fmax: float) -> tuple[float, float]:
-    """Least-squares fit of ``log P(f) = c + β log f`` over ``fmin <= f <= fmax``; returns ``(β, c)``.
-
-    ``power`` is the (linear) radial power spectrum; natural images give β close to -2
-    (Field 1987; van der Schaaf & van Hateren 1996).
-    """
-    f = np.asarray(freqs, dtype=np.float64)
-    p = np.asarray(power, dtype=np.float64)
-    keep = (f >= fmin) & (f <= fmax) & (p > 0)
-    if keep.sum() < 2:
-        raise ValueError(f"fewer than two frequency bins in [{fmin}, {fmax}] cycles/pixel; widen slope_range")
-    beta, c = np.polyfit(np.log(f[keep]), np.log(p[keep]), 1)
-    return float(beta), float(c)
-
-
-def reading_spectra(preset: str | Sizes = "cpu", *, progress: bool = False, **overrides: Any) -> dict[str, Any]:
-    """Section 1: spectra of real images and of degraded faces, and the power-law slope of each.
-
-    Returns a dict with
-      ``examples``: {name: one example image (C, H, W)} for faces/MNIST/Shapes and each degradation of a face;
-      ``maps``: {name: mean centred log-magnitude map (H, W)} over the ``n_images`` images;
-      ``profiles``: {name: (freqs, mean, std)} log radial power spectra (cycles/pixel), data sets and degradations;
-      ``slopes``: a pandas DataFrame (name, slope β of P ∝ f^β, intercept, n_images, image_size);
-      ``power``: {name: (freqs, ln of the mean radial power)} (what the slope is fitted to);
-      ``fits``: {name: (freqs, fitted ln power)} over the fit range.
-    """
-    import pandas as pd
-
-    from specvae import spectral
-
-    _, s = _sizes_of(preset, overrides)
-    sets = {
-        "faces": _load("faces", "test", s.image_size, s.n_images, s.seed, s.preset),
-        "MNIST": _load("mnist", "test", 32, s.n_images, s.seed, s.preset),
-        "Shapes": _load("shapes", "test", 32, s.n_images, s.seed),
-    }
-    images = {name: d.float() for name, d in sets.items()}
-    faces = images["faces"]
-    for kind in DEGRADATIONS[1:]:
-        images[f"faces, {kind}"] = degrade(faces, kind, blur_sigma=s.blur_sigma, jpeg_quality=s.jpeg_quality,
-                                           noise_std=s.noise_std, seed=s.seed)
-    out: dict[str, Any] = {"examples": {}, "maps": {}, "profiles": {}, "fits": {}, "power": {}, "notes": {}}
-    rows = []
-    for name, x in images.items():
-        out["examples"][name] = x[0]
-        out["maps"][name] = _mean_log_map(x)
-        out["profiles"][name] = _profile_stats(x)
-        freqs = spectral.frequency_axis(x.shape[-2], x.shape[-1]).numpy()
-        power = spectral.radial_profile(x, log=False, gray=True).mean(0).numpy()
-        beta, c = power_law_slope(freqs, power, *s.slope_range)
-        keep = (freqs >= s.slope_range[0]) & (freqs <= s.slope_range[1])
-        out["fits"][name] = (freqs[keep], c + beta * np.log(freqs[keep]))
-        out["power"][name] = (freqs, np.log(power))
-        rows.append({"images": name, "slope": beta, "intercept": c, "n_images": x.shape[0],
-                     "image_size": x.shape[-1]})
-    for name, d in sets.items():
-        out["notes"][name] = getattr(d, "notes", "")
-    out["slopes"] = pd.DataFrame(rows)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -550,14 +530,14 @@ def _run_regression(cfg: RegressionConfig, progress: bool) -> dict[str, Any]:
             steps_rec.append(step)
 
     res = fit(model, objective, _FullBatch(x, y), _train_config(cfg.steps, cfg.n_points, cfg.lr, cfg.seed,
-                                                                 cfg.eval_every),
+                                                                 cfg.eval_every, cfg.precision),
               progress=progress, callbacks=[record])
     with torch.no_grad():
         pred = res.model(x.to(_device_of(res.model))).cpu()
     err = np.stack(errs, 1)  # (K, T)
     # first step at which each frequency's error falls below 0.1 (NaN: never)
     learned = [float(np.array(steps_rec)[np.argmax(e < 0.1)]) if (e < 0.1).any() else float("nan") for e in err]
-    metrics = {"final_mse": float(F.mse_loss(pred, y)), "wall_time_s": res.wall_time_s}
+    metrics = {"final_mse": float(F.mse_loss(pred, y)), "wall_time_s": res.wall_time_s, **_fit_metrics(res)}
     for k, st, e in zip(cfg.frequencies, learned, err[:, -1]):
         metrics[f"steps_to_0.1_k{k:g}"] = st
         metrics[f"final_error_k{k:g}"] = float(e)
@@ -615,14 +595,14 @@ def _run_image_fit(cfg: ImageFitConfig, progress: bool) -> dict[str, Any]:
                 snaps[step] = m(xy.to(_device_of(m))).cpu().reshape(1, 1, h, w).numpy()
 
     res = fit(model, objective, _FullBatch(xy, vals),
-              _train_config(cfg.steps, h * w, cfg.lr, cfg.seed, max(1, cfg.steps // 50)),
+              _train_config(cfg.steps, h * w, cfg.lr, cfg.seed, max(1, cfg.steps // 50), cfg.precision),
               progress=progress, callbacks=[record])
     steps = sorted(snaps)
     recon = torch.from_numpy(np.concatenate([snaps[t] for t in steps]))  # (S, 1, H, W)
-    prof_t = spectral.radial_profile(target, log=True).numpy()[0]
-    prof_r = spectral.radial_profile(recon, log=True).numpy()  # (S, R)
+    prof_t = spectral.radial_profile(target, log=True, units="db").numpy()[0]  # dB of power
+    prof_r = spectral.radial_profile(recon, log=True, units="db").numpy()  # (S, R)
     psnr = [float(-10 * torch.log10(F.mse_loss(r[None], target))) for r in recon]
-    metrics = {"final_psnr": psnr[-1], "wall_time_s": res.wall_time_s}
+    metrics = {"final_psnr": psnr[-1], "wall_time_s": res.wall_time_s, **_fit_metrics(res)}
     for t, p in zip(steps, psnr):
         metrics[f"psnr_step{t}"] = p
     return {
@@ -640,12 +620,15 @@ def _run_image_fit(cfg: ImageFitConfig, progress: bool) -> dict[str, Any]:
 # sections 4-5: up-sampling and autoencoders
 # ----------------------------------------------------------------------------------------------------------------
 def checkerboard_score(maps: np.ndarray | torch.Tensor) -> float:
-    """How much the Nyquist points stand out in a centred log-magnitude map (H, W) (even H, W).
+    """How much the Nyquist points stand out in a centred log map (H, W) (even H, W), in the map's unit.
 
-    The mean log magnitude at the three Nyquist frequencies (1/2, 0), (0, 1/2), (1/2, 1/2) cycles/pixel, minus the
-    median log magnitude over all non-DC frequencies. A period-2 pattern (a checkerboard) puts energy exactly
-    there, so a transposed convolution of stride 2 scores high; nearest-neighbour ×2 up-sampling has a zero of
-    its frequency response at 1/2 cycles/pixel along each axis and scores low. Ref: Odena et al. 2016.
+    The mean log spectrum at the three Nyquist frequencies (1/2, 0), (0, 1/2), (1/2, 1/2) cycles/pixel, minus the
+    median over all non-DC frequencies. The chapter passes power maps in dB (:func:`mean_db_map`), so the score
+    is in dB (10 dB = ten times the power of the median bin); for ``ln|F|`` maps divide by 8.69. A period-2
+    pattern (a checkerboard) puts energy exactly there, so a transposed convolution of stride 2 scores high;
+    nearest-neighbour ×2 up-sampling has a zero of its frequency response at 1/2 cycles/pixel along each axis
+    and scores low. Blur lowers the median and so raises the score without any artefact (see
+    ``spectral_bias_report.nyquist_and_median``). Ref: Odena et al. 2016.
     """
     m = torch.as_tensor(np.asarray(maps), dtype=torch.float64)
     h, w = m.shape[-2:]
@@ -656,49 +639,6 @@ def checkerboard_score(maps: np.ndarray | torch.Tensor) -> float:
     mask = torch.ones(h, w, dtype=torch.bool)
     mask[cy, cx] = False
     return float((nyq - m[..., mask].median(-1).values).mean())
-
-
-def upsampling_at_init(preset: str | Sizes = "cpu", **overrides: Any) -> dict[str, Any]:
-    """Section 4a: outputs of randomly initialised decoders (no Sigmoid) for both up-sampling kinds.
-
-    ``n_init`` decoders per kind (seeds 0..n_init-1), each fed a 4×4 map of 64 standard-normal channels
-    (fixed across kinds) and up-sampling ×2 three times to 32×32 with one output channel.
-
-    Returns ``{"examples": {kind: (1, H, W)}, "maps": {kind: (H, W)}, "profiles": {kind: (f, mean, std)},
-    "scores": DataFrame(kind, checkerboard_score)}``.
-    """
-    import pandas as pd
-
-    from specvae.models.autoencoder import ConvDecoder
-
-    _, s = _sizes_of(preset, overrides)
-    g = torch.Generator().manual_seed(s.seed)
-    z = torch.randn(s.n_init, 64, 4, 4, generator=g)
-    out: dict[str, Any] = {"examples": {}, "maps": {}, "profiles": {}}
-    rows = []
-    for kind in ("transposed", "nearest_conv5"):
-        ys = []
-        with torch.no_grad():
-            for i in range(s.n_init):
-                torch.manual_seed(s.seed * 1000 + i)
-                dec = ConvDecoder(64, 1, 32, 3, kind, out_activation=None)
-                ys.append(dec(z[i : i + 1]))
-        y = torch.cat(ys)
-        # rescale each output to [0, 1] so spectra of the two kinds compare on one scale
-        lo = y.amin(dim=(1, 2, 3), keepdim=True)
-        hi = y.amax(dim=(1, 2, 3), keepdim=True)
-        y = (y - lo) / (hi - lo).clamp_min(1e-12)
-        out["examples"][kind] = y[0]
-        from specvae import spectral
-
-        maps = spectral.log_magnitude(y)[:, 0]  # (N, H, W)
-        out["maps"][kind] = maps.mean(0).numpy()
-        out["profiles"][kind] = _profile_stats(y)
-        score = np.array([checkerboard_score(mm.numpy()) for mm in maps])
-        rows.append({"upsampling": kind, "checkerboard_score": float(score.mean()),
-                     "checkerboard_score_std": float(score.std()), "n_decoders": s.n_init})
-    out["scores"] = pd.DataFrame(rows)
-    return out
 
 
 def relative_band_errors(x: torch.Tensor, y: torch.Tensor, edges: Sequence[float]) -> dict[str, float]:
@@ -716,6 +656,76 @@ def relative_band_errors(x: torch.Tensor, y: torch.Tensor, edges: Sequence[float
     return {str(k): float(err[k].sum() / ene[k].sum().clamp_min(1e-20)) for k in err}
 
 
+def band_energy_ratios(x: torch.Tensor, y: torch.Tensor, edges: Sequence[float]) -> dict[str, float]:
+    """Energy of ``y`` over energy of ``x`` in each frequency band, over the whole batch (same bands as
+    :func:`relative_band_errors`): 1 = the band holds as much power as in the truth, below 1 = power missing
+    (blur), above 1 = power added (noise, artefacts). It says nothing about whether the content is *right*;
+    :func:`relative_band_errors` does."""
+    from specvae import spectral
+
+    ey = spectral.band_energies(y, list(edges))
+    ex = spectral.band_energies(x, list(edges))
+    return {str(k): float(ey[k].sum() / ex[k].sum().clamp_min(1e-20)) for k in ex}
+
+
+class SpatialCodeAutoencoder(nn.Module):
+    """:class:`~specvae.models.autoencoder.ConvAutoencoder` with a *spatial* code: the same encoder and decoder,
+    but the bottleneck is a ``s × s`` grid of ``latent_dim / s²`` channels (1×1 convolutions) instead of a dense
+    vector of ``latent_dim`` numbers (``s = image_size / 2^n_levels``).
+
+    Each code value then describes one region of the image, as the codes of VQ-VAE and VQGAN do
+    (van den Oord et al. 2017; Esser et al. 2021). ``encode(x) -> (N, k, s, s)``, ``forward(x) -> x̂`` in [0, 1].
+    """
+
+    def __init__(self, in_channels: int = 3, image_size: int = 32, width: int = 32, n_levels: int = 3,
+                 latent_dim: int = 1024, upsample: str = "transposed") -> None:
+        super().__init__()
+        from specvae.models.autoencoder import ConvDecoder, ConvEncoder
+
+        if image_size % (2**n_levels):
+            raise ValueError(f"image_size {image_size} must be divisible by 2^n_levels = {2 ** n_levels}")
+        self.s = image_size // 2**n_levels
+        if latent_dim % (self.s**2):
+            raise ValueError(f"latent_dim={latent_dim} must be a multiple of s² = {self.s ** 2} "
+                             f"(a {self.s}x{self.s} grid of latent_dim / s² channels)")
+        self.encoder = ConvEncoder(in_channels, width, n_levels)
+        c = self.encoder.out_channels
+        k = latent_dim // self.s**2
+        self.to_code = nn.Conv2d(c, k, 1)
+        self.from_code = nn.Sequential(nn.Conv2d(k, c, 1), nn.ReLU())
+        self.decoder = ConvDecoder(c, in_channels, width, n_levels, upsample)
+        self.latent_dim = latent_dim
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_code(self.encoder(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.from_code(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def _band_history_io(run_dir: Any) -> tuple[dict[str, list[float]], Callable[[dict[str, list[float]]], None]]:
+    """The band history saved beside a run's checkpoints (so a resumed run keeps its curve) and a saver."""
+    import json
+
+    from specvae.experiments.atomic import atomic_write_text
+
+    path = None if run_dir is None else os.path.join(run_dir, "band_history.json")
+    hist: dict[str, list[float]] = {"step": []}
+    if path is not None and os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            hist = json.load(fh)
+
+    def save(h: dict[str, list[float]]) -> None:
+        if path is not None:
+            os.makedirs(run_dir, exist_ok=True)
+            atomic_write_text(path, json.dumps(h))
+
+    return hist, save
+
+
 def _run_autoencoder(cfg: AutoencoderConfig, progress: bool) -> dict[str, Any]:
     from specvae import spectral
     from specvae.losses.fft import FFTLoss
@@ -727,7 +737,12 @@ def _run_autoencoder(cfg: AutoencoderConfig, progress: bool) -> dict[str, Any]:
     test = _load(cfg.dataset, "test", cfg.image_size, cfg.n_eval, cfg.seed, cfg.preset)
     x_eval = test.float()
     c = x_eval.shape[1]
-    model = ConvAutoencoder(c, cfg.image_size, cfg.width, 3, cfg.latent_dim, cfg.upsample)
+    if cfg.code == "dense":
+        model: nn.Module = ConvAutoencoder(c, cfg.image_size, cfg.width, 3, cfg.latent_dim, cfg.upsample)
+    elif cfg.code == "spatial":
+        model = SpatialCodeAutoencoder(c, cfg.image_size, cfg.width, 3, cfg.latent_dim, cfg.upsample)
+    else:
+        raise ValueError(f"unknown code {cfg.code!r}: choose one of {CODES}")
     if cfg.spectral_loss == "focal":
         from specvae.losses.focal_frequency import FocalFrequencyLoss
 
@@ -739,11 +754,12 @@ def _run_autoencoder(cfg: AutoencoderConfig, progress: bool) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown spectral_loss {cfg.spectral_loss!r}: choose one of {SPECTRAL_LOSSES}")
     alpha = cfg.fft_weight
-    band_hist: dict[str, list[float]] = {"step": []}
+    run_dir = _store().run_dir(cfg) if cfg.checkpoint_every > 0 else None
+    band_hist, save_hist = _band_history_io(run_dir)
 
     def objective(m, batch, step):
         recon = m(batch)
-        mse = F.mse_loss(recon, batch)
+        mse = F.mse_loss(recon.float(), batch.float())
         terms: dict[str, Any] = {"mse": mse.detach()}
         if alpha > 0 and spec_loss is not None:
             lf = spec_loss(recon, batch)
@@ -754,25 +770,39 @@ def _run_autoencoder(cfg: AutoencoderConfig, progress: bool) -> dict[str, Any]:
         return loss, terms
 
     def evaluate(m) -> torch.Tensor:
+        was_training = m.training
         m.eval()
         with torch.no_grad():
             dev = _device_of(m)
             r = torch.cat([m(x_eval[i : i + 256].to(dev)).float().cpu() for i in range(0, len(x_eval), 256)])
-        m.train()
+        m.train(was_training)
         return r
+
+    def append(step: int, recon: torch.Tensor) -> None:
+        errs = relative_band_errors(x_eval, recon, cfg.band_edges)
+        keep = [i for i, t in enumerate(band_hist["step"]) if t < step]  # a resumed run records again
+        for k in band_hist:
+            band_hist[k] = [band_hist[k][i] for i in keep]
+        band_hist["step"].append(step)
+        for k, v in errs.items():
+            band_hist.setdefault(k, []).append(v)
+        save_hist(band_hist)
 
     def record(step, m, terms):
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            errs = relative_band_errors(x_eval, evaluate(m), cfg.band_edges)
-            band_hist["step"].append(step)
-            for k, v in errs.items():
-                band_hist.setdefault(k, []).append(v)
+            append(step, evaluate(m))
 
-    record(0, model, {})
-    res = fit(model, objective, train.images, _train_config(cfg.steps, cfg.batch_size, cfg.lr, cfg.seed,
-                                                            max(1, cfg.eval_every // 2)),
-              progress=progress, callbacks=[record])
+    if not band_hist["step"]:
+        append(0, evaluate(model))
+    rule = dict(lr_decay=cfg.lr_decay, lr_decay_every=cfg.lr_decay_every, converge_tol=cfg.converge_tol,
+                converge_min_steps=cfg.converge_min_steps, checkpoint_every=cfg.checkpoint_every)
+    res = fit(model, objective, train.images,
+              _train_config(cfg.steps, cfg.batch_size, cfg.lr, cfg.seed, max(1, cfg.eval_every // 2),
+                            cfg.precision, **rule),
+              run_dir=run_dir, progress=progress, callbacks=[record])
     recon = evaluate(res.model)
+    if band_hist["step"][-1] != res.steps:  # stopped by the convergence rule between two evaluations
+        append(res.steps, recon)
     mse = F.mse_loss(recon, x_eval, reduction="none").mean(dim=(1, 2, 3))
     psnr = -10 * torch.log10(mse.clamp_min(1e-12))
     f, mu_r, sd_r = _profile_stats(recon)
@@ -781,22 +811,24 @@ def _run_autoencoder(cfg: AutoencoderConfig, progress: bool) -> dict[str, Any]:
         "mse": float(mse.mean()), "psnr": float(psnr.mean()),
         "rmse_ai": float(spectral.rmse_ai(x_eval, recon).mean()),
         "rmse_ft": float(spectral.rmse_ft(x_eval, recon).mean()),
-        "checkerboard_score": checkerboard_score(_mean_log_map(recon)),
-        "checkerboard_score_data": checkerboard_score(_mean_log_map(x_eval)),
-        "wall_time_s": res.wall_time_s, "images_per_s": res.images_per_s,
+        "checkerboard_score": checkerboard_score(mean_db_map(recon)),
+        "checkerboard_score_data": checkerboard_score(mean_db_map(x_eval)),
+        "wall_time_s": res.total_wall_time_s or res.wall_time_s, "images_per_s": res.images_per_s,
+        **_fit_metrics(res),
     }
-    for k, v in band_hist.items():
-        if k != "step":
-            metrics[f"band_error_{k}"] = v[-1]
+    for k, v in relative_band_errors(x_eval, recon, cfg.band_edges).items():
+        metrics[f"band_error_{k}"] = v
+    for k, v in band_energy_ratios(x_eval, recon, cfg.band_edges).items():
+        metrics[f"band_energy_{k}"] = v
     n_show = min(8, len(x_eval))
     return {
         "metrics": metrics,
         "arrays": {"freqs": f, "profile_recon_mean": mu_r, "profile_recon_std": sd_r, "profile_data_mean": mu_x,
-                   "profile_data_std": sd_x, "map_recon": _mean_log_map(recon), "map_data": _mean_log_map(x_eval)},
+                   "profile_data_std": sd_x, "map_recon": mean_db_map(recon), "map_data": mean_db_map(x_eval)},
         "npz": {"images": {"data": x_eval[:n_show].numpy(), "recon": recon[:n_show].numpy()}},
         "history": res.history,
         "extra": {"band_history": band_hist, "data_notes": str(getattr(train, "notes", ""))},
-        "wall_time_s": res.wall_time_s,
+        "wall_time_s": res.total_wall_time_s or res.wall_time_s,
         "device": res.device,
     }
 
@@ -830,7 +862,8 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     raise TypeError(f"run() takes a RegressionConfig, ImageFitConfig or AutoencoderConfig; got {type(cfg).__name__}")
 
 
-def _ensure(cfgs: Sequence[RunConfig], train: bool, progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
+def load_or_train(cfgs: Sequence[RunConfig], train: bool = True, progress: bool = True,
+                  workers: int = 1) -> list[dict[str, Any]]:
     """The stored records of ``cfgs``, training (and storing) the missing ones unless ``train`` is False."""
     store = _store()
     missing = [c for c in cfgs if not store.exists(c)]
@@ -852,107 +885,8 @@ def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, **over
     ``train=False``, where a missing result raises :class:`~specvae.experiments.store.MissingResultError`), and
     return the table of results (one row per run; config fields, metrics, provenance)."""
     cfgs = configs(preset, **overrides)
-    _ensure(cfgs, train, workers=workers)
+    load_or_train(cfgs, train, workers=workers)
     return _store().frame(cfgs)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# per-section accessors used by the notebook
-# ----------------------------------------------------------------------------------------------------------------
-def regression_1d(preset: str | Sizes = "cpu", *, train: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Section 2: {label: record} for the raw-coordinate MLP and (if ``fourier_features`` > 0) the Fourier-feature
-    MLP; each record's ``arrays["errors"]`` is (K frequencies, T evaluations) at ``arrays["eval_steps"]``.
-    Also ``"table"``: a DataFrame (input, frequency, steps to error < 0.1, final error)."""
-    import pandas as pd
-
-    name, s = _sizes_of(preset, overrides)
-    cfgs = _regression_configs(s, name)
-    recs = _ensure(cfgs, train)
-    out: dict[str, Any] = {}
-    rows = []
-    for cfg, rec in zip(cfgs, recs):
-        label = "raw coordinates" if cfg.fourier_features == 0 else f"Fourier features (σ={cfg.fourier_scale:g})"
-        out[label] = rec
-        for k in cfg.frequencies:
-            rows.append({"input": label, "frequency": k,
-                         "steps to error < 0.1": rec["metrics"][f"steps_to_0.1_k{k:g}"],
-                         "final error": rec["metrics"][f"final_error_k{k:g}"]})
-    return {"runs": out, "table": pd.DataFrame(rows), "configs": cfgs}
-
-
-def image_fit_2d(preset: str | Sizes = "cpu", *, train: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Section 3: {label: record (+ "images": target/recon snapshots)} for the raw and Fourier-feature MLPs,
-    and ``"table"``: PSNR at each snapshot step."""
-    import pandas as pd
-
-    name, s = _sizes_of(preset, overrides)
-    cfgs = _image_fit_configs(s, name)
-    recs = _ensure(cfgs, train)
-    store = _store()
-    out: dict[str, Any] = {}
-    rows = []
-    for cfg, rec in zip(cfgs, recs):
-        label = "raw coordinates" if cfg.fourier_features == 0 else f"Fourier features (σ={cfg.fourier_scale:g})"
-        rec = dict(rec)
-        rec["images"] = store.load_npz(cfg, "images")
-        out[label] = rec
-        for t in rec["arrays"]["snapshot_steps"]:
-            rows.append({"input": label, "step": int(t), "PSNR (dB)": rec["metrics"][f"psnr_step{int(t)}"]})
-    return {"runs": out, "table": pd.DataFrame(rows), "configs": cfgs}
-
-
-def _ae_records(cfgs: Sequence[AutoencoderConfig], train: bool) -> list[dict[str, Any]]:
-    recs = _ensure(cfgs, train)
-    store = _store()
-    out = []
-    for cfg, rec in zip(cfgs, recs):
-        rec = dict(rec)
-        rec["images"] = store.load_npz(cfg, "images")
-        out.append(rec)
-    return out
-
-
-def upsampling(preset: str | Sizes = "cpu", *, train: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Section 4: ``"init"`` = :func:`upsampling_at_init`; ``"trained"`` = {kind: record} of MSE autoencoders
-    with each up-sampling kind; ``"table"``: checkerboard score and spectral errors per kind."""
-    import pandas as pd
-
-    name, s = _sizes_of(preset, overrides)
-    init = upsampling_at_init(s)
-    cfgs = _upsampling_configs(s, name)
-    recs = _ae_records(cfgs, train)
-    trained = {cfg.upsample: rec for cfg, rec in zip(cfgs, recs)}
-    rows = []
-    for kind, rec in trained.items():
-        m = rec["metrics"]
-        rows.append({"upsampling": kind,
-                     "checkerboard score at init": float(init["scores"].set_index("upsampling").loc[kind,
-                                                                                                     "checkerboard_score"]),
-                     "checkerboard score trained": m["checkerboard_score"],
-                     "checkerboard score data": m["checkerboard_score_data"],
-                     "PSNR (dB)": m["psnr"], "RMSE (AI)": m["rmse_ai"], "RMSE (FT)": m["rmse_ft"],
-                     **{f"band {k[len('band_error_'):]}": v for k, v in m.items() if k.startswith("band_error_")}})
-    return {"init": init, "trained": trained, "table": pd.DataFrame(rows), "configs": cfgs}
-
-
-def autoencoders(preset: str | Sizes = "cpu", *, train: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Section 5: {label: record} for the MSE and MSE + FFT autoencoders (``extra["band_history"]``: per-band
-    error over training), and ``"table"``: final metrics per loss."""
-    import pandas as pd
-
-    name, s = _sizes_of(preset, overrides)
-    cfgs = _autoencoder_configs(s, name)
-    recs = _ae_records(cfgs, train)
-    runs = {}
-    rows = []
-    for cfg, rec in zip(cfgs, recs):
-        name = {"fft": "FFT", "focal": "focal frequency"}.get(cfg.spectral_loss, cfg.spectral_loss)
-        label = "MSE" if cfg.fft_weight == 0 else f"MSE + {name} (α={cfg.fft_weight:g})"
-        runs[label] = rec
-        m = rec["metrics"]
-        row = {"loss": label, "PSNR (dB)": m["psnr"], "RMSE (AI)": m["rmse_ai"], "RMSE (FT)": m["rmse_ft"]}
-        for k, v in m.items():
-            if k.startswith("band_error_"):
-                row[f"band {k[len('band_error_'):]}"] = v
-        rows.append(row)
-    return {"runs": runs, "table": pd.DataFrame(rows), "configs": cfgs}
+_ensure = load_or_train

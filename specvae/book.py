@@ -526,10 +526,11 @@ def _runs_dict(summary: Any, folder: Path, hashes: Sequence[str], root: Path) ->
     return {**summary.to_dict(), "store": _relative(folder, root), "hashes": list(hashes)}
 
 
-def _check_stored(folder: Path, hashes: Sequence[str]) -> Any:
+def _check_stored(folder: Path, hashes: Sequence[str], root: Path | None = None) -> Any:
     """The code check (:class:`~specvae.experiments.fingerprint.CodeSummary`) of the runs ``hashes`` stored in
-    ``folder`` (absent or unreadable files count as not stored)."""
-    from specvae.experiments import fingerprint
+    ``folder`` (absent or unreadable files count as not stored), honouring the declared equivalences in
+    ``code_equivalence.json`` beside ``folder`` (evidence tests in ``<root>/tests``)."""
+    from specvae.experiments import code_equivalence, fingerprint
 
     records, missing = [], []
     for digest in dict.fromkeys(hashes):
@@ -538,7 +539,9 @@ def _check_stored(folder: Path, hashes: Sequence[str]) -> Any:
             records.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             missing.append(digest)
-    return fingerprint.check_records(records, missing=missing)
+    declarations = code_equivalence.load(folder.parent / code_equivalence.FILE_NAME,
+                                         tests_dir=(root / "tests") if root is not None else None)
+    return fingerprint.check_records(records, missing=missing, declarations=declarations)
 
 
 def chapter_runs(chapter: str | None, preset: str | None, root: str | os.PathLike | None = None
@@ -571,7 +574,7 @@ def chapter_runs(chapter: str | None, preset: str | None, root: str | os.PathLik
 
         hashes = [config_hash(cfg) for cfg in configs(preset)]
         folder = _results_root(base) / str(getattr(module, "CHAPTER", chapter))
-        return _runs_dict(_check_stored(folder, hashes), folder, hashes, base)
+        return _runs_dict(_check_stored(folder, hashes, base), folder, hashes, base)
     except Exception as exc:  # noqa: BLE001 - the banner must never fail
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -583,7 +586,7 @@ def _recheck_runs(runs: Mapping[str, Any] | None, root: Path) -> dict[str, Any] 
     folder = Path(runs["store"])
     folder = folder if folder.is_absolute() else root / folder
     try:
-        return _runs_dict(_check_stored(folder, runs["hashes"]), folder, runs["hashes"], root)
+        return _runs_dict(_check_stored(folder, runs["hashes"], root), folder, runs["hashes"], root)
     except Exception as exc:  # noqa: BLE001 - a build must not fail on a check
         return {**runs, "error": f"{type(exc).__name__}: {exc}"}
 
@@ -641,13 +644,24 @@ class ChapterStatus:
             return None
         return f"runs: {len(self.runs.states)} stored, {self.runs.line()}"
 
-    def changed_line(self, max_modules: int = 6) -> str | None:
-        """``changed since: module, ...`` (the modules changed since the stale runs), or None."""
-        names = self.runs.changed_modules() if self.runs is not None else []
+    def changed_line(self, max_units: int = 6) -> str | None:
+        """``changed since: module:name, ...`` (the definitions changed since the stale runs; ``+``/``-``: a
+        definition they did not reach / no longer reach), or None."""
+        names = self.runs.changed_units() if self.runs is not None else []
         if not names:
             return None
-        more = f" (+{len(names) - max_modules} more)" if len(names) > max_modules else ""
-        return "changed since: " + ", ".join(names[:max_modules]) + more
+        more = f" (+{len(names) - max_units} more)" if len(names) > max_units else ""
+        return "changed since: " + ", ".join(names[:max_units]) + more
+
+    def declared_line(self) -> str | None:
+        """``declared equivalent: #N (reason …), ...`` (the code_equivalence.json entries that keep changed runs
+        current), or None."""
+        labels = self.runs.declared() if self.runs is not None else []
+        return "declared equivalent (code_equivalence.json): " + "; ".join(labels) if labels else None
+
+    def declaration_problems(self) -> list[str]:
+        """The refused entries of code_equivalence.json (one line each)."""
+        return list(getattr(self.runs, "problems", []) or [])
 
     def runs_problem(self) -> str | None:
         """One line saying what is wrong with the stored runs and how to retrain them (None when nothing is)."""
@@ -700,7 +714,7 @@ def check_chapters(root: str | os.PathLike | None = None, book_dir: str | os.Pat
         folder = results / name
         stored = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
         if runs and stored:
-            status.runs = _check_stored(folder, stored)
+            status.runs = _check_stored(folder, stored, base)
         out.append(status)
     return out
 
@@ -1230,6 +1244,7 @@ def book_problems(root: str | os.PathLike | None = None) -> list[str]:
             problems.append(status.message())
         if not status.runs_ok:
             problems.append(status.runs_problem())
+        problems += [p for p in status.declaration_problems() if p not in problems]
     if (base / "_toc.yml").is_file():
         _, missing = available_toc(base)
         problems += [f"{doc}: listed in _toc.yml but the file does not exist; left out of this build"

@@ -105,8 +105,12 @@ def _cmd_book_status(args: argparse.Namespace) -> int:
         print(status.message())
         if status.runs is not None:
             print(f"  {status.runs_line()}")
-            if status.changed_line():
-                print(f"    {status.changed_line()}")
+            for line in (status.declared_line(), status.changed_line()):
+                if line:
+                    print(f"    {line}")
+    problems = list(dict.fromkeys(p for s in statuses for p in s.declaration_problems()))
+    for problem in problems:
+        print(problem)
     stale = [s for s in statuses if not s.runs_ok]
     if stale:
         print("retrain runs of older or unknown code with: "
@@ -114,7 +118,7 @@ def _cmd_book_status(args: argparse.Namespace) -> int:
     _, missing = book.available_toc(args.root)
     for doc in missing:
         print(f"{doc}: listed in _toc.yml but missing")
-    return 0 if all(s.ok for s in statuses) and not missing else 1
+    return 0 if all(s.ok for s in statuses) and not missing and not problems else 1
 
 
 # ----------------------------------------------------------------------------------------------------- run

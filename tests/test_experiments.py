@@ -383,7 +383,7 @@ def test_run_grid_reports_or_reruns_runs_of_stale_code(tmp_path: Path, monkeypat
     # make run 2 look as if an older run_square had made it, with a checkpoint left by that old code
     path = store.path_for(cfgs[1])
     record = json.loads(path.read_text())
-    record["provenance"]["code"]["modules"][run_square.__module__] = "0" * 16
+    record["provenance"]["code"]["units"][run_square.__module__]["run_square"] = "0" * 16
     record["provenance"]["code"]["fingerprint"] = "1" * 16
     path.write_text(json.dumps(record))
     store.run_dir(cfgs[1]).mkdir(parents=True)
@@ -395,6 +395,7 @@ def test_run_grid_reports_or_reruns_runs_of_stale_code(tmp_path: Path, monkeypat
     assert len(list(markers.iterdir())) == 2
     reused = tracker.reused()
     assert list(reused.states) == [config_hash(cfgs[1])] and reused.changed_modules() == [run_square.__module__]
+    assert reused.changed_units() == [f"{run_square.__module__}:run_square"]
     # rerun: only the stale run, its old checkpoint folder removed first
     for marker in markers.iterdir():
         marker.unlink()
@@ -417,10 +418,10 @@ def test_run_grid_in_worker_processes(tmp_path: Path, monkeypatch: pytest.Monkey
     pids = {int(p.name.split("-")[1]) for p in markers.iterdir()}
     assert os.getpid() not in pids and len(list(markers.iterdir())) == 2
     assert [store.load(c)["metrics"]["square"] for c in cfgs[:2]] == [25, 36]
-    # each worker stored the fingerprint of run_square's module (computed in the worker, before the run)
+    # each worker stored the fingerprint of what run_square reaches (computed in the worker, before the run)
     from specvae.experiments.fingerprint import code_fingerprint
 
-    expected = code_fingerprint(run_square.__module__).to_record()
+    expected = code_fingerprint(run_square.__module__, "run_square").to_record()
     assert [store.load(c)["provenance"]["code"] for c in cfgs[:2]] == [expected, expected]
     with pytest.raises(ValueError, match="lambda or a nested function"):
         run_grid([SampleConfig(seed=8)], lambda c: {"metrics": {}}, store, workers=2, progress=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import shutil
 import subprocess
@@ -171,90 +172,264 @@ def test_code_edits_change_the_hash(old, new):
     assert fingerprint.code_hash(MODULE.replace(old, new)) != fingerprint.code_hash(MODULE)
 
 
-def test_overall_fingerprint_depends_on_every_module_hash():
-    a = fingerprint.CodeFingerprint.of("m", {"m": "1" * 16, "n": "2" * 16})
-    b = fingerprint.CodeFingerprint.of("m", {"n": "2" * 16, "m": "1" * 16})
-    c = fingerprint.CodeFingerprint.of("m", {"m": "1" * 16, "n": "3" * 16})
+def test_overall_fingerprint_depends_on_every_unit_hash():
+    a = fingerprint.CodeFingerprint.of("m", {"m:f": "1" * 16, "n:g": "2" * 16})
+    b = fingerprint.CodeFingerprint.of("m", {"n:g": "2" * 16, "m:f": "1" * 16})
+    c = fingerprint.CodeFingerprint.of("m", {"m:f": "1" * 16, "n:g": "3" * 16})
     assert a.fingerprint == b.fingerprint != c.fingerprint
     assert fingerprint.CodeFingerprint.from_record(a.to_record()) == a
+    assert a.to_record()["units"] == {"m": {"f": "1" * 16}, "n": {"g": "2" * 16}}  # grouped by module
 
 
 # ----------------------------------------------------------------------------------------------------------
-# which modules count
+# which definitions count
 # ----------------------------------------------------------------------------------------------------------
-def test_dependencies_follow_defining_modules_and_local_imports(make_package):
+FPA_UNITS = {
+    "fpa.chapter:run",
+    # the import bindings the run function uses, and what they point at
+    "fpa.chapter:FFTLoss", "fpa.losses:FFTLoss", "fpa.losses.fft:FFTLoss", "fpa.losses.fft:helper", "fpa.util:helper",
+    "fpa.chapter:SCALE", "fpa.losses:SCALE", "fpa.losses.consts:SCALE",
+    # a lazy export: the package's __getattr__ (and its import) and the function it serves
+    "fpa.chapter:thing", "fpa.lazy:__getattr__", "fpa.lazy:importlib", "fpa.lazy.impl:thing",
+    # the function-local import
+    "fpa.local_dep:inner",
+}
+
+
+def test_units_follow_definitions_through_reexports_lazy_exports_and_local_imports(make_package):
     _losses_package(make_package, "fpa")
-    deps = fingerprint.dependencies("fpa.chapter")
-    # FFTLoss -> its defining module (and what that imports); SCALE (a constant) -> the module binding it;
-    # a lazily exported name -> the module __getattr__ takes it from; the function-local import counts
-    assert sorted(deps) == ["fpa.chapter", "fpa.lazy.impl", "fpa.local_dep", "fpa.losses.consts",
-                            "fpa.losses.fft", "fpa.util"]
-    # not the re-exporting __init__s, not the sibling AzimuthalLoss, not a module nobody imports, not a
-    # TYPE_CHECKING-only import
-    for absent in ("fpa", "fpa.losses", "fpa.losses.azimuthal", "fpa.unused", "fpa.typing_only"):
-        assert absent not in deps
-    assert deps["fpa.losses.fft"].name == "fft.py"
+    fp = fingerprint.code_fingerprint("fpa.chapter")
+    assert set(fp.units) == FPA_UNITS
+    # not the sibling AzimuthalLoss re-exported beside FFTLoss, not a module nobody imports, not a TYPE_CHECKING
+    # import (the chapter's TYPE_CHECKING and typing bindings are not reached by run)
+    assert fingerprint.dependencies("fpa.chapter") == {
+        m: fp.files[m] for m in ["fpa.chapter", "fpa.lazy", "fpa.lazy.impl", "fpa.local_dep", "fpa.losses",
+                                 "fpa.losses.consts", "fpa.losses.fft", "fpa.util"]}
+    assert fp.files["fpa.losses.fft"].name == "fft.py"
 
 
 def test_excluded_modules_are_neither_hashed_nor_followed(make_package):
     _losses_package(make_package, "fpb")
     deps = fingerprint.dependencies("fpb.chapter", exclude={"fpb.losses.fft"})
-    assert "fpb.losses.fft" not in deps and "fpb.util" not in deps  # util is imported only by fft
+    assert "fpb.losses.fft" not in deps and "fpb.util" not in deps  # util is reached only from fft
     assert "fpb.local_dep" in deps
 
 
-def test_edits_in_dependencies_change_the_fingerprint_and_name_the_module(make_package):
-    root = _losses_package(make_package, "fpc")
-    before = fingerprint.code_fingerprint("fpc.chapter")
-
+def _editor(root: Path, run_module: str):
     def edit(rel: str, old: str, new: str) -> fingerprint.CodeFingerprint:
         path = root / rel
         text = path.read_text()
-        assert old in text
+        assert old in text, (rel, old)
         path.write_text(text.replace(old, new))
-        return fingerprint.code_fingerprint("fpc.chapter")
+        return fingerprint.code_fingerprint(run_module)
+    return edit
 
+
+def _changed(a: fingerprint.CodeFingerprint, b: fingerprint.CodeFingerprint) -> set[str]:
+    return set(fingerprint._compare(a.units, b.units))
+
+
+def test_edits_in_reached_definitions_change_the_fingerprint_and_name_the_unit(make_package):
+    root = _losses_package(make_package, "fpc")
+    edit = _editor(root, "fpc.chapter")
+    before = fingerprint.code_fingerprint("fpc.chapter")
     # comments and docstrings in a dependency: same fingerprint
     same = edit("util.py", "def helper(x):\n", 'def helper(x):\n    """Add one."""  # documented now\n')
     assert same.fingerprint == before.fingerprint
-    # a module the run does not import, and the re-exporting __init__: same fingerprint
+    # a module the run does not import, the sibling re-exported beside FFTLoss: same fingerprint
     assert edit("unused.py", "return 0", "return 1").fingerprint == before.fingerprint
     assert edit("losses/azimuthal.py", "pass", "scale = 3").fingerprint == before.fingerprint
+    # the re-exporting __init__ gains an export: same; it points FFTLoss elsewhere: changed
+    assert edit("losses/__init__.py", "from .fft import FFTLoss", "from .fft import FFTLoss\nEXTRA = 1"
+                ).fingerprint == before.fingerprint
     # code in a (transitive) dependency
     changed = edit("util.py", "x + 1", "x + 2")
-    assert changed.fingerprint != before.fingerprint
-    assert [m for m in changed.modules if changed.modules[m] != before.modules[m]] == ["fpc.util"]
+    assert _changed(before, changed) == {"fpc.util:helper"}
     # code in a module imported inside the run function only
     local = edit("local_dep.py", "return -x", "return -2 * x")
-    assert local.modules["fpc.local_dep"] != changed.modules["fpc.local_dep"]
-    assert local.fingerprint != changed.fingerprint
+    assert _changed(changed, local) == {"fpc.local_dep:inner"}
+    # a re-export pointed at another class: the binding in the __init__ and what it reaches now
+    moved = edit("losses/__init__.py", "from .fft import FFTLoss", "from .azimuthal import AzimuthalLoss as FFTLoss")
+    assert _changed(local, moved) == {"fpc.losses:FFTLoss", "+fpc.losses.azimuthal:AzimuthalLoss",
+                                      "-fpc.losses.fft:FFTLoss", "-fpc.losses.fft:helper", "-fpc.util:helper"}
 
 
-def test_specvae_fft_loss_resolves_to_its_defining_module():
-    assert fingerprint._resolve_name("specvae.losses", "FFTLoss", ("specvae",)) == "specvae.losses.fft"
-    assert fingerprint._resolve_name("specvae", "spectral", ("specvae",)) == "specvae.spectral"
-    assert fingerprint._resolve_name("specvae.metrics", "ssim", ("specvae",)) == "specvae.metrics.image"
-    deps = fingerprint.dependencies("specvae.experiments.simpler_is_better")
-    assert "specvae.losses.fft" in deps and "specvae.train" in deps
-    assert "specvae.losses" not in deps  # the re-exporting __init__ (it would drag in every loss)
-    assert not set(deps) & fingerprint.EXCLUDED_MODULES
-    assert not [m for m in deps if m.startswith("specvae.bench")]  # benchmarks: imported by bench_families only
+REPORTING_PACKAGE = {
+    "__init__.py": "",
+    "maths.py": """
+        import math
+
+        RATE = 0.5
 
 
-@pytest.mark.parametrize("package", ["specvae.losses", "specvae.data", "specvae.models"])
-def test_static_resolution_agrees_with_dunder_module(package):
-    """The code reader (used for constants) finds the module Python itself says defines each class/function,
-    or, where the code binds the name in a way it does not follow (``globals().update``), falls back on the
-    package itself (which counts everything the package imports): never another module."""
+        def scaled(x):
+            return RATE * x
+
+
+        def unused_helper(x):
+            return math.sqrt(x)
+        """,
+    "report.py": """
+        import numpy as np
+
+        def table(values):
+            return np.round(values, 2)
+        """,
+    "chapter.py": """
+        from dataclasses import dataclass
+
+        from PKG import report
+        from PKG.maths import scaled, unused_helper
+        from PKG.report import table
+
+
+        @dataclass(frozen=True)
+        class RunConfig:
+            x: float
+
+            def value(self):
+                return self.x
+
+
+        def run(cfg: RunConfig):
+            return {"metrics": {"y": scaled(cfg.value())}}
+
+
+        def report_table(results):
+            return table([unused_helper(r) for r in results]) + report.table([1.0])
+        """,
+}
+
+
+def test_report_code_and_unreached_definitions_do_not_count(make_package):
+    root = make_package("fpr", {k: textwrap.dedent(v).replace("PKG", "fpr") for k, v in REPORTING_PACKAGE.items()})
+    edit = _editor(root, "fpr.chapter")
+    before = fingerprint.code_fingerprint("fpr.chapter")
+    assert set(before.units) == {"fpr.chapter:run", "fpr.chapter:RunConfig", "fpr.chapter:dataclass",
+                                 "fpr.chapter:scaled", "fpr.maths:scaled", "fpr.maths:RATE"}
+    # the report module, the chapter's report function and an unused helper beside a used one: no change
+    assert edit("report.py", "2)", "3)").fingerprint == before.fingerprint
+    assert edit("chapter.py", "report.table([1.0])", "report.table([2.0])").fingerprint == before.fingerprint
+    assert edit("maths.py", "math.sqrt(x)", "math.exp(x)").fingerprint == before.fingerprint
+    # the config class (a method the run calls on its argument), a constant the run reaches
+    after = edit("chapter.py", "return self.x", "return 2 * self.x")
+    assert _changed(before, after) == {"fpr.chapter:RunConfig"}
+    assert _changed(after, edit("maths.py", "RATE = 0.5", "RATE = 0.25")) == {"fpr.maths:RATE"}
+
+
+CONSERVATIVE_PACKAGE = {
+    "__init__.py": "",
+    "tools.py": """
+        import os
+
+        def a():
+            return 1
+
+
+        def b():
+            return 2
+        """,
+    "table.py": """
+        def first():
+            return 1
+
+
+        def second():
+            return 2
+
+
+        def pick(name):
+            return globals()[name]()
+        """,
+    "sideeffect.py": """
+        import os
+
+        os.environ.setdefault("FPS_FLAG", "1")   # runs at import: a side effect
+
+
+        def unused():
+            return 0
+        """,
+    "dyn.py": "def loaded():\n    return 3\n",
+    "chapter.py": """
+        import importlib
+
+        from PKG import sideeffect, tools
+        from PKG.table import pick
+
+
+        class Cfg:
+            def go(self):
+                return 1
+
+
+        class Other:
+            pass
+
+
+        def run(cfg):
+            mod = importlib.import_module("PKG.dyn")
+            return getattr(tools, "a")() + pick("first") + cfg.go() + mod.loaded()
+        """,
+}
+
+
+def test_unclear_code_takes_whole_modules(make_package):
+    make_package("fps", {k: textwrap.dedent(v).replace("PKG", "fps") for k, v in CONSERVATIVE_PACKAGE.items()})
+    units = set(fingerprint.code_fingerprint("fps.chapter").units)
+    # a module used as a value (getattr): all of it
+    assert {"fps.tools:a", "fps.tools:b", "fps.tools:os"} <= units
+    # a function that reads globals(): its whole module
+    assert {"fps.table:first", "fps.table:second", "fps.table:pick"} <= units
+    # import_module("literal"): the whole module
+    assert "fps.dyn:loaded" in units
+    # a module imported at module level: its import-time statements, not its definitions
+    assert "fps.sideeffect:<toplevel>" in units and "fps.sideeffect:unused" not in units
+    # run's parameter has no annotation: every class of the run module (the config's methods)
+    assert {"fps.chapter:Cfg", "fps.chapter:Other"} <= units
+
+
+def test_import_bindings_are_units(make_package):
+    root = make_package("fpi", {"__init__.py": "", "chapter.py": "import math as m\n\ndef run(cfg: float):\n"
+                                                                 "    return m.sqrt(cfg)\n"})
+    before = fingerprint.code_fingerprint("fpi.chapter")
+    assert set(before.units) == {"fpi.chapter:run", "fpi.chapter:m"}
+    after = _editor(root, "fpi.chapter")("chapter.py", "import math as m", "import cmath as m")
+    assert _changed(before, after) == {"fpi.chapter:m"}  # same code in run, another library behind the name
+
+
+def test_specvae_chapter_one_reaches_its_code_but_not_report_or_bookkeeping():
+    fp = fingerprint.code_fingerprint("specvae.experiments.simpler_is_better")
+    units, modules = set(fp.units), set(fp.modules)
+    assert {"specvae.experiments.simpler_is_better:run", "specvae.experiments.simpler_is_better:_load",
+            "specvae.losses.fft:FFTLoss", "specvae.train:fit", "specvae.models.vae:IRMAEVAE",
+            "specvae.metrics.image:ssim", "specvae.data.loaders:load_dataset"} <= units
+    # the chapter module's report and benchmark functions are not reached by run
+    assert not {"specvae.experiments.simpler_is_better:run_all", "specvae.experiments.simpler_is_better:bench_families",
+                "specvae.experiments.simpler_is_better:configs"} & units
+    assert "specvae.experiments.simpler_is_better_report" not in modules
+    assert not modules & fingerprint.EXCLUDED_MODULES
+    assert not [m for m in modules if m.startswith("specvae.bench")]
+    # the re-exporting specvae.losses adds its bindings (and import-time code), not every loss
+    assert "specvae.losses:FFTLoss" in units and "specvae.losses.focal_frequency:FocalFrequencyLoss" not in units
+
+
+@pytest.mark.parametrize("package", ["specvae.losses", "specvae.data", "specvae.models", "specvae.metrics"])
+def test_name_resolution_agrees_with_dunder_module(package):
+    """The code reader finds, for each exported class/function, the definition Python itself says it is."""
     mod = importlib.import_module(package)
-    agreed = 0
+    checked = 0
     for name in mod.__all__:
         obj = getattr(mod, name)
-        if isinstance(obj, type) or callable(obj):
-            found = fingerprint._static_binding(package, name, ("specvae",))
-            assert found in (obj.__module__, package), name
-            agreed += found == obj.__module__
-    assert agreed >= 1
+        if not (isinstance(obj, type) or inspect.isfunction(obj)) or not obj.__module__.startswith("specvae"):
+            continue
+        closure = fingerprint._Closure(("specvae",), fingerprint.EXCLUDED_MODULES, fingerprint.EXCLUDED_PACKAGES,
+                                       package)
+        closure.push("attr", package, name, ())
+        closure.run()
+        assert f"{obj.__module__}:{obj.__name__}" in closure.units, name
+        checked += 1
+    assert checked >= 1
 
 
 def test_run_module_of():
@@ -267,6 +442,12 @@ def test_run_module_of():
         "specvae.experiments.spectral_bias"
     fn = type(lambda: 0)(compile("def f(): pass", "<nb>", "exec").co_consts[0], {"__name__": "__main__"})
     assert fingerprint.run_module_of(fn) in (None, getattr(sys.modules["__main__"].__spec__, "name", None))
+    assert fingerprint.entry_of(functools.partial(spectral_bias.run)) == ("specvae.experiments.spectral_bias", "run")
+
+    def nested(cfg):
+        return cfg
+
+    assert fingerprint.entry_of(nested) == (__name__, None)  # a nested function: the whole module counts
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -296,7 +477,8 @@ def test_run_grid_and_save_store_the_fingerprint(make_package, tmp_path):
     code = store.load(cfg)["provenance"]["code"]
     expected = fingerprint.code_fingerprint("fpd.runs")
     assert code == expected.to_record()
-    assert code["run_module"] == "fpd.runs" and "fpd.losses.fft" in code["modules"] and "fpd.chapter" in code["modules"]
+    assert code["run_module"] == "fpd.runs" and code["entry"] == "run"
+    assert code["units"]["fpd.losses.fft"].keys() == {"FFTLoss", "helper"} and "run" in code["units"]["fpd.chapter"]
     # a direct save: the run module given, or none at all (a chapter without a specvae.experiments module)
     store.save(runs.Cfg(2.0), metrics={"value": 1}, run_module="fpd.chapter")
     assert store.load(runs.Cfg(2.0))["provenance"]["code"]["run_module"] == "fpd.chapter"
@@ -323,20 +505,116 @@ def test_check_record_current_stale_and_unknown(make_package, tmp_path):
     assert fingerprint.check_record(record).state == "current"
     (root / "losses" / "fft.py").write_text((root / "losses" / "fft.py").read_text().replace("* 2", "* 3"))
     state = fingerprint.check_record(record)
-    assert state.state == "stale" and state.changed == ("fpe.losses.fft",)
-    # a module the code did not depend on before, and one it no longer depends on
+    assert state.state == "stale" and state.changed == ("fpe.losses.fft:FFTLoss",)
+    # a definition the code did not reach before, and those it no longer reaches
     chapter = root / "chapter.py"
     chapter.write_text(chapter.read_text().replace("from fpe.lazy import thing", "from fpe.unused import "
                                                    "nobody_imports_me as thing"))
     state = fingerprint.check_record(record)
-    assert set(state.changed) == {"fpe.chapter", "fpe.losses.fft", "+fpe.unused", "-fpe.lazy.impl"}
+    assert set(state.changed) == {"fpe.chapter:thing", "fpe.losses.fft:FFTLoss", "+fpe.unused:nobody_imports_me",
+                                  "-fpe.lazy.impl:thing", "-fpe.lazy:__getattr__", "-fpe.lazy:importlib"}
     gone = {"hash": "g", "provenance": {"code": {**record["provenance"]["code"], "run_module": "fpe.nothing"}}}
     assert fingerprint.check_record(gone).state == "unknown"
     summary = fingerprint.check_records([record, gone], missing=["m"])
     assert summary.line() == ("0 current, 1 stale, 1 unknown (cannot find the source file of the run module "
                               "'fpe.nothing'; a fingerprint needs a module-level run function defined in a .py "
                               "file), 1 not stored")
-    assert not summary.ok and summary.changed_modules()[0] in state.changed
+    assert not summary.ok and summary.changed_units()[0] in state.changed
+    assert set(summary.changed_modules()) == {"fpe.chapter", "fpe.lazy", "fpe.lazy.impl", "fpe.losses.fft",
+                                              "fpe.unused"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# declared equivalences
+# ----------------------------------------------------------------------------------------------------------
+def _declarations(tmp_path: Path, entries: list) -> "code_equivalence.Declarations":
+    from specvae.experiments import code_equivalence
+
+    _write(tmp_path / "repo", {"tests/test_proof.py": """
+        def test_same_numbers():
+            assert 1 == 1
+
+
+        class TestGroup:
+            def test_inside(self):
+                assert True
+
+
+        def helper_not_a_test():
+            pass
+        """})
+    path = tmp_path / "repo" / "book" / "results" / code_equivalence.FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": 1, "declarations": entries}))
+    return code_equivalence.load(path, tests_dir=tmp_path / "repo" / "tests")
+
+
+GOOD = {"chapter": "00_x", "code": {"m:f": {"from": "0" * 16, "to": "1" * 16}}, "reason": "same numbers",
+        "evidence": ["tests/test_proof.py::test_same_numbers", "tests/test_proof.py::TestGroup::test_inside[a-1]"]}
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"reason": None}, "no reason"),
+    ({"reason": "   "}, "no reason"),
+    ({"evidence": []}, "no evidence"),
+    ({"evidence": ["tests/test_missing.py::test_same_numbers"]}, "tests/test_missing.py does not exist"),
+    ({"evidence": ["tests/test_proof.py::test_gone"]}, "no test test_gone in tests/test_proof.py"),
+    ({"evidence": ["tests/test_proof.py::helper_not_a_test"]}, "no test helper_not_a_test"),
+    ({"evidence": ["tests/test_proof.py::TestGroup::test_gone"]}, "no test TestGroup::test_gone"),
+    ({"evidence": ["tests/../../etc/test_x.py::test_a"]}, "is not in"),
+    ({"evidence": ["test_proof.py::test_same_numbers"]}, "is not a test id"),
+    ({"code": {"m:f": {"from": "xyz", "to": "1" * 16}}}, "16 hex digits"),
+    ({"code": {"m:f": {"from": "1" * 16, "to": "1" * 16}}}, "from == to"),
+    ({"code": {}}, "no code"),
+    ({"chapter": ""}, "no chapter"),
+    ({"presets": "cpu"}, "presets must be"),
+    ({"because": "x"}, "unknown field(s) because"),
+])
+def test_declarations_without_reason_or_existing_evidence_test_are_refused(tmp_path, change, problem):
+    bad = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    declarations = _declarations(tmp_path, [GOOD, bad])
+    assert [e.index for e in declarations.entries] == [1]  # the good one only
+    assert len(declarations.problems) >= 1 and all("refused declaration #2" in p for p in declarations.problems)
+    assert any(problem in p for p in declarations.problems), declarations.problems
+
+
+def test_declarations_cover_exactly_the_changes_they_name(make_package, tmp_path):
+    from specvae.experiments import code_equivalence
+
+    root = _losses_package(make_package, "fpq")
+    edit = _editor(root, "fpq.chapter")
+    stored = fingerprint.code_fingerprint("fpq.chapter")
+    record = {"hash": "h", "chapter": "00_x", "provenance": {"preset": "cpu", "code": stored.to_record()}}
+    changed = edit("losses/fft.py", "* 2", "* 2.0")
+    fft = {"from": stored.units["fpq.losses.fft:FFTLoss"], "to": changed.units["fpq.losses.fft:FFTLoss"]}
+    entry = {**GOOD, "code": {"fpq.losses.fft:FFTLoss": fft}, "presets": ["cpu"], "reason": "2 and 2.0 agree"}
+
+    def check(*entries):
+        return fingerprint.check_record(record, declarations=_declarations(tmp_path, list(entries)))
+
+    assert check() == fingerprint.CodeState("stale", ("fpq.losses.fft:FFTLoss",))
+    state = check(entry)
+    assert state.current and state.declared == ("#1 (2 and 2.0 agree)",)
+    assert state.excused == ("fpq.losses.fft:FFTLoss",)
+    # another chapter, another preset, another stored hash: not honoured
+    assert check({**entry, "chapter": "01_y"}).state == "stale"
+    assert check({**entry, "presets": ["gpu"]}).state == "stale"
+    assert check({**entry, "code": {"fpq.losses.fft:FFTLoss": {**fft, "from": "f" * 16}}}).state == "stale"
+    # a whole-module key: the module's combined hash over the run's units
+    module = {"from": fingerprint.module_units(stored.units, "fpq.losses.fft"),
+              "to": fingerprint.module_units(changed.units, "fpq.losses.fft")}
+    assert check({**entry, "code": {"fpq.losses.fft": module}}).current
+    # a later change elsewhere is not covered; a later change of the declared unit voids the declaration
+    later = edit("util.py", "x + 1", "x + 3")
+    assert later.units["fpq.losses.fft:FFTLoss"] == fft["to"]
+    assert check(entry) == fingerprint.CodeState("stale", ("fpq.util:helper",))
+    edit("util.py", "x + 3", "x + 1")
+    edit("losses/fft.py", "* 2.0", "* 2.5")
+    assert check(entry) == fingerprint.CodeState("stale", ("fpq.losses.fft:FFTLoss",))
+    # the template names every changed unit, with the hashes a declaration needs
+    template = code_equivalence.template("00_x", stored.units, changed.units, presets=["cpu"])
+    assert template["code"] == {"fpq.losses.fft:FFTLoss": fft} and template["reason"] == ""
+    assert _declarations(tmp_path, [template]).entries == []  # refused until a reason and evidence are given
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -367,12 +645,12 @@ def test_backfill_from_a_git_repository_with_two_commits(make_package, tmp_path)
 
     then = fingerprint.fingerprint_at_commit("fpg.chapter", first)
     now = fingerprint.code_fingerprint("fpg.chapter")
-    assert then.modules["fpg.util"] != now.modules["fpg.util"]
-    assert {m for m in now.modules if then.modules[m] != now.modules[m]} == {"fpg.util"}
+    assert then.units.keys() == now.units.keys()
+    assert {u for u in now.units if then.units[u] != now.units[u]} == {"fpg.util:helper"}
     assert fingerprint.fingerprint_at_commit("fpg.chapter", second) == now
 
     state = fingerprint.check_record(record(first), run_module="fpg.chapter")
-    assert state == fingerprint.CodeState("stale", ("fpg.util",), backfilled=True)
+    assert state == fingerprint.CodeState("stale", ("fpg.util:helper",), backfilled=True)
     assert fingerprint.check_record(record(second), run_module="fpg.chapter") == \
         fingerprint.CodeState("current", backfilled=True)
     dirty = fingerprint.check_record(record(second, dirty=True), run_module="fpg.chapter")
@@ -384,16 +662,16 @@ def test_backfill_from_a_git_repository_with_two_commits(make_package, tmp_path)
     _write(repo, {"fpg/extra.py": "K = 1\n"})
     (root / "local_dep.py").write_text("from fpg.extra import K\n\ndef inner(x):\n    return -x * K\n")
     state = fingerprint.check_record(record(second), run_module="fpg.chapter")
-    assert state.state == "stale" and set(state.changed) == {"+fpg.extra", "fpg.local_dep"}
+    assert state.state == "stale" and set(state.changed) == {"+fpg.extra:K", "+fpg.local_dep:K", "fpg.local_dep:inner"}
 
 
 def test_backfill_of_the_repository_runs_names_real_changes():
-    """A record of chapter 0 made at a clean commit is checked against git (not shown as unknown)."""
-    folder = REPO / "book" / "results" / "00_spectral_bias"
-    clean = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    clean = [r for r in clean if r["provenance"].get("git_dirty") is False and not r["provenance"].get("code")]
-    if not clean or not fingerprint._has_commit(str(REPO), clean[0]["provenance"]["git_commit"]):
-        pytest.skip("no stored chapter-0 run from before fingerprints at a commit of this clone")
+    """A stored run made at a clean commit before fingerprints is checked against git (not shown as unknown)."""
+    records = [json.loads(p.read_text()) for p in sorted((REPO / "book" / "results").glob("*/*.json"))]
+    clean = [r for r in records if r["provenance"].get("git_dirty") is False and not r["provenance"].get("code")
+             and fingerprint._has_commit(str(REPO), r["provenance"]["git_commit"])]
+    if not clean:
+        pytest.skip("no stored run from before fingerprints at a commit of this clone")
     state = fingerprint.check_record(clean[0])
     assert state.backfilled and state.state in ("current", "stale")
 
@@ -490,7 +768,23 @@ def tiny_chapter(make_package, tmp_path, monkeypatch):
     return pkg, project, module
 
 
-def test_stale_runs_end_to_end(tiny_chapter, tmp_path, capsys):
+def _declare(project: Path, results: Path, monkeypatch, store: ResultStore, cfg) -> None:
+    """Declare the tiny chapter's current code equivalent to its stored runs' (evidence: a test of the project,
+    which becomes the project root)."""
+    from specvae.experiments import code_equivalence
+
+    (project / "pyproject.toml").write_text("[project]\nname = 'tiny'\n")
+    _write(project, {"tests/test_tiny.py": "def test_scale_equivalence():\n    assert 2 * 1 == 2\n"})
+    monkeypatch.chdir(project)
+    stored = fingerprint.CodeFingerprint.from_record(store.load(cfg)["provenance"]["code"])
+    now = fingerprint.code_fingerprint(stored.run_module)
+    entry = code_equivalence.template("98_tiny_chapter", stored.units, now.units, presets=["smoke"])
+    assert list(entry["code"]) == ["fpz.core:scale"]
+    entry.update(reason="a test fixture's declaration", evidence=["tests/test_tiny.py::test_scale_equivalence"])
+    (results / code_equivalence.FILE_NAME).write_text(json.dumps({"format": 1, "declarations": [entry]}))
+
+
+def test_stale_runs_end_to_end(tiny_chapter, tmp_path, capsys, monkeypatch):
     from specvae import book, cli
 
     pkg, project, module = tiny_chapter
@@ -510,7 +804,7 @@ def test_stale_runs_end_to_end(tiny_chapter, tmp_path, capsys):
     assert "older code" not in capsys.readouterr().err
     st, states = status()
     assert states == ["current", "current"] and st.runs_line() == "runs: 2 stored, 2 current, 0 stale, 0 unknown"
-    assert store.load(cfgs[0])["provenance"]["code"]["modules"].keys() == {"specvae.experiments.tiny_chapter",
+    assert store.load(cfgs[0])["provenance"]["code"]["units"].keys() == {"specvae.experiments.tiny_chapter",
                                                                           "fpz.core"}
 
     core = pkg / "core.py"
@@ -521,10 +815,10 @@ def test_stale_runs_end_to_end(tiny_chapter, tmp_path, capsys):
     core.write_text(core.read_text().replace("2 * x", "3 * x"))
     importlib.reload(sys.modules["fpz.core"])  # what a fresh process would load
     st, states = status()
-    assert states == ["stale", "stale"] and not st.ok and st.changed_line() == "changed since: fpz.core"
+    assert states == ["stale", "stale"] and not st.ok and st.changed_line() == "changed since: fpz.core:scale"
     assert cli.main(["book", "status", "--root", str(project)]) == 1
     out = capsys.readouterr().out
-    assert "runs: 2 stored, 0 current, 2 stale, 0 unknown\n    changed since: fpz.core" in out
+    assert "runs: 2 stored, 0 current, 2 stale, 0 unknown\n    changed since: fpz.core:scale" in out
     assert "specvae run 98 --preset smoke --rerun-stale" in out
     assert any("98_tiny_chapter: runs: 2 stored" in p for p in book.book_problems(project))
 
@@ -534,6 +828,29 @@ def test_stale_runs_end_to_end(tiny_chapter, tmp_path, capsys):
     assert "admonition warning" in html and "Results from older code" in html
     assert "<code>specvae run 98 --preset smoke --rerun-stale</code>" in html
     assert "2 were trained by code that has changed since (fpz.core)" in banner.to_text().replace("\n    ", " ")
+
+    # a declared equivalence (committed beside the results, evidence in the project's tests) keeps them current
+    _declare(project, tmp_path / "results", monkeypatch, store, cfgs[0])
+    st, states = status()
+    assert states == ["current", "current"] and st.runs_ok
+    assert st.runs_line() == "runs: 2 stored, 2 current (2 by declared equivalence), 0 stale, 0 unknown"
+    assert st.declared_line() == "declared equivalent (code_equivalence.json): #1 (a test fixture's declaration)"
+    cli.main(["book", "status", "--root", str(project)])
+    out = capsys.readouterr().out
+    assert "2 current (2 by declared equivalence)" in out and "--rerun-stale" not in out
+    assert cli.main(["run", "tiny_chapter", "--preset", "smoke", "--rerun-stale"]) == 0
+    assert "retrained" not in capsys.readouterr().err and values() == [2.0, 4.0]
+    assert not book.banner(preset="smoke", chapter="98_tiny_chapter", source=source, display=False).runs_warning
+    # ... until its evidence test is gone: the entry is refused, said so, and the runs are stale again
+    (project / "tests" / "test_tiny.py").write_text("def test_other():\n    assert 1 + 1 == 2\n")
+    (tmp_path / "results" / "code_equivalence.json").touch()  # (a new mtime: the file is read again)
+    assert status()[1] == ["stale", "stale"]
+    assert cli.main(["book", "status", "--root", str(project)]) == 1
+    out = capsys.readouterr().out
+    assert ("code_equivalence.json: refused declaration #1: evidence 'tests/test_tiny.py::test_scale_equivalence':"
+            " no test test_scale_equivalence in tests/test_tiny.py") in out
+    assert any("refused declaration #1" in p for p in book.book_problems(project))
+    (tmp_path / "results" / "code_equivalence.json").unlink()
 
     # `specvae run` reuses them and says so
     assert cli.main(["run", "tiny_chapter", "--preset", "smoke"]) == 0

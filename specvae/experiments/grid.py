@@ -18,7 +18,7 @@ failing run is reported with its config and traceback and does not stop the othe
 :class:`GridError` summarises the failures.
 
 Each saved result records the fingerprint of the code it ran with (``provenance.code``, see
-:mod:`~specvae.experiments.fingerprint`), computed from the module that defines ``run_fn`` just before the run
+:mod:`~specvae.experiments.fingerprint`): the definitions ``run_fn`` reaches, computed just before the run
 starts. Inside ``track_code(rerun_stale=True)`` (``specvae run --rerun-stale``) stored runs of stale code count
 as missing and are retrained; their checkpoint folders (``store.run_dir(cfg)``), which ``fit`` would otherwise
 resume from, are removed first unless they hold a checkpoint of the current code (an interrupted rerun).
@@ -97,9 +97,9 @@ def save_run_output(store: ResultStore, cfg: Any, output: Mapping[str, Any], wal
 def _run_and_save(run_fn: Callable[[Any], Mapping[str, Any]], store: ResultStore, cfg: Any) -> tuple[str, Any, str]:
     """Run one config and save it; never raises an ``Exception`` (returns ``("ok", path, "")`` or an error)."""
     try:
-        module = _fingerprint.run_module_of(run_fn)
+        module, entry = _fingerprint.entry_of(run_fn)
         # before the run: the code as it is when the run starts (an edit made during a long run is not claimed)
-        code = (_fingerprint.code_record(module) if module else None) or {}
+        code = (_fingerprint.code_record(module, entry) if module else None) or {}
         start = time.perf_counter()
         output = run_fn(cfg)
         path = save_run_output(store, cfg, output, time.perf_counter() - start, code=code)
@@ -173,8 +173,8 @@ def run_grid(
     reruns = [c for _, c in todo if tracker is not None and tracker.wants_rerun(store.path_for(c))]
     rerun_digests = {config_hash(c) for c in reruns}
     if reruns:
-        module = _fingerprint.run_module_of(run_fn)
-        code = _fingerprint.code_record(module) if module else None
+        module, entry = _fingerprint.entry_of(run_fn)
+        code = _fingerprint.code_record(module, entry) if module else None
         removed = sum(_fingerprint.prepare_rerun_dir(store.run_dir(c), code) for c in reruns)
         if progress:
             print(f"retraining {len(reruns)} run(s) of {store.chapter} whose code is stale or unknown"

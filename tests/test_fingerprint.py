@@ -351,10 +351,20 @@ CONSERVATIVE_PACKAGE = {
             return 0
         """,
     "dyn.py": "def loaded():\n    return 3\n",
+    "cache.py": """
+        def setup():
+            global FACTOR
+            FACTOR = 2
+
+
+        def use(x):
+            return FACTOR * x
+        """,
     "chapter.py": """
         import importlib
 
         from PKG import sideeffect, tools
+        from PKG.cache import use
         from PKG.table import pick
 
 
@@ -369,7 +379,7 @@ CONSERVATIVE_PACKAGE = {
 
         def run(cfg):
             mod = importlib.import_module("PKG.dyn")
-            return getattr(tools, "a")() + pick("first") + cfg.go() + mod.loaded()
+            return getattr(tools, "a")() + pick("first") + cfg.go() + mod.loaded() + use(1)
         """,
 }
 
@@ -385,6 +395,8 @@ def test_unclear_code_takes_whole_modules(make_package):
     assert "fps.dyn:loaded" in units
     # a module imported at module level: its import-time statements, not its definitions
     assert "fps.sideeffect:<toplevel>" in units and "fps.sideeffect:unused" not in units
+    # a name bound only through `global` in another function: that function counts
+    assert {"fps.cache:use", "fps.cache:setup"} <= units
     # run's parameter has no annotation: every class of the run module (the config's methods)
     assert {"fps.chapter:Cfg", "fps.chapter:Other"} <= units
 

@@ -21,7 +21,8 @@ the unit ``module:<toplevel>``. Starting from the run function (``run_module:ent
 uses is followed, read from the code with :mod:`ast`: a name of its own module → that module's unit; an
 imported name → the import's unit and the definition it points at in the other module (through re-exporting
 package ``__init__`` files, which then add only their one import binding); ``mod.attr`` on an imported module →
-that module's unit ``attr``; function-local imports likewise.
+that module's unit ``attr``; function-local imports likewise; a function that rebinds a module-level name
+(``global name``) counts wherever that name is used.
 
 Conservative where the reading is unclear, it takes whole modules (every unit of it): a module used as a value
 (``getattr(mod, name)``, passed around), ``importlib.import_module("literal")``, a unit that reads
@@ -456,8 +457,14 @@ class _Module:
         self.toplevel_names: set[str] = set()
         self.classes: list[str] = []
         self.loads: set[str] = set()
+        self.global_writers: dict[str, set[str]] = {}  # name -> units that assign it through `global name`
         self._refs: dict[str, _Refs] = {}
         self._read(tree.body)
+        for unit, stmts in self.units.items():
+            for node in (n for s in stmts for n in ast.walk(s)):
+                if isinstance(node, ast.Global):
+                    for name in node.names:
+                        self.global_writers.setdefault(name, set()).add(unit)
         self.digests: dict[str, str] = {n: _digest("unit", _serialise(s)) for n, s in self.units.items()}
         if self.toplevel:
             self.digests[TOPLEVEL] = _digest("unit", _serialise(self.toplevel))
@@ -511,7 +518,7 @@ class _Module:
             self.toplevel_names.update(_targets(stmt.target))
 
     def binds(self, name: str) -> bool:
-        return name in self.units or name in self.toplevel_names
+        return name in self.units or name in self.toplevel_names or name in self.global_writers
 
     def refs(self, unit: str) -> _Refs:
         if unit not in self._refs:
@@ -686,6 +693,8 @@ class _Closure:
             self.push("unit", module, name)
         if name in mod.toplevel_names:
             self.push("unit", module, TOPLEVEL)
+        for writer in sorted(mod.global_writers.get(name, ())):
+            self.push("unit", module, writer)  # a function that rebinds the module-level name
         for binding in mod.imports.get(name, []):
             self._follow(binding, rest)
 

@@ -1096,7 +1096,8 @@ class CodeSummary:
         for state in self.states.values():
             for name in getattr(state, field):
                 counts[name] = counts.get(name, 0) + 1
-        return sorted(counts, key=lambda n: (-counts[n], n.lstrip("+-"), n))
+        # the most frequent first; edited definitions before appeared (+) and gone (-) ones
+        return sorted(counts, key=lambda n: (-counts[n], n[:1] in "+-", n.lstrip("+-"), n))
 
     def changed_units(self) -> list[str]:
         """Units (``module:name``, ``+``/``-`` for appeared/gone) changed since some stale run, the most

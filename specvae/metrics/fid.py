@@ -26,7 +26,8 @@ Settings (state them where a number is reported):
   :data:`BF16_FID_BOUND`, 0.5 % of the value); ``precision="fp32"`` is the exact
   path. The precision is recorded in every :class:`FIDResult` (``rfid_precision``) and in the cache key of the
   real statistics;
-* statistics in float64; ``sqrtm`` from scipy with the imaginary part dropped when negligible.
+* statistics in float64; the trace of the matrix square root by :func:`trace_sqrt_product` (equal to scipy's
+  ``sqrtm`` route of pytorch-fid, ~5× faster, exact for singular covariances).
 
 FID on a few thousand images is biased upward (the bias falls roughly like 1/N; Chong & Forsyth 2020), so
 always report the number of images: the metric names made here say it (``rfid_5000``).

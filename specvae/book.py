@@ -13,6 +13,17 @@ current source: a chapter whose source changed after it ran is *stale*; the buil
 Sphinx extension in this module (``sphinx: extra_extensions: [specvae.book]`` in ``_config.yml``) turns that
 chapter's banner into a warning box saying "stale" in the HTML, without touching the stored notebook.
 
+Stale *runs*
+------------
+A chapter's numbers come from stored runs, and each run records the fingerprint of the code it was trained with
+(:mod:`specvae.experiments.fingerprint`). :func:`banner` checks the runs the chapter uses at its preset — the
+configs returned by the chapter module's ``book_configs(preset)`` when it defines one, else ``configs(preset)``
+(module ``specvae.experiments.<name>`` of chapter ``NN_name``) — and turns into a warning box when any of them
+was made by code that has changed since (*stale*) or by code it cannot tell (*unknown*: made with uncommitted
+changes). The banner keeps the runs' hashes, so the build re-checks them against the code of the day.
+:func:`check_chapters` (``specvae book status``) counts every stored run of each chapter as current / stale /
+unknown.
+
 Missing chapters
 ----------------
 ``_toc.yml`` lists every chapter the book is meant to have. When a listed file does not exist yet,
@@ -68,6 +79,7 @@ __all__ = [
     "parse_param_value",
     "resolve_chapter",
     "resolve_chapters",
+    "chapter_runs",
     "source_hash",
     "toc_files",
 ]
@@ -257,7 +269,8 @@ class Banner:
     ``source_sha256`` is the hash of the chapter's ``.py`` at execution time; ``stale`` is set by the build when
     the current source no longer has that hash. ``device`` is where the *notebook* was executed; a chapter that
     loads stored results shows, with its tables, the device each run was trained on (recorded in the run's
-    result file by :mod:`specvae.experiments`).
+    result file by :mod:`specvae.experiments`). ``runs`` is the code check of the runs the chapter uses
+    (:func:`chapter_runs`; None when the chapter has no run module).
     """
 
     chapter: str | None
@@ -272,6 +285,7 @@ class Banner:
     torch_version: str | None
     python_version: str
     stale: bool = False
+    runs: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -282,6 +296,39 @@ class Banner:
         return cls(**{k: v for k, v in record.items() if k in names})
 
     # rendering --------------------------------------------------------------------------------------------
+    @property
+    def runs_warning(self) -> bool:
+        """Some run the chapter uses is stale or of unknown code."""
+        return bool(self.runs) and bool(self.runs.get("stale") or self.runs.get("unknown"))
+
+    def _runs_used(self) -> int:
+        r = self.runs or {}
+        return int(r.get("total", 0)) + int(r.get("missing", 0))
+
+    def _runs_fact(self) -> str | None:
+        if not self.runs:
+            return None
+        if self.runs.get("error"):
+            return f"not checked ({self.runs['error']})"
+        return f"{self._runs_used()} used: {self.runs.get('line', '')}"
+
+    def _rerun_command(self) -> str:
+        number = str(self.chapter or "NN")[:2]
+        return f"specvae run {number} --preset {self.preset} --rerun-stale"
+
+    def _runs_sentence(self) -> str:
+        """What is wrong with the chapter's runs, in one or two sentences (for the warning box)."""
+        r = self.runs or {}
+        parts = []
+        if r.get("stale"):
+            changed = ", ".join(r.get("changed", [])[:6]) + (" ..." if len(r.get("changed", [])) > 6 else "")
+            parts.append(f"{r['stale']} were trained by code that has changed since ({changed})")
+        if r.get("unknown"):
+            why = "; ".join(r.get("unknown_reasons", [])[:2])
+            parts.append(f"{r['unknown']} by code that cannot be checked ({why})")
+        return (f"Of the {self._runs_used()} runs this chapter uses, " + " and ".join(parts)
+                + f". Retrain them with `{self._rerun_command()}`, then re-execute the chapter.")
+
     def _facts(self) -> list[tuple[str, str]]:
         commit = (self.commit or "unknown")[:12]
         if self.dirty:
@@ -295,20 +342,28 @@ class Banner:
             ("source", f"{self.source or '?'} (sha256 {sha})"),
             ("versions", f"specvae {self.specvae_version}, torch {self.torch_version}, "
                          f"Python {self.python_version}"),
-        ]
+        ] + ([("runs", runs)] if (runs := self._runs_fact()) else [])
 
     def to_text(self) -> str:
         """Plain-text form (what ``print`` shows outside a notebook)."""
         title = f"specvae chapter {self.chapter or '?'}"
         if self.stale:
             title += "  [STALE: the source changed after this run; re-execute it]"
-        lines = [title] + [f"  {k:12s} {v}" for k, v in self._facts()]
+        lines = [title]
+        if self.runs_warning:
+            import textwrap
+
+            lines += textwrap.wrap(f"WARNING: {self._runs_sentence()}", width=100, initial_indent="  ",
+                                   subsequent_indent="    ", break_on_hyphens=False)
+        lines += [f"  {k:12s} {v}" for k, v in self._facts()]
         return "\n".join(lines)
 
     def to_html(self) -> str:
         """An admonition box styled by the book theme (a warning box when stale)."""
-        kind = "warning" if self.stale else "note"
+        kind = "warning" if self.stale or self.runs_warning else "note"
         title = f"Provenance of this chapter: {html.escape(str(self.chapter))}"
+        if self.runs_warning:
+            title = "Results from older code: some runs of this chapter are stale or of unknown code"
         if self.stale:
             title = "STALE chapter: its source changed after it was executed"
         rows = "".join(
@@ -322,8 +377,13 @@ class Banner:
                 f"<code>specvae book execute {html.escape(str(self.chapter))} --preset "
                 f"{html.escape(str(self.preset))}</code>.</p>"
             )
+        if self.runs_warning:
+            sentence = html.escape(self._runs_sentence())
+            sentence = re.sub(r"`([^`]*)`", r"<code>\1</code>", sentence)
+            stale_note += f"<p>{sentence}</p>"
         return (
-            f'<div class="admonition {kind} specvae-banner" data-specvae-stale="{str(self.stale).lower()}">'
+            f'<div class="admonition {kind} specvae-banner" data-specvae-stale="{str(self.stale).lower()}" '
+            f'data-specvae-stale-runs="{str(self.runs_warning).lower()}">'
             f'<p class="admonition-title">{title}</p>{stale_note}<ul class="simple">{rows}</ul></div>'
         )
 
@@ -422,6 +482,7 @@ def banner(
         torch_version: str | None = torch.__version__
     except Exception:  # pragma: no cover
         torch_version = None
+    runs = chapter_runs(chapter, preset, root) if chapter else None
     record = Banner(
         chapter=chapter,
         preset=preset,
@@ -434,6 +495,7 @@ def banner(
         specvae_version=specvae.__version__,
         torch_version=torch_version,
         python_version=platform.python_version(),
+        runs=runs,
     )
     if display:
         if _in_kernel():
@@ -445,6 +507,88 @@ def banner(
         else:
             print(record.to_text())
     return record
+
+
+def _results_root(root: Path) -> Path:
+    """The results root of the book at ``root``: ``SPECVAE_RESULTS`` when set, else ``<root>/book/results``."""
+    env = os.environ.get("SPECVAE_RESULTS", "").strip()
+    return Path(env).expanduser() if env else root / _BOOK / "results"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _runs_dict(summary: Any, folder: Path, hashes: Sequence[str], root: Path) -> dict[str, Any]:
+    return {**summary.to_dict(), "store": _relative(folder, root), "hashes": list(hashes)}
+
+
+def _check_stored(folder: Path, hashes: Sequence[str], root: Path | None = None) -> Any:
+    """The code check (:class:`~specvae.experiments.fingerprint.CodeSummary`) of the runs ``hashes`` stored in
+    ``folder`` (absent or unreadable files count as not stored), honouring the declared equivalences in
+    ``code_equivalence.json`` beside ``folder`` (evidence tests in ``<root>/tests``)."""
+    from specvae.experiments import code_equivalence, fingerprint
+
+    records, missing = [], []
+    for digest in dict.fromkeys(hashes):
+        path = folder / f"{digest}.json"
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            missing.append(digest)
+    declarations = code_equivalence.load(folder.parent / code_equivalence.FILE_NAME,
+                                         tests_dir=(root / "tests") if root is not None else None)
+    return fingerprint.check_records(records, missing=missing, declarations=declarations)
+
+
+def chapter_runs(chapter: str | None, preset: str | None, root: str | os.PathLike | None = None
+                 ) -> dict[str, Any] | None:
+    """The code check of the runs chapter ``chapter`` uses at ``preset``, for its banner.
+
+    The runs are the configs of ``book_configs(preset)`` of the chapter's module
+    (``specvae.experiments.<name>``), else of its ``configs(preset)``; each stored one is compared with the
+    current code (:func:`specvae.experiments.fingerprint.check_record`). Returns the counts (``total``,
+    ``current``, ``stale``, ``unknown``, ``missing``), the changed modules, a one-line summary (``line``), the
+    results folder (``store``) and the runs' ``hashes``; None when the chapter has no run module or no preset;
+    ``{"error": ...}`` when the check failed (the banner never fails).
+    """
+    if not chapter or preset is None:
+        return None
+    base = _root(root)
+    try:
+        import importlib
+
+        from specvae.experiments import fingerprint
+
+        name = fingerprint.chapter_module(chapter)
+        if name is None or not fingerprint.module_exists(name):
+            return None
+        module = importlib.import_module(name)
+        configs = getattr(module, "book_configs", None) or getattr(module, "configs", None)
+        if configs is None:
+            return None
+        from specvae.experiments.hashing import config_hash
+
+        hashes = [config_hash(cfg) for cfg in configs(preset)]
+        folder = _results_root(base) / str(getattr(module, "CHAPTER", chapter))
+        return _runs_dict(_check_stored(folder, hashes, base), folder, hashes, base)
+    except Exception as exc:  # noqa: BLE001 - the banner must never fail
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _recheck_runs(runs: Mapping[str, Any] | None, root: Path) -> dict[str, Any] | None:
+    """A banner's ``runs`` checked again against the current code (at build time)."""
+    if not runs or not runs.get("hashes") or not runs.get("store"):
+        return dict(runs) if runs else None
+    folder = Path(runs["store"])
+    folder = folder if folder.is_absolute() else root / folder
+    try:
+        return _runs_dict(_check_stored(folder, runs["hashes"], root), folder, runs["hashes"], root)
+    except Exception as exc:  # noqa: BLE001 - a build must not fail on a check
+        return {**runs, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def find_banner(nb: Mapping[str, Any] | str | os.PathLike) -> Banner | None:
@@ -471,6 +615,10 @@ class ChapterStatus:
     ``"ok"`` (executed, source unchanged since), ``"stale"`` (source changed after the run), ``"no-banner"``
     (executed notebook without a provenance banner: cannot tell), ``"not-executed"`` (source but no executed
     notebook) or ``"no-source"`` (executed notebook whose source ``.py`` is gone).
+
+    ``runs`` is the code check of every run stored for the chapter
+    (:class:`~specvae.experiments.fingerprint.CodeSummary`; None when none is stored). ``ok`` needs both the
+    notebook up to date and every stored run current.
     """
 
     name: str
@@ -479,10 +627,51 @@ class ChapterStatus:
     source: Path | None
     banner: Banner | None = None
     current_sha256: str | None = None
+    runs: Any = None
 
     @property
     def ok(self) -> bool:
-        return self.state == "ok"
+        return self.state == "ok" and self.runs_ok
+
+    @property
+    def runs_ok(self) -> bool:
+        """No stored run of the chapter is stale or of unknown code."""
+        return self.runs is None or self.runs.ok
+
+    def runs_line(self) -> str | None:
+        """``runs: N stored, a current, b stale, c unknown (...)``, or None without runs."""
+        if self.runs is None:
+            return None
+        return f"runs: {len(self.runs.states)} stored, {self.runs.line()}"
+
+    def changed_line(self, max_units: int = 6) -> str | None:
+        """``changed since: module:name, ...`` (the definitions changed since the stale runs; ``+``/``-``: a
+        definition they did not reach / no longer reach), or None."""
+        names = self.runs.changed_units() if self.runs is not None else []
+        if not names:
+            return None
+        more = f" (+{len(names) - max_units} more)" if len(names) > max_units else ""
+        return "changed since: " + ", ".join(names[:max_units]) + more
+
+    def declared_line(self) -> str | None:
+        """``declared equivalent: #N (reason …), ...`` (the code_equivalence.json entries that keep changed runs
+        current), or None."""
+        labels = self.runs.declared() if self.runs is not None else []
+        return "declared equivalent (code_equivalence.json): " + "; ".join(labels) if labels else None
+
+    def declaration_problems(self) -> list[str]:
+        """The refused entries of code_equivalence.json (one line each)."""
+        return list(getattr(self.runs, "problems", []) or [])
+
+    def runs_problem(self) -> str | None:
+        """One line saying what is wrong with the stored runs and how to retrain them (None when nothing is)."""
+        if self.runs_ok:
+            return None
+        presets = self.runs.rerun_presets() or [self.banner.preset if self.banner else "<preset>"]
+        commands = " and ".join(f"specvae run {self.name[:2]} --preset {p} --rerun-stale" for p in presets)
+        changed = self.changed_line()
+        return (f"{self.name}: {self.runs_line()}{'; ' + changed if changed else ''}. "
+                f"Retrain them: {commands}")
 
     def message(self) -> str:
         b = self.banner
@@ -509,34 +698,43 @@ class ChapterStatus:
         return f"{self.name}: executed notebook {self.executed} has no source notebooks/{self.name}.py"
 
 
-def check_chapters(root: str | os.PathLike | None = None, book_dir: str | os.PathLike | None = None
-                   ) -> list[ChapterStatus]:
-    """The status of every chapter (sources under ``notebooks/``, executed notebooks under ``book_dir``)."""
+def check_chapters(root: str | os.PathLike | None = None, book_dir: str | os.PathLike | None = None, *,
+                   runs: bool = True) -> list[ChapterStatus]:
+    """The status of every chapter (sources under ``notebooks/``, executed notebooks under ``book_dir``) and,
+    with ``runs``, the code check of the runs stored for it (``SPECVAE_RESULTS`` or ``<root>/book/results``)."""
     base = _root(root)
     book = Path(book_dir) if book_dir is not None else base / _BOOK
     names = {c.name for c in list_chapters(base)}
     if book.is_dir():
         names |= {p.stem for p in book.glob("*.ipynb") if _CHAPTER_RE.match(p.stem)}
+    results = _results_root(base)
     out = []
     for name in sorted(names):
-        chapter = Chapter.from_name(name, base)
-        src = chapter.source if chapter.source.is_file() else None
-        executed = book / f"{name}.ipynb"
-        executed = executed if executed.is_file() else None
-        if executed is None:
-            out.append(ChapterStatus(name, "not-executed", None, src))
-            continue
-        record = find_banner(executed)
-        if src is None:
-            out.append(ChapterStatus(name, "no-source", executed, None, record))
-            continue
-        current = source_hash(src)
-        if record is None or record.source_sha256 is None:
-            state = "no-banner"
-        else:
-            state = "ok" if record.source_sha256 == current else "stale"
-        out.append(ChapterStatus(name, state, executed, src, record, current))
+        status = _notebook_status(name, base, book)
+        folder = results / name
+        stored = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
+        if runs and stored:
+            status.runs = _check_stored(folder, stored, base)
+        out.append(status)
     return out
+
+
+def _notebook_status(name: str, base: Path, book: Path) -> ChapterStatus:
+    """The state of chapter ``name``'s executed notebook (see :class:`ChapterStatus`)."""
+    chapter = Chapter.from_name(name, base)
+    src = chapter.source if chapter.source.is_file() else None
+    executed = book / f"{name}.ipynb"
+    if not executed.is_file():
+        return ChapterStatus(name, "not-executed", None, src)
+    record = find_banner(executed)
+    if src is None:
+        return ChapterStatus(name, "no-source", executed, None, record)
+    current = source_hash(src)
+    if record is None or record.source_sha256 is None:
+        state = "no-banner"
+    else:
+        state = "ok" if record.source_sha256 == current else "stale"
+    return ChapterStatus(name, state, executed, src, record, current)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -990,7 +1188,8 @@ def build_book(
 # Sphinx extension: mark stale chapters in the HTML without touching the stored notebooks
 # --------------------------------------------------------------------------------------------------------------
 def _mark_stale(app: Any, docname: str, source: list[str]) -> None:
-    """``source-read`` handler: when an executed chapter is stale, rewrite its banner output to say so."""
+    """``source-read`` handler: when an executed chapter is stale, or the runs its banner recorded are stale or
+    of unknown code now, rewrite its banner output to say so."""
     path = Path(app.env.doc2path(docname))
     if path.suffix != ".ipynb" or not _CHAPTER_RE.match(path.stem):
         return
@@ -1004,21 +1203,25 @@ def _mark_stale(app: Any, docname: str, source: list[str]) -> None:
             record = (output.get("metadata") or {}).get(BANNER_KEY)
             if not isinstance(record, Mapping):
                 continue
-            b = Banner.from_dict(record)
-            src = srcdir / b.source if b.source else Chapter.from_name(path.stem, srcdir).source
-            if not src.is_file() or b.source_sha256 is None:
-                return
-            if source_hash(src) == b.source_sha256:
-                return
-            b.stale = True
-            data, _ = b._display_bundle()
-            output.setdefault("data", {}).update(data)
-            source[0] = json.dumps(nb)
             from sphinx.util import logging as sphinx_logging
 
-            sphinx_logging.getLogger(__name__).warning(
-                f"{docname}: STALE chapter (its source {b.source} changed after it was executed)"
-            )
+            logger = sphinx_logging.getLogger(__name__)
+            b = Banner.from_dict(record)
+            src = srcdir / b.source if b.source else Chapter.from_name(path.stem, srcdir).source
+            changed = False
+            if src.is_file() and b.source_sha256 is not None and source_hash(src) != b.source_sha256:
+                b.stale = changed = True
+                logger.warning(f"{docname}: STALE chapter (its source {b.source} changed after it was executed)")
+            if b.runs and b.runs.get("hashes"):
+                runs = _recheck_runs(b.runs, srcdir)
+                if runs != b.runs:
+                    b.runs, changed = runs, True
+                if b.runs_warning:
+                    logger.warning(f"{docname}: runs of older code ({b.runs.get('line')})")
+            if changed:
+                data, _ = b._display_bundle()
+                output.setdefault("data", {}).update(data)
+                source[0] = json.dumps(nb)
             return
 
 
@@ -1035,7 +1238,13 @@ def book_problems(root: str | os.PathLike | None = None) -> list[str]:
     """One line per problem of the book at ``root``: chapters stale, not executed, without banner or source,
     and ``_toc.yml`` entries whose files do not exist (each line says what to do)."""
     base = _root(root)
-    problems = [status.message() for status in check_chapters(base) if not status.ok]
+    problems = []
+    for status in check_chapters(base):
+        if status.state != "ok":
+            problems.append(status.message())
+        if not status.runs_ok:
+            problems.append(status.runs_problem())
+        problems += [p for p in status.declaration_problems() if p not in problems]
     if (base / "_toc.yml").is_file():
         _, missing = available_toc(base)
         problems += [f"{doc}: listed in _toc.yml but the file does not exist; left out of this build"
@@ -1044,7 +1253,8 @@ def book_problems(root: str | os.PathLike | None = None) -> list[str]:
 
 
 def _announce_problems(app: Any, config: Any) -> None:
-    """``config-inited`` handler: put a notice on top of every page when chapters are missing or stale."""
+    """``config-inited`` handler: put a notice on top of every page when chapters are missing or stale, or use
+    runs of older code."""
     srcdir = Path(app.srcdir)
     try:
         statuses = check_chapters(srcdir)
@@ -1052,17 +1262,21 @@ def _announce_problems(app: Any, config: Any) -> None:
     except Exception:  # a broken toc is reported by jupyter-book itself
         return
     stale = [s.name for s in statuses if s.state == "stale"]
+    old_runs = [s.name for s in statuses if not s.runs_ok]
     absent = sorted({Path(d).name for d in missing} | {s.name for s in statuses if s.state == "not-executed"})
     parts = []
     if stale:
         parts.append("Stale (source changed after execution): " + ", ".join(stale))
+    if old_runs:
+        parts.append("Results from runs of older or unknown code: " + ", ".join(old_runs))
     if absent:
         parts.append("Not in this build (not executed or missing): " + ", ".join(absent))
     if not parts:
         return
     options = dict(config.html_theme_options or {})
     if not options.get("announcement"):
-        options["announcement"] = "This build of the book is incomplete. " + ". ".join(parts) + "."
+        lead = "incomplete or out of date" if old_runs else "incomplete"
+        options["announcement"] = f"This build of the book is {lead}. " + ". ".join(parts) + "."
         config.html_theme_options = options
 
 

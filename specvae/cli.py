@@ -5,7 +5,7 @@
     specvae book execute [--preset P | --smoke] [CHAPTER ...] [-p KEY VALUE ...] [--output-dir DIR]
     specvae book build [--strict] [-W]
     specvae book status
-    specvae run CHAPTER --preset P [--workers N] [--set KEY=VALUE ...] [--no-train]
+    specvae run CHAPTER --preset P [--workers N] [--set KEY=VALUE ...] [--no-train | --rerun-stale]
     specvae weights fetch [--offline] [--from DIR]
     specvae data check [--root DIR]
     specvae gpu stage CHAPTER | specvae gpu unpack ARCHIVE
@@ -103,10 +103,22 @@ def _cmd_book_status(args: argparse.Namespace) -> int:
         print("no chapters found")
     for status in statuses:
         print(status.message())
+        if status.runs is not None:
+            print(f"  {status.runs_line()}")
+            for line in (status.declared_line(), status.changed_line()):
+                if line:
+                    print(f"    {line}")
+    problems = list(dict.fromkeys(p for s in statuses for p in s.declaration_problems()))
+    for problem in problems:
+        print(problem)
+    stale = [s for s in statuses if not s.runs_ok]
+    if stale:
+        print("retrain runs of older or unknown code with: "
+              + "; ".join(s.runs_problem().rsplit("Retrain them: ", 1)[-1] for s in stale))
     _, missing = book.available_toc(args.root)
     for doc in missing:
         print(f"{doc}: listed in _toc.yml but missing")
-    return 0 if all(s.ok for s in statuses) and not missing else 1
+    return 0 if all(s.ok for s in statuses) and not missing and not problems else 1
 
 
 # ----------------------------------------------------------------------------------------------------- run
@@ -143,13 +155,35 @@ def _chapter_module(name: str):
     return importlib.import_module(matches[0])
 
 
+def _report_code(tracker: Any, args: argparse.Namespace) -> None:
+    """Say which stored runs were reused although their code is stale or unknown (or were retrained)."""
+    rerun = tracker.rerun()
+    if rerun:
+        print(f"specvae run: retrained {len(rerun)} run(s) whose code was stale or unknown", file=sys.stderr)
+    reused = tracker.reused()
+    if reused.states:
+        changed = reused.changed_modules()
+        print(f"specvae run: reused {len(reused.states)} stored run(s) of older code: {reused.line()}"
+              + (f"; changed since: {', '.join(changed[:6])}" + (" ..." if len(changed) > 6 else "")
+                 if changed else ""), file=sys.stderr)
+        if not args.rerun_stale:
+            print(f"specvae run: retrain them with: specvae run {args.chapter} --preset {args.preset} --rerun-stale",
+                  file=sys.stderr)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     module = _chapter_module(args.chapter)
     _check_preset(args.preset)
     if not hasattr(module, "run_all"):
         raise SystemExit(f"{module.__name__} has no run_all(preset, *, workers, train, **overrides)")
+    if args.rerun_stale and args.no_train:
+        raise SystemExit("specvae run: --rerun-stale retrains runs and --no-train forbids training; give one")
+    from specvae.experiments.fingerprint import track_code
+
     try:
-        frame = module.run_all(args.preset, workers=args.workers, train=not args.no_train, **_overrides(args.set))
+        with track_code(rerun_stale=args.rerun_stale) as tracker:
+            frame = module.run_all(args.preset, workers=args.workers, train=not args.no_train,
+                                   **_overrides(args.set))
     except (LookupError, ValueError, TypeError) as exc:  # a missing stored result (--no-train), a bad override
         print(f"specvae run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -160,6 +194,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(frame.to_string() if hasattr(frame, "to_string") else frame)
     except ImportError:  # pragma: no cover
         print(frame)
+    _report_code(tracker, args)
     return 0
 
 
@@ -322,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("-q", "--quiet", action="store_true", help="less Sphinx output")
     bd.set_defaults(func=_cmd_book_build)
 
-    st = book_sub.add_parser("status", help="list chapters: up to date, stale, not executed, missing")
+    st = book_sub.add_parser("status", help="list chapters (up to date, stale, not executed, missing) and their "
+                                            "stored runs (current, stale, unknown code)")
     st.add_argument("--root", default=None)
     st.set_defaults(func=_cmd_book_status)
 
@@ -334,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a run-config field, e.g. --set steps=2000; repeatable")
     run.add_argument("--no-train", action="store_true", help="only load stored results; a missing one is an error")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="retrain stored runs whose code changed since (stale) or cannot be checked (unknown); "
+                          "without it they are reused and listed")
     run.set_defaults(func=_cmd_run)
 
     b = sub.add_parser("bench", help="training speed of each chapter's models: plain fp32 loop vs bf16 + "

@@ -241,6 +241,27 @@ def test_banner_outside_a_notebook_prints_and_hashes(capsys):
     assert book.Banner.from_dict(record.to_dict()) == record
 
 
+def test_banner_runs_warning_and_old_banners(capsys):
+    record = book.banner(preset="smoke", chapter=CHAPTER, source=FIXTURE / "notebooks" / f"{CHAPTER}.py",
+                         display=False)
+    assert record.runs is None  # the fixture chapter has no run module: nothing to check, no warning
+    old = {k: v for k, v in record.to_dict().items() if k != "runs"}  # a banner stored before run checks
+    assert book.Banner.from_dict(old) == record and not record.runs_warning
+    assert "runs" not in record.to_text() and "admonition note" in record.to_html()
+    record.runs = {"total": 3, "current": 1, "stale": 1, "unknown": 1, "missing": 1, "changed": ["specvae.train"],
+                   "unknown_reasons": ["made with uncommitted changes"],
+                   "line": "1 current, 1 stale, 1 unknown (made with uncommitted changes), 1 not stored"}
+    text = " ".join(record.to_text().split())
+    assert ("WARNING: Of the 4 runs this chapter uses, 1 were trained by code that has changed since (specvae.train) "
+            "and 1 by code that cannot be checked (made with uncommitted changes). Retrain them with `specvae run 98 "
+            "--preset smoke --rerun-stale`") in text
+    assert "runs 4 used: 1 current, 1 stale, 1 unknown" in text
+    html = record.to_html()
+    assert "admonition warning" in html and 'data-specvae-stale-runs="true"' in html
+    assert "Results from older code" in html and "<code>specvae run 98 --preset smoke --rerun-stale</code>" in html
+    assert book.Banner.from_dict(record.to_dict()) == record
+
+
 # ---------------------------------------------------------------------------------------- the real book
 def test_real_repository_book_builds(tmp_path, capsys):
     html = book.build_book(REPO, output_dir=tmp_path, quiet=True)

@@ -77,5 +77,27 @@ def test_chapter_runs_at_smoke(name, tmp_path, monkeypatch, record_property):
     for record in stored:
         data = json.loads(record.read_text(encoding="utf-8"))
         assert data["provenance"]["preset"] == "smoke"
+    CHAPTER_CHECKS.get(name, lambda *a: None)(nb, outputs, results / name)
     # CI budget: a smoke chapter takes seconds to a couple of minutes on 2 CPU cores
     assert elapsed < 420, f"chapter {name} took {elapsed:.0f} s at smoke"
+
+
+def _fa_vae_checks(nb, outputs, results: Path) -> None:
+    """Chapter 2: every figure and table of the paper, the whole grid stored, its two tokenizers loadable."""
+    import torch
+
+    from specvae.models.vqgan import VQGAN
+
+    assert sum(any(k.endswith("image/png") for k in o.get("data", {})) for o in outputs) >= 5
+    assert sum("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs) >= 4
+    assert len(list(results.glob("*.json"))) == 18
+    toks = sorted(results.glob("*.tokenizer.safetensors"))
+    assert len(toks) == 2 and all(t.stat().st_size < 20e6 for t in toks)
+    tok = VQGAN.load_tokenizer(toks[0])
+    idx = tok.encode_indices(torch.rand(2, 3, 64, 64))
+    assert idx.dtype == torch.long and idx.shape[0] == 2 and int(idx.max()) < tok.codebook_size
+
+
+#: what a chapter's executed smoke notebook must show beyond the checks every chapter passes (one execution per
+#: chapter in the whole suite: a chapter's own test module does not execute it again)
+CHAPTER_CHECKS = {"02_fa_vae": _fa_vae_checks}

@@ -128,6 +128,8 @@ def test_run_reports_missing_results_without_a_traceback(fake_chapter_module, mo
 def test_run_rejects_bad_set_and_unknown_chapter(fake_chapter_module):
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         cli.main(["run", "fake_chapter", "--preset", "cpu", "--set", "steps"])
+    with pytest.raises(SystemExit, match="--rerun-stale retrains runs and --no-train forbids training"):
+        cli.main(["run", "fake_chapter", "--preset", "cpu", "--no-train", "--rerun-stale"])
     with pytest.raises(SystemExit, match="chapter 'no_such_chapter' unknown: chapters with a run module: "):
         cli.main(["run", "no_such_chapter", "--preset", "cpu"])
     assert fake_chapter_module == []

@@ -368,6 +368,45 @@ def test_run_grid_skips_done_and_reports_failures(tmp_path: Path, monkeypatch: p
     assert store.exists(more[1]) and not store.exists(more[0])
 
 
+def test_run_grid_reports_or_reruns_runs_of_stale_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from specvae.experiments.fingerprint import check_record, track_code
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("SPECVAE_TEST_MARKERS", str(markers))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    store = ResultStore("00_grid", root=tmp_path)
+    cfgs = [SampleConfig(seed=s) for s in (1, 2)]
+    run_grid(cfgs, run_square, store, progress=False)
+    code = store.load(cfgs[0])["provenance"]["code"]
+    assert code["run_module"] == run_square.__module__ and check_record(store.load(cfgs[0])).state == "current"
+    # make run 2 look as if an older run_square had made it, with a checkpoint left by that old code
+    path = store.path_for(cfgs[1])
+    record = json.loads(path.read_text())
+    record["provenance"]["code"]["units"][run_square.__module__]["run_square"] = "0" * 16
+    record["provenance"]["code"]["fingerprint"] = "1" * 16
+    path.write_text(json.dumps(record))
+    store.run_dir(cfgs[1]).mkdir(parents=True)
+    (store.run_dir(cfgs[1]) / "checkpoint.pt").write_text("old")
+    # reported, not rerun
+    with track_code() as tracker:
+        run_grid(cfgs, run_square, store, progress=False)
+        assert store.load(cfgs[1])["metrics"] == {"square": 4}
+    assert len(list(markers.iterdir())) == 2
+    reused = tracker.reused()
+    assert list(reused.states) == [config_hash(cfgs[1])] and reused.changed_modules() == [run_square.__module__]
+    assert reused.changed_units() == [f"{run_square.__module__}:run_square"]
+    # rerun: only the stale run, its old checkpoint folder removed first
+    for marker in markers.iterdir():
+        marker.unlink()
+    with track_code(rerun_stale=True) as tracker:
+        run_grid(cfgs, run_square, store, progress=False)
+    assert [p.name.split("-")[0] for p in markers.iterdir()] == ["2"]
+    assert tracker.rerun() == [config_hash(cfgs[1])]
+    assert not (store.run_dir(cfgs[1]) / "checkpoint.pt").exists()
+    assert check_record(store.load(cfgs[1])).state == "current" and not tracker.reused().states
+
+
 def test_run_grid_in_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -379,6 +418,11 @@ def test_run_grid_in_worker_processes(tmp_path: Path, monkeypatch: pytest.Monkey
     pids = {int(p.name.split("-")[1]) for p in markers.iterdir()}
     assert os.getpid() not in pids and len(list(markers.iterdir())) == 2
     assert [store.load(c)["metrics"]["square"] for c in cfgs[:2]] == [25, 36]
+    # each worker stored the fingerprint of what run_square reaches (computed in the worker, before the run)
+    from specvae.experiments.fingerprint import code_fingerprint
+
+    expected = code_fingerprint(run_square.__module__, "run_square").to_record()
+    assert [store.load(c)["provenance"]["code"] for c in cfgs[:2]] == [expected, expected]
     with pytest.raises(ValueError, match="lambda or a nested function"):
         run_grid([SampleConfig(seed=8)], lambda c: {"metrics": {}}, store, workers=2, progress=False)
 

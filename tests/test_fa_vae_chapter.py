@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from pathlib import Path
 
@@ -136,36 +134,8 @@ def test_bench_families() -> None:
         assert phase.name == "disc" and phase.start_step == 0
 
 
-@pytest.mark.data
-@pytest.mark.weights
-@pytest.mark.slow
-def test_chapter_runs_at_smoke(tmp_path, monkeypatch) -> None:
-    from specvae.book import execute_chapter, find_banner
-
-    for var in ("SPECVAE_DATA",):
-        if not os.environ.get(var):
-            pytest.fail(f"{var} is not set: point it at the data sets (see README)")
-    results = tmp_path / "results"
-    monkeypatch.setenv("SPECVAE_RESULTS", str(results))
-    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    path = execute_chapter("02_fa_vae", preset="smoke", root=ROOT, output_dir=tmp_path / "book", progress=False)
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    banner = find_banner(nb)
-    assert banner is not None and banner.preset == "smoke" and banner.chapter == "02_fa_vae"
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
-    assert sum("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs) >= 4
-    stored = list((results / "02_fa_vae").glob("*.json"))
-    assert len(stored) == 18
-    toks = list((results / "02_fa_vae").glob("*.tokenizer.safetensors"))
-    assert len(toks) == 2 and all(t.stat().st_size < 20e6 for t in toks)
-    from specvae.models.vqgan import VQGAN
-
-    tok = VQGAN.load_tokenizer(toks[0])
-    idx = tok.encode_indices(torch.rand(2, 3, 64, 64))
-    assert idx.dtype == torch.long and idx.shape[0] == 2 and int(idx.max()) < tok.codebook_size
+# the smoke execution of the chapter is tests/test_chapters.py::test_chapter_runs_at_smoke[02_fa_vae] (with
+# _fa_vae_checks): one execution for the whole suite
 
 
 def _fake_records(values_from_paper: bool = True):

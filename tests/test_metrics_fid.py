@@ -377,3 +377,19 @@ def test_default_precision_is_backed_by_the_stored_measurement():
     for r in rows:  # the stored flag agrees with the stored numbers
         assert r["within_bound"] == (abs(r["fid_bf16"] - r["fid_fp32"]) / r["fid_fp32"] <= fidmod.BF16_FID_BOUND)
     assert (fidmod.DEFAULT_PRECISION == "bf16") == all(r["within_bound"] for r in rows)
+
+
+def test_trace_sqrt_product_equals_scipy_sqrtm_also_for_singular_covariances():
+    import scipy.linalg
+
+    from specvae.metrics.fid import trace_sqrt_product
+
+    rng = np.random.default_rng(1)
+    for n, d in ((500, 64), (8, 64)):  # full rank, then rank 7 of 64 (fewer images than features)
+        s1 = np.cov(rng.normal(size=(n, d)), rowvar=False)
+        s2 = np.cov(rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, d), rowvar=False)
+        ref = float(np.trace(scipy.linalg.sqrtm(s1 @ s2)).real)
+        assert trace_sqrt_product(s1, s2) == pytest.approx(ref, rel=1e-5)
+    # commuting case, analytic: diagonal covariances give sum sqrt(a_i b_i)
+    a, b = rng.uniform(0.1, 3.0, 10), rng.uniform(0.1, 3.0, 10)
+    assert trace_sqrt_product(np.diag(a), np.diag(b)) == pytest.approx(np.sqrt(a * b).sum(), rel=1e-12)

@@ -16,6 +16,12 @@ runs side by side gave about 3× the throughput of one). On the CPU each worker 
 torch threads. Each worker saves its own result, so a finished run is kept whatever happens to the others. A
 failing run is reported with its config and traceback and does not stop the others; at the end
 :class:`GridError` summarises the failures.
+
+Each saved result records the fingerprint of the code it ran with (``provenance.code``, see
+:mod:`~specvae.experiments.fingerprint`): the definitions ``run_fn`` reaches, computed just before the run
+starts. Inside ``track_code(rerun_stale=True)`` (``specvae run --rerun-stale``) stored runs of stale code count
+as missing and are retrained; their checkpoint folders (``store.run_dir(cfg)``), which ``fit`` would otherwise
+resume from, are removed first unless they hold a checkpoint of the current code (an interrupted rerun).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from specvae.experiments import fingerprint as _fingerprint
 from specvae.experiments.hashing import config_hash
 from specvae.experiments.store import ResultStore
 
@@ -61,7 +68,8 @@ class GridError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def save_run_output(store: ResultStore, cfg: Any, output: Mapping[str, Any], wall_time_s: float | None = None) -> Path:
+def save_run_output(store: ResultStore, cfg: Any, output: Mapping[str, Any], wall_time_s: float | None = None,
+                    *, code: Mapping[str, Any] | None = None) -> Path:
     """Check what a ``run_fn`` returned and save it with ``store.save`` (and ``save_npz``); return the JSON path."""
     if not isinstance(output, Mapping):
         raise TypeError(f"run_fn must return a dict with at least 'metrics'; it returned {type(output).__name__}")
@@ -82,15 +90,19 @@ def save_run_output(store: ResultStore, cfg: Any, output: Mapping[str, Any], wal
         preset=output.get("preset"),
         seed=output.get("seed"),
         device=output.get("device"),
+        code=code,
     )
 
 
 def _run_and_save(run_fn: Callable[[Any], Mapping[str, Any]], store: ResultStore, cfg: Any) -> tuple[str, Any, str]:
     """Run one config and save it; never raises an ``Exception`` (returns ``("ok", path, "")`` or an error)."""
     try:
+        module, entry = _fingerprint.entry_of(run_fn)
+        # before the run: the code as it is when the run starts (an edit made during a long run is not claimed)
+        code = (_fingerprint.code_record(module, entry) if module else None) or {}
         start = time.perf_counter()
         output = run_fn(cfg)
-        path = save_run_output(store, cfg, output, time.perf_counter() - start)
+        path = save_run_output(store, cfg, output, time.perf_counter() - start, code=code)
         return "ok", str(path), ""
     except Exception as err:  # noqa: BLE001 - reported to the parent with the traceback
         return "error", f"{type(err).__name__}: {err}", traceback.format_exc()
@@ -157,6 +169,17 @@ def run_grid(
     for digest, cfg in zip(hashes, configs):
         unique.setdefault(digest, cfg)
     todo = [(d, c) for d, c in unique.items() if not (skip_done and store.exists(c))]
+    tracker = _fingerprint.active_tracker()
+    reruns = [c for _, c in todo if tracker is not None and tracker.wants_rerun(store.path_for(c))]
+    rerun_digests = {config_hash(c) for c in reruns}
+    if reruns:
+        module, entry = _fingerprint.entry_of(run_fn)
+        code = _fingerprint.code_record(module, entry) if module else None
+        removed = sum(_fingerprint.prepare_rerun_dir(store.run_dir(c), code) for c in reruns)
+        if progress:
+            print(f"retraining {len(reruns)} run(s) of {store.chapter} whose code is stale or unknown"
+                  + (f" (removed {removed} checkpoint folder(s) of the old code)" if removed else ""),
+                  file=sys.stderr, flush=True)
     done_paths: dict[str, Path] = {d: store.path_for(c) for d, c in unique.items()}
     failures: list[RunFailure] = []
     failed: set[str] = set()
@@ -169,6 +192,8 @@ def run_grid(
             failures.append(RunFailure(cfg, value, tb))
             failed.add(digest)
             bar.write(f"run failed: {cfg!r}\n  {value}")
+        elif digest in rerun_digests:
+            tracker.note_rerun(store.path_for(cfg))
         bar.update(1)
         bar.set_postfix(failed=len(failures), refresh=False)
 

@@ -3,7 +3,8 @@
 :func:`provenance` returns a flat dict stored with every result (and shown in chapter banners):
 git commit and dirty flag of the project checkout, specvae / torch / NumPy / Python versions, the device name
 (``torch.cuda.get_device_name`` or the CPU model from ``/proc/cpuinfo``), the UTC time, and — when given —
-preset, seed and wall time.
+preset, seed, wall time and ``code``, the fingerprint of the code the run depends on
+(:mod:`~specvae.experiments.fingerprint`; the results store adds it).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def device_name(device: Any = None) -> str:
 
 
 def provenance(device: Any = None, *, preset: str | None = None, seed: int | None = None,
-               wall_time_s: float | None = None) -> dict[str, Any]:
+               wall_time_s: float | None = None, code: dict[str, Any] | None = None) -> dict[str, Any]:
     """Provenance record for a result computed now on ``device`` (see the module docstring for the keys)."""
     import numpy
     import torch
@@ -91,5 +92,6 @@ def provenance(device: Any = None, *, preset: str | None = None, seed: int | Non
         "preset": preset,
         "seed": seed,
         "wall_time_s": wall_time_s,
+        "code": code,
     }
     return record

@@ -11,7 +11,15 @@ i.e. ``book/results`` of the checkout, or ``SPECVAE_RESULTS``). Each file holds:
      "history":    {"step": [...], term: [...]}                                         training curves,
      "extra":      {...}                                                                 anything else JSON-able,
      "provenance": {git_commit, git_dirty, specvae/torch/numpy/python versions, device, timestamp_utc,
-                    preset, seed, wall_time_s, ...}}
+                    preset, seed, wall_time_s, code, ...}}
+
+``provenance.code`` is the fingerprint of the code the run depends on (:mod:`~specvae.experiments.fingerprint`):
+the module that defines the chapter's ``run`` and the ``specvae`` modules it imports, each hashed by its code.
+:func:`~specvae.experiments.run_grid` passes the module of its ``run_fn``; a direct :meth:`ResultStore.save` takes
+``run_module=`` and otherwise uses the chapter's module ``specvae.experiments.<name>`` (chapter ``NN_name``).
+Inside :func:`~specvae.experiments.fingerprint.track_code` (``specvae run``), :meth:`ResultStore.load` checks
+each record's code against the current code and counts the stale ones (or, with ``rerun_stale``, treats them
+as missing so that they are retrained).
 
 Files are written atomically (temp file in the same folder, fsync, ``os.replace``), so an interrupted run leaves
 either the old file or the new one. :meth:`ResultStore.load` re-checks that the stored config equals the one asked
@@ -35,6 +43,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from specvae.experiments import fingerprint as _fingerprint
 from specvae.experiments.atomic import TEMP_SUFFIX, atomic_write, atomic_write_text, remove_stale_temps
 from specvae.experiments.hashing import canonical_config, config_hash
 
@@ -222,6 +231,11 @@ class ResultStore:
     def __repr__(self) -> str:
         return f"ResultStore({self.chapter!r}, root={str(self.root)!r})"
 
+    def default_run_module(self) -> str | None:
+        """``specvae.experiments.<name>`` for a chapter ``NN_name`` when that module exists, else None."""
+        name = _fingerprint.chapter_module(self.chapter)
+        return name if name is not None and _fingerprint.module_exists(name) else None
+
     # -- paths ------------------------------------------------------------------------------------------
     def path_for(self, cfg: Any) -> Path:
         """The JSON file of ``cfg``'s result (whether or not it exists)."""
@@ -249,6 +263,9 @@ class ResultStore:
     def load(self, cfg: Any) -> dict[str, Any] | None:
         """The stored record of ``cfg`` (arrays decoded to NumPy), or ``None`` when none is stored.
 
+        Inside :func:`~specvae.experiments.fingerprint.track_code` the record's code is checked against the
+        current code (and a stale record counts as not stored when the block was opened with ``rerun_stale``).
+
         Raises:
             ResultMismatchError: the file at ``path_for(cfg)`` holds another config or another layout version.
         """
@@ -267,6 +284,9 @@ class ResultStore:
                 f"the results file {path} holds a result for a different config ({'; '.join(diffs[:8])}"
                 f"{' ...' if len(diffs) > 8 else ''}). It was written by another config or an older config layout "
                 "and is not reused: delete it (or move it away) and rerun the run.")
+        tracker = _fingerprint.active_tracker()
+        if tracker is not None and not tracker.observe(path, record):
+            return None
         return _decode_record(record)
 
     def exists(self, cfg: Any) -> bool:
@@ -353,6 +373,8 @@ class ResultStore:
         preset: str | None = None,
         seed: int | None = None,
         device: Any = None,
+        run_module: str | None = None,
+        code: Mapping[str, Any] | None = None,
     ) -> Path:
         """Write ``cfg``'s result atomically and return its path.
 
@@ -365,6 +387,12 @@ class ResultStore:
             wall_time_s: the run's wall time (stored in the provenance).
             preset, seed: stored in the provenance; default ``cfg.preset`` / ``cfg.seed`` when the config has them.
             device: the device the run used (for the device name); default: the one ``fit`` would pick.
+            run_module: the module that defines the run function, whose code (and that of the ``specvae``
+                modules it imports) is fingerprinted into ``provenance.code``; default: the chapter's module
+                ``specvae.experiments.<name>`` when it exists (no fingerprint otherwise).
+            code: a fingerprint computed already (``CodeFingerprint.to_record()``, as ``run_grid`` does before
+                the run starts); takes precedence over ``run_module``. An empty mapping stores no fingerprint
+                (the run's code then shows as unknown).
         """
         from specvae.experiments.provenance import provenance
 
@@ -373,6 +401,8 @@ class ResultStore:
         canonical = canonical_config(cfg)
         digest = config_hash(cfg)
         encoded_arrays = {str(k): encode_array(v, f"arrays[{k!r}]") for k, v in (arrays or {}).items()}
+        if code is None:
+            code = _fingerprint.code_record(run_module or self.default_run_module())
         record = {
             "schema": SCHEMA_VERSION,
             "chapter": self.chapter,
@@ -388,6 +418,7 @@ class ResultStore:
                 preset=preset if preset is not None else getattr(cfg, "preset", None),
                 seed=seed if seed is not None else getattr(cfg, "seed", None),
                 wall_time_s=None if wall_time_s is None else float(wall_time_s),
+                code=_jsonable(dict(code), "code") if code else None,
             ),
         }
         text = _dump_record(record)

@@ -5,7 +5,7 @@
 ``psnr(x, y) -> (N,)``          10·log10(1/MSE) per image, images in [0, 1]
 ``LPIPS(net="alex"|"vgg")``     LPIPS v0.1 with torchvision's ImageNet trunks (also a training loss)
 ``InceptionFeatures``           TF-2015 FID Inception pool3 (2048-d)
-``frechet_distance(a, b)``      Fréchet distance of two feature Gaussians (float64, scipy ``sqrtm``)
+``frechet_distance(a, b)``      Fréchet distance of two feature Gaussians (float64, symmetric eigen-solves)
 ``rfid(real, recon)``           reconstruction FID (+ the number of images), cached real statistics
 ``codebook_usage``              histogram, perplexity, used/dead fractions
 ``unit_information_capacity``   FQ-VAE's per-code rise of the data-set MSE when the code is removed

@@ -98,6 +98,20 @@ def _fa_vae_checks(nb, outputs, results: Path) -> None:
     assert idx.dtype == torch.long and idx.shape[0] == 2 and int(idx.max()) < tok.codebook_size
 
 
+def _fq_vae_checks(nb, outputs, results: Path) -> None:
+    """Chapter 4: the whole smoke grid stored, Tables 1-4 and the figures shown, every section's reading."""
+    from specvae.experiments import fq_vae
+
+    assert len(list(results.glob("*.json"))) == len(fq_vae.configs("smoke"))
+    assert sum(any(k.endswith("image/png") for k in o.get("data", {})) for o in outputs) >= 4
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+    for caption in ("Table 1a", "Table 2: ablation", "Table 3", "Table 4", "Error per frequency band"):
+        assert caption in html, caption
+    md = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert "LPIPS and rFID are not measured at this preset" in md
+    assert "band FQ-VAE's error is" in md and "Share of the codebook used" in md
+
+
 #: what a chapter's executed smoke notebook must show beyond the checks every chapter passes (one execution per
 #: chapter in the whole suite: a chapter's own test module does not execute it again)
-CHAPTER_CHECKS = {"02_fa_vae": _fa_vae_checks}
+CHAPTER_CHECKS = {"02_fa_vae": _fa_vae_checks, "04_fq_vae": _fq_vae_checks}

@@ -433,7 +433,9 @@ def build_model(cfg: RunConfig) -> torch.nn.Module:
         return VQAutoencoder(Q.StochasticQuantizer(K, dim, log_var_init=log_var), **spatial)
     if cfg.method == "hqa":
         # each HQA layer has one ×2 level, so it runs at 4× the pixels of the f = 4 backbone: at half its widths a
-        # layer costs what the backbone does per image (FLOPs counted), and HQA's own widths are smaller still
+        # layer's convolutions cost what the backbone's do per image (FLOPs counted), and HQA's own widths are
+        # smaller still; measured on the CPU, a layer-0 step still costs 8-20× a VQ-VAE step (its Gumbel-softmax
+        # quantiser works on 4× the positions; see the Sizes docstring)
         half = _hqa_steps(cfg)
         return HQAStack([Q.HQAQuantizer(K, dim, anneal_steps=half[0]), Q.HQAQuantizer(K, dim, anneal_steps=half[1])],
                         in_channels=cfg.channels, hidden=cfg.hidden // 2, res_hidden=max(1, cfg.res_hidden // 2),

@@ -890,8 +890,9 @@ def reproduction_notes() -> str:
         "data variance; 1 for faces); SQ-VAE: (dim/2)·log(Σ err²/B) + KL terms; HQA: (Σ err² + 0.001 KL + "
         "0.001 commit)/dims per layer, two layers trained greedily on half the step budget each.",
         "- **Baselines as adapted to the shared backbone**: SQ-VAE without BatchNorm, HQA's layers built from the toy "
-        "blocks (one stride-2 level each, at half the widths so that a layer costs what the backbone does per "
-        "image), both on [−1, 1] inputs (their official nets use [0, 1] and a Sigmoid); "
+        "blocks (one stride-2 level each, at half the widths so that a layer's convolutions cost what the "
+        "backbone's do per image; its quantiser at 4× the positions still makes HQA the dearest baseline to "
+        "train), both on [−1, 1] inputs (their official nets use [0, 1] and a Sigmoid); "
         "HQA's codes are drawn at test time (official), seeded.",
         "- **FQ-VAE (no official code)**: conv stage = the toy encoder with stride-1 convolutions (its width "
         "`fq_hidden` is narrowed at the `cpu` preset to match the baselines' cost per image); rFFT2 with 'ortho' "

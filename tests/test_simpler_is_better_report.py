@@ -4,6 +4,7 @@ enumeration)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binom, kendalltau
 
+from specvae.experiments import simpler_is_better as ch1
 from specvae.experiments import simpler_is_better_report as report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -513,3 +515,28 @@ def test_chapter_never_calls_our_faces_celeba_alone():
         before = text[max(0, m.start() - 60):m.start()]
         assert re.search(r"(paper's|paper's Fig\. 1 shows a|on Shapes, MNIST and|for MNIST and|not)\s*$", before), \
             before + text[m.start():m.end() + 20]
+
+
+def test_precision_twins_and_table():
+    from specvae.experiments import config_hash
+
+    twins = ch1.precision_twin_configs("cpu")
+    assert [(c.dataset, c.objective, c.upsample, c.seed, c.precision) for c in twins] == [
+        ("mnist", "vanilla", "transposed", 0, "fp32"), ("faces", "vanilla", "transposed", 0, "fp32")]
+    grid = {config_hash(c): c for c in ch1.configs("cpu")}
+    for t in twins:  # each twin is a grid run but for its precision, and has its own hash
+        base = dataclasses.replace(t, precision="bf16")
+        assert config_hash(base) in grid and config_hash(t) not in grid
+    cfg = dataclasses.asdict(dataclasses.replace(twins[0], precision="bf16"))
+    m = {"psnr_mean": 21.5, "ssim_mean": 0.8, "rmse_ai_mean": 1.2, "rmse_ft_mean": 1.04, "rmse_spatial_mean": 0.088,
+         "steps_done": 8150}
+    bf = {"config": cfg, "metrics": m}
+    fp = {"config": {**cfg, "precision": "fp32"}, "metrics": {**m, "psnr_mean": 21.25, "steps_done": 8000}}
+    t = report.precision_table([(bf, fp)])
+    row = t[t.Metric == "PSNR (dB)"].iloc[0]
+    assert (row["bf16"], row["fp32"], row["bf16 − fp32"]) == ("21.50", "21.25", "+0.25")
+    assert row["Steps (bf16 / fp32)"] == "8,150 / 8,000" and len(t) == 5
+    with pytest.raises(ValueError, match="more than its precision"):
+        report.precision_table([(bf, {**fp, "config": {**fp["config"], "seed": 1}})])
+    with pytest.raises(ValueError, match="expected \\(bf16, fp32\\)"):
+        report.precision_table([(fp, bf)])

@@ -251,6 +251,17 @@ def configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, objectiv
             for seed in range(s.seeds) for d in datasets for u in upsamplers for o in objectives]
 
 
+def precision_twin_configs(preset: str = "cpu", **overrides: Any) -> list[RunConfig]:
+    """The bf16 A/B: float32 twins of the vanilla VAE (transposed up-sampling, first seed) on MNIST and the faces.
+
+    Each twin is the grid's run with ``precision="fp32"`` (same seed, data, steps and convergence rule), so the
+    final metrics of the two precisions can be set side by side; only at presets that train in bf16.
+    """
+    grid = configs(preset, datasets=("mnist", "faces"), objectives=("vanilla",), upsamplers=("transposed",),
+                   **overrides)
+    return [dataclasses.replace(c, precision="fp32") for c in grid if c.seed == 0 and c.precision != "fp32"]
+
+
 def control_configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS, **overrides: Any) -> list[RunConfig]:
     """The ``mse`` control runs (:data:`CONTROLS`): every data set, transposed up-sampling, every seed.
 

@@ -993,6 +993,33 @@ def _cell(value: Any) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+def precision_table(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> Any:
+    """The bf16 A/B as a reader-facing frame: one row per metric and data set, bf16 beside fp32.
+
+    ``pairs`` holds ``(bf16 record, fp32 record)`` of the same config (:func:`~specvae.experiments.
+    simpler_is_better.precision_twin_configs`); a record is the store's dict with ``config`` and ``metrics``.
+    Columns: data set, metric, bf16, fp32, the difference bf16 − fp32, and the steps each run trained.
+    """
+    import pandas as pd
+
+    metrics = (("psnr_mean", "PSNR (dB)", ".2f"), ("ssim_mean", "SSIM", ".3f"), ("rmse_ai_mean", "RMSE AI", ".3f"),
+               ("rmse_ft_mean", "RMSE 2D FT", ".3f"), ("rmse_spatial_mean", "RMSE spatial", ".4f"))
+    rows = []
+    for bf, fp in pairs:
+        cb, cf = bf["config"], fp["config"]
+        if (cb["precision"], cf["precision"]) != ("bf16", "fp32"):
+            raise ValueError(f"precision_table: expected (bf16, fp32) pairs, got ({cb['precision']}, {cf['precision']})")
+        same = {k: v for k, v in cb.items() if k != "precision"} == {k: v for k, v in cf.items() if k != "precision"}
+        if not same:
+            raise ValueError("precision_table: a pair differs in more than its precision; pair each run with its twin")
+        steps = f"{bf['metrics']['steps_done']:,} / {fp['metrics']['steps_done']:,}"
+        for key, label, fmt in metrics:
+            b, f = float(bf["metrics"][key]), float(fp["metrics"][key])
+            rows.append({"Data set": _ds_label(cb["dataset"]), "Metric": label, "bf16": format(b, fmt),
+                         "fp32": format(f, fmt), "bf16 − fp32": format(b - f, "+" + fmt), "Steps (bf16 / fp32)": steps})
+    return pd.DataFrame(rows)
+
+
 def myst_table(table, caption: str, *, name: str | None = None, blank_repeats: Sequence[str] = ("Data set",),
                align: Mapping[str, str] | None = None) -> str:
     """A reader-facing frame as a MyST ``{table}`` block (numbered caption in the book; the index is not shown).

@@ -38,6 +38,12 @@ def test_every_chapter_in_the_toc_has_a_source():
     assert {"00_spectral_bias", "01_simpler_is_better"} <= set(CHAPTERS)
 
 
+def _figures(outputs) -> int:
+    """The figures among a notebook's outputs: shown in place (image/png) or glued for a numbered figure
+    (papermill.record/image/png)."""
+    return sum(any(k.endswith("image/png") for k in o.get("data", {})) for o in outputs)
+
+
 @pytest.mark.parametrize("name", [pytest.param(c, marks=NEEDS.get(c, _NO_STAND_IN)) for c in CHAPTERS])
 def test_chapter_runs_at_smoke(name, tmp_path, monkeypatch, record_property):
     from specvae.book import execute_chapter
@@ -65,8 +71,7 @@ def test_chapter_runs_at_smoke(name, tmp_path, monkeypatch, record_property):
     banner = find_banner(nb)
     assert banner is not None and banner.preset == "smoke" and banner.chapter == name
     # the chapter made its figures and tables from runs it trained into the temporary store
-    # (a figure shown in place has image/png; one glued for a numbered figure, papermill.record/image/png)
-    assert sum(any(k.endswith("image/png") for k in o.get("data", {})) for o in outputs) >= 3
+    assert _figures(outputs) >= 3
     # a table as HTML (a DataFrame) or as a MyST/Markdown table (a header row, then its | --- | separator)
     html = ["".join(o.get("data", {}).get("text/html", "")) for o in outputs]
     md = ["".join(o.get("data", {}).get("text/markdown", "")) for o in outputs]
@@ -88,7 +93,7 @@ def _fa_vae_checks(nb, outputs, results: Path) -> None:
 
     from specvae.models.vqgan import VQGAN
 
-    assert sum(any(k.endswith("image/png") for k in o.get("data", {})) for o in outputs) >= 5
+    assert _figures(outputs) >= 5
     assert sum("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs) >= 4
     assert len(list(results.glob("*.json"))) == 18
     toks = sorted(results.glob("*.tokenizer.safetensors"))
@@ -103,7 +108,7 @@ def _fq_vae_checks(nb, outputs, results: Path) -> None:
     from specvae.experiments import fq_vae
 
     assert len(list(results.glob("*.json"))) == len(fq_vae.configs("smoke"))
-    assert sum(any(k.endswith("image/png") for k in o.get("data", {})) for o in outputs) >= 4
+    assert _figures(outputs) >= 4
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
     for caption in ("Table 1a", "Table 2: ablation", "Table 3", "Table 4", "Error per frequency band"):
         assert caption in html, caption

@@ -189,3 +189,35 @@ def test_attn_block_is_one_head_attention_over_positions() -> None:
     a = torch.softmax(q @ k.transpose(1, 2) / 8**0.5, dim=-1) @ v
     o = a @ blk.attn.out_proj.weight.T + blk.attn.out_proj.bias
     torch.testing.assert_close(blk(x), x + o.transpose(1, 2).reshape(2, 8, 3, 5), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_layout_safe_group_norm_equals_torch_group_norm(dtype: torch.dtype) -> None:
+    """taming.GroupNorm (computed on a contiguous copy) gives nn.GroupNorm's output and gradients, keeps the
+    channels-last layout of its input, and loads nn.GroupNorm's state dict."""
+    from specvae.models.taming import GroupNorm, Normalize
+
+    torch.manual_seed(0)
+    ref = torch.nn.GroupNorm(8, 32, eps=1e-5)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 1.5)
+        ref.bias.uniform_(-0.5, 0.5)
+    ours = Normalize(32, 8)
+    assert isinstance(ours, GroupNorm) and isinstance(ours, torch.nn.GroupNorm)
+    ours.load_state_dict(ref.state_dict())
+    base = (torch.randn(4, 32, 16, 16) * 3 + 1).to(dtype)
+    outs = []
+    for mod in (ref, ours):
+        x = base.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            y = mod(x)
+        (y.float() * torch.linspace(-1, 1, 16)).sum().backward()
+        outs.append((y, x.grad, mod.weight.grad.clone()))
+    (y_ref, gx_ref, gw_ref), (y, gx, gw) = outs
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(y.float(), y_ref.float(), **tol)
+    torch.testing.assert_close(gx.float(), gx_ref.float(), **tol)
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-4 if dtype == torch.float32 else 2e-2, atol=1e-4)
+    # and a contiguous input stays contiguous
+    assert ours(base.float()).is_contiguous()

@@ -8,20 +8,39 @@ sheet §1). Layer recipes carry over; the code is ours.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-__all__ = ["Normalize", "ResBlock", "AttnBlock", "Downsample", "Upsample"]
+__all__ = ["GroupNorm", "Normalize", "ResBlock", "AttnBlock", "Downsample", "Upsample"]
 
 
-def Normalize(channels: int, groups: int = 32, eps: float = 1e-5) -> nn.GroupNorm:
-    """GroupNorm(``groups``, ``channels``) with affine weights; a clear error when ``groups`` does not divide it."""
+class GroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` computed on a contiguous (NCHW) copy of a channels-last input; the output keeps the input's
+    memory format. Same parameters, state-dict keys and values as ``nn.GroupNorm`` (the normalisation is Wu & He,
+    "Group Normalization", ECCV 2018, unchanged) — only the memory layout the kernel sees differs.
+
+    Why: PyTorch's CPU group-norm kernels are slow on channels-last tensors, the layout ``fit`` trains in. Measured
+    2026-11-30 (torch 2.14, one core, forward + backward, batch 8, 32 groups, under bf16 autocast): 60 ms on a
+    (8, 32, 64, 64) channels-last input vs 11 ms through the contiguous copy (21 vs 6 ms at 64 × 32²; 7.7 vs 3.2 ms at
+    128 × 16²); the backward kernel was 47 % of an FA-VAE training step. Contiguous inputs are passed through as is.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
+def Normalize(channels: int, groups: int = 32, eps: float = 1e-5) -> GroupNorm:
+    """GroupNorm(``groups``, ``channels``) with affine weights (:class:`GroupNorm`: layout-safe on the CPU); a clear
+    error when ``groups`` does not divide it."""
     if channels % groups:
         raise ValueError(f"GroupNorm({groups}) needs a channel count divisible by {groups}, got {channels}; pick "
                          f"widths (ch × ch_mult, z_channels) that are multiples of norm_groups={groups}, or lower "
                          "norm_groups")
-    return nn.GroupNorm(groups, channels, eps=eps, affine=True)
+    return GroupNorm(groups, channels, eps=eps, affine=True)
 
 
 class ResBlock(nn.Module):

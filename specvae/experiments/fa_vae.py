@@ -143,17 +143,22 @@ ZERO_SHOT_DATA: dict[str, tuple[str, str, int]] = {"imagenet": ("imagenet-sample
 class Sizes:
     """Sizes of one preset (every field can be overridden: ``configs("cpu", steps=500)``).
 
-    ``cpu`` arithmetic. Measured 2026-11-30 on the shared 2-core machine under a load average of 6-8 (other jobs
-    running; interleaved variants in one process, one torch thread, batch 8, 64 px, f = 4, ch 32, codebook 512):
-    a full generator + discriminator step took 1.6-2.8 s with bf16 autocast + channels_last and 3.1-3.8 s in fp32;
-    a generator-only step (before the discriminator starts) 1.4-2.6 s. LPIPS-VGG in the training loss added
-    ~8 s a step (12.8 vs 5.2 s with AlexNet, ch 32 at f = 8, bf16), LPIPS-AlexNet < 0.5 s: the ``cpu`` preset
-    trains with **LPIPS-AlexNet** (captions say so; the tables report LPIPS-VGG). ndf 32 instead of 64 cut the
-    discriminator to 0.69 M parameters (from 2.77 M). On a quiet machine we expect ~2.5× faster (~0.7 s a step):
-    1,500 steps (discriminator from step 750) ≈ 18 min of training, evaluation ≈ 3 min (LPIPS, Inception on
-    500 faces), zero-shot ≈ 3 min more for the 4 runs that do it (500 + 500 images): 18 × 21 + 4 × 3 ≈ 390 min of
-    one core ≈ 3.3 h as two 1-thread workers, within the ~6 h budget even at 1.5× the estimate; under the load
-    measured here expect ~2× that. Runs are stored one by one and resume from checkpoints.
+    ``cpu`` arithmetic. First measured 2026-11-30 under a load average of 6-8 (one torch thread, batch 8, 64 px,
+    f = 4, ch 32, codebook 512): a generator + discriminator step took 1.6-2.8 s with bf16 autocast +
+    channels_last, 3.1-3.8 s in fp32. LPIPS-VGG in the training loss added ~8 s a step (12.8 vs 5.2 s with AlexNet,
+    ch 32 at f = 8, bf16), LPIPS-AlexNet < 0.5 s: the ``cpu`` preset trains with **LPIPS-AlexNet** (captions say
+    so; the tables report LPIPS-VGG). ndf 32 instead of 64 cut the discriminator to 0.69 M parameters (from 2.77 M).
+    A profile then showed PyTorch's channels-last group-norm backward taking 47 % of a step;
+    :class:`specvae.models.taming.GroupNorm` works around it. Re-measured after that fix (one thread at normal
+    priority beside two niced training processes, full GAN step from step 0, best of two 6-step ``fit`` runs):
+    f = 4: row 1 (VQGAN) 0.48 s, FA-VAE (CONV FCM + DSL) 0.64 s, rows 10-14 (RES FCM) 0.94 s, row 8 (RES, two σ)
+    1.14 s, row 9 (ATTN FCM: attention over the 64 × 64 positions of the first level) 1.68 s; f = 8: 0.61 / 0.67 s,
+    f = 16: 0.52 / 0.70 s (VQGAN / FA-VAE). One step of every run of the grid: ≈ 14 s; 2,000 steps (the
+    discriminator from step 1,000, cheaper before) ≈ 440 min of one core, evaluation ≈ 3 min a run (LPIPS,
+    Inception on 500 faces) plus ≈ 3 min for the 4 zero-shot runs: ≈ 510 min of one core ≈ 4.3 h as two 1-thread
+    workers. 2,000 steps at batch 8 are 16,000 images, 0.7 of an epoch of the 22,240 training faces — far from
+    the paper's 800 epochs: every table says whether a run met the convergence rule. Runs are stored one by one and
+    resume from checkpoints.
 
     Args:
         steps: optimizer updates per run (the cap when ``converge_tol`` is set).
@@ -216,8 +221,8 @@ PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=4, batch_size=4, ch=8, z_channels=8, codebook_size=32, norm_groups=8, ndf=8,
                    disc_start=2, converge_tol=None, n_train=64, n_test=8, n_zero_shot=8, log_every=1,
                    checkpoint_every=0, n_samples=4, n_feature_images=4),
-    "cpu": Sizes(steps=1500, batch_size=8, lr=1e-4, ch=32, z_channels=32, codebook_size=512, ndf=32,
-                 disc_start=750, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, log_every=25,
+    "cpu": Sizes(steps=2000, batch_size=8, lr=1e-4, ch=32, z_channels=32, codebook_size=512, ndf=32,
+                 disc_start=1000, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, log_every=25,
                  checkpoint_every=250),
     "gpu": Sizes(steps=20_000, batch_size=32, lr=2e-4, ch=128, num_res_blocks=2, z_channels=256, codebook_size=1024,
                  ndf=64, disc_start=5_000, lpips_net="vgg", converge_tol=0.01, n_train=None, n_test=2471,

@@ -45,8 +45,11 @@ specvae.book.banner(preset=preset, chapter="03_cat")
 
 # %% tags=["remove-input"]
 import os
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the CIFAR-10 subset warning (rFID not comparable with full-set numbers) once, not once per loaded run
+warnings.filterwarnings("once", message="CIFAR-10 SUBSET")
 if data_root is not None:
     os.environ["SPECVAE_DATA"] = str(data_root)
 

@@ -48,10 +48,14 @@ specvae.book.banner(preset=preset, chapter="04_fq_vae")
 
 # %% tags=["remove-input"]
 import os
+import warnings
 
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
+
+# the CIFAR-10 subset warning (rFID not comparable with full-set numbers) once, not once per loaded run
+warnings.filterwarnings("once", message="CIFAR-10 SUBSET")
 
 from specvae import plots, reference
 from specvae.data import fallback_summary

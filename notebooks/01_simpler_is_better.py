@@ -392,6 +392,26 @@ plt.close(fig)
 # ○ not recorded. Shaded: the last 20 % of the longest run's steps.
 # ```
 #
+# ### How far from converged were the runs that hit their cap?
+#
+# A run that stops at its cap with its loss still falling is flagged in every table. To see whether a larger cap
+# would have helped, {numref}`ch1-table-outlook` fits each such run's training loss (after 30 % of its steps)
+# with a power-law learning curve $L(t) = a + b\,t^{-c}$ and solves for the step at which the convergence rule
+# would hold at the same learning rate. This is an extrapolation, not a measurement.
+
+# %% tags=["remove-input"] mystnb={"markdown_format": "myst"}
+outlook_records = [r for r in records.values() if r is not None]
+if alpha_sweep:
+    outlook_records += [r for r in (store.load(c) for c in ch1.alpha_sweep_configs(preset, **overrides))
+                        if r is not None and r["hash"] not in {x["hash"] for x in outlook_records}]
+outlook = report.convergence_outlook(outlook_records, tol=sizes.converge_tol or 0.01)
+if len(outlook):
+    display(Markdown(report.myst_table(
+        outlook, f"Runs stopped at their cap unconverged ({preset}): loss change over their last 20 % of steps "
+        "and the steps a fitted power law needs to meet the rule", name="ch1-table-outlook")))
+display(Markdown(report.convergence_outlook_sentence(outlook)))
+
+# %% [markdown]
 # ## How large should α be?
 #
 # The paper does not state α of eq. (3). By the Parseval argument above, α mostly decides how much an L2 term

@@ -540,3 +540,47 @@ def test_precision_twins_and_table():
         report.precision_table([(bf, {**fp, "config": {**fp["config"], "seed": 1}})])
     with pytest.raises(ValueError, match="expected \\(bf16, fp32\\)"):
         report.precision_table([(fp, bf)])
+
+
+# ---------------------------------------------------------------------------------------------- convergence outlook
+def _rule(a: float, b: float, c: float, t: float) -> float:
+    L = lambda s: a + b * s ** (-c)  # noqa: E731
+    return (L(0.8 * t) - L(t)) / L(t)
+
+
+def test_power_law_steps_solves_the_rule_exactly() -> None:
+    a, b, c = 0.12, 3.0, 0.7
+    t = report.power_law_steps(a, b, c, tol=0.01, window=0.2)
+    assert math.isfinite(t) and t > 1
+    assert _rule(a, b, c, t) == pytest.approx(0.01, rel=1e-9)  # the boundary
+    assert _rule(a, b, c, 0.9 * t) > 0.01 and _rule(a, b, c, 1.1 * t) < 0.01
+    assert report.power_law_steps(0.0, b, c) == math.inf  # falling to 0: never
+    assert report.power_law_steps(-1.0, b, c) == math.inf
+    assert report.power_law_steps(a, b, 0.04) == 0.0  # 1.25**0.04 - 1 < 1 %: the rule holds everywhere
+    assert report.power_law_steps(a, -b, c) == 0.0
+
+
+def test_fit_power_law_recovers_a_noise_free_curve() -> None:
+    steps = np.arange(50, 15_001, 50, dtype=float)
+    a, b, c = 0.13, 4.0, 0.65
+    a_hat, b_hat, c_hat = report.fit_power_law(steps, a + b * steps ** (-c))
+    assert (a_hat, b_hat, c_hat) == pytest.approx((a, b, c), rel=1e-4)
+
+
+def test_convergence_outlook_reads_capped_runs_only() -> None:
+    steps = np.arange(50, 15_001, 50, dtype=float)
+    a, b, c = 0.13, 4.0, 0.65
+    loss = a + b * steps ** (-c)
+    want = report.power_law_steps(a, b, c) / 15_000
+
+    def rec(converged, seed, objective="fft"):
+        return {"config": {"dataset": "mnist", "upsample": "transposed", "objective": objective, "alpha": 0.5,
+                           "seed": seed},
+                "metrics": {"converged": converged, "steps_done": 15_000, "loss_rel_change_last20": 0.09},
+                "history": {"step": steps.tolist(), "loss": loss.tolist()}}
+
+    table = report.convergence_outlook([rec(False, 0), rec(False, 1), rec(True, 0, "vanilla")])
+    assert len(table) == 1 and table.loc[0, "Seeds at cap"] == 2 and table.loc[0, "Objective"] == "FFT"
+    assert table.loc[0, report.OUTLOOK_COLUMN] == (f"{want:.1f} × the cap" if want < 10 else f"{want:.0f} × the cap")
+    assert "times their cap" in report.convergence_outlook_sentence(table)
+    assert report.convergence_outlook([rec(True, 0)]).empty

@@ -57,6 +57,10 @@ __all__ = [
     "objective_label",
     "convergence",
     "convergence_label",
+    "power_law_steps",
+    "fit_power_law",
+    "convergence_outlook",
+    "convergence_outlook_sentence",
     "summary_table",
     "best_per_column",
     "best_rule",
@@ -925,6 +929,116 @@ def convergence_note(frame) -> str:
     if st["n_unknown"]:
         s += f"; {st['n_unknown']} have no convergence record"
     return s + "."
+
+
+def power_law_steps(a: float, b: float, c: float, *, tol: float = 0.01, window: float = 0.2) -> float:
+    """Smallest step t at which ``L(t) = a + b·t^(−c)`` meets the convergence rule ``(L((1−w)t) − L(t)) / L(t) < tol``.
+
+    ``L((1−w)t) − L(t) = b·t^(−c)·((1−w)^(−c) − 1)``, so the rule holds once
+    ``t^(−c) < tol·a / (b·((1−w)^(−c) − 1 − tol))``, i.e. ``t > (b·((1−w)^(−c) − 1 − tol) / (tol·a))^(1/c)``.
+    Returns 0 when the rule holds at every t (``(1−w)^(−c) − 1 ≤ tol``: a decay too slow for the rule to see) and
+    ``inf`` when it never holds (no positive floor ``a``, i.e. the loss keeps falling as a power law to 0, or
+    ``c ≤ 0``). ``b ≤ 0`` (a loss rising towards its floor) also gives 0.
+    """
+    if b <= 0:
+        return 0.0
+    if c <= 0 or a <= 0:
+        return math.inf
+    excess = (1.0 - window) ** (-c) - 1.0 - tol
+    if excess <= 0:
+        return 0.0
+    return (b * excess / (tol * a)) ** (1.0 / c)
+
+
+def fit_power_law(steps: Sequence[float], values: Sequence[float], *, start: float = 0.3) -> tuple[float, float, float]:
+    """Least-squares fit of ``L(t) = a + b·(t/T)^(−c)`` (T the last step) to the logged points after ``start·T``;
+    returns ``(a, b·T^c, c)`` so that ``L(t) = a + b'·t^(−c)`` in steps. Raises ``RuntimeError`` when the fit fails.
+    Ref: the power-law learning curves of Hestness et al., "Deep learning scaling is predictable, empirically",
+    arXiv 1712.00409 (2017); ``scipy.optimize.curve_fit``."""
+    from scipy.optimize import curve_fit
+
+    s = np.asarray(steps, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(s) & np.isfinite(v) & (s > 0)
+    s, v = s[keep], v[keep]
+    if s.size < 5:
+        raise RuntimeError(f"{s.size} logged points are too few to fit a learning curve")
+    T = s[-1]
+    tail = s >= start * T
+    model = lambda t, a, b, c: a + b * (t / T) ** (-c)  # noqa: E731
+    p0 = [float(v[tail][-1]) * 0.9, float(v[tail][-1]) * 0.1, 1.0]
+    try:
+        (a, b, c), _ = curve_fit(model, s[tail], v[tail], p0=p0, maxfev=20_000)
+    except (RuntimeError, ValueError) as err:
+        raise RuntimeError(f"the power-law fit did not converge ({err})") from err
+    return float(a), float(b) * T ** float(c), float(c)
+
+
+#: the column of :func:`convergence_outlook` with the extrapolated steps
+OUTLOOK_COLUMN = "Steps to meet the rule (extrapolated)"
+
+
+def convergence_outlook(records: Iterable[Mapping[str, Any]], *, tol: float = 0.01, window: float = 0.2) -> Any:
+    """For the runs that stopped at their cap without meeting the rule: how many more steps would it take?
+
+    Each run's logged training loss after 30 % of its steps is fitted by ``a + b·t^(−c)`` (:func:`fit_power_law`)
+    and :func:`power_law_steps` solves for the step at which the rule would hold under the same (constant)
+    learning rate. One row per (data set, up-sampler, objective, α): the seeds at their cap, the loss change over
+    the last 20 % (mean over seeds), the fitted exponent and the steps needed as a multiple of the cap (medians
+    over seeds; "never" when the fit finds no positive floor). An extrapolation, not a measurement: it says how far
+    off the rule is, and whether a larger cap could reach it.
+    """
+    import pandas as pd
+
+    rows: dict[tuple, list[dict[str, float]]] = {}
+    for rec in records:
+        m, c = rec.get("metrics") or {}, rec.get("config") or {}
+        if _flag(m.get("converged")) is not False:
+            continue
+        h = rec.get("history") or {}
+        cap = float(m.get("steps_done") or (h.get("step") or [np.nan])[-1])
+        try:
+            a, b, expo = fit_power_law(h["step"], h["loss"])
+            need = power_law_steps(a, b, expo, tol=tol, window=window) / cap
+        except (RuntimeError, KeyError):
+            expo, need = math.nan, math.nan
+        key = (c.get("dataset"), c.get("upsample"), c.get("objective"), c.get("alpha"))
+        rows.setdefault(key, []).append({"change": float(m.get("loss_rel_change_last20", math.nan)),
+                                         "c": expo, "need": need})
+    out = []
+    for (ds, up, obj, alpha), runs in sorted(rows.items(), key=lambda kv: (*_order_key(kv[0][0], kv[0][2]),
+                                                                           str(kv[0][1]), str(kv[0][3]))):
+        need = float(np.nanmedian([r["need"] for r in runs])) if any(np.isfinite(r["need"]) or r["need"] == math.inf
+                                                                      for r in runs) else math.nan
+        out.append({"Data set": _ds_label(ds), "Up-sampling": UPSAMPLE_LABELS.get(up, up),
+                    "Objective": objective_label(obj) + ("" if alpha in (None, 0.5) else f" (α = {alpha:g})"),
+                    "Seeds at cap": len(runs),
+                    "Loss change, last 20 %": f"{np.nanmean([r['change'] for r in runs]):.1%}",
+                    "Fitted exponent c": f"{np.nanmedian([r['c'] for r in runs]):.2f}"
+                    if any(np.isfinite(r["c"]) for r in runs) else "—",
+                    OUTLOOK_COLUMN: "never (no floor)" if need == math.inf else
+                    ("fit failed" if not np.isfinite(need) else f"{need:.1f} × the cap" if need < 10
+                     else f"{need:.0f} × the cap")})
+    return pd.DataFrame(out)
+
+
+def convergence_outlook_sentence(outlook) -> str:
+    """One sentence over :func:`convergence_outlook`'s table: the range of the extrapolated multiples."""
+    if len(outlook) == 0:
+        return "No run is recorded as stopped at its cap unconverged; there is nothing to extrapolate."
+    col = outlook[OUTLOOK_COLUMN]
+    mult = [float(x.split(" ×")[0]) for x in col if "× the cap" in x]
+    never = int((col == "never (no floor)").sum())
+    parts = []
+    if mult:
+        parts.append(f"the fitted curves would meet the rule after {min(mult):g} to {max(mult):g} times their cap "
+                     f"(median {float(np.median(mult)):g}×) at the same learning rate")
+    if never:
+        parts.append(f"{never} configuration(s) show no positive floor at all (a power law falling towards 0), so no "
+                     "cap would do")
+    return ("Of the configurations that stopped at their cap, " + "; ".join(parts) + ". For most of them a larger cap "
+            "is not a practical remedy; the usual one is a learning-rate decay at the end of training (or a rule on "
+            "the test metric).")
 
 
 def caveats(frame, preset: str, *, width_div: int = 1, faces_width_div: int = 1, gpu_pending: bool = True) -> str:

@@ -400,15 +400,18 @@ plt.close(fig)
 # would hold at the same learning rate. This is an extrapolation, not a measurement.
 
 # %% tags=["remove-input"] mystnb={"markdown_format": "myst"}
-outlook_records = [r for r in records.values() if r is not None]
+outlook_records = {r["hash"]: r for r in records.values() if r is not None}
 if alpha_sweep:
-    outlook_records += [r for r in (store.load(c) for c in ch1.alpha_sweep_configs(preset, **overrides))
-                        if r is not None and r["hash"] not in {x["hash"] for x in outlook_records}]
-outlook = report.convergence_outlook(outlook_records, tol=sizes.converge_tol or 0.01)
+    for c in ch1.alpha_sweep_configs(preset, **overrides):
+        r = store.load(c)
+        if r is not None:
+            outlook_records.setdefault(r["hash"], r)
+outlook = report.convergence_outlook(outlook_records.values(), tol=sizes.converge_tol or 0.01)
 if len(outlook):
     display(Markdown(report.myst_table(
-        outlook, f"Runs stopped at their cap unconverged ({preset}): loss change over their last 20 % of steps "
-        "and the steps a fitted power law needs to meet the rule", name="ch1-table-outlook")))
+        outlook, f"Runs stopped at their cap unconverged ({preset}): loss change over the "
+        "last 20 % of their steps and the steps a fitted power law needs to meet the rule",
+        name="ch1-table-outlook")))
 display(Markdown(report.convergence_outlook_sentence(outlook)))
 
 # %% [markdown]

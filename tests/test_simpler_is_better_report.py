@@ -311,7 +311,8 @@ def test_control_sentence_both_ways_and_with_one_seed():
         {("faces", "fft", "transposed"): [1.0, 1.1, 1.2], ("faces", "mse", "transposed"): [2.0, 2.1, 2.2],
          ("mnist", "fft", "transposed"): [1.0, 1.2, 1.4], ("mnist", "mse", "transposed"): [1.1, 1.3, 1.5]})))
     assert list(mixed["dataset"].unique()) == ["mnist", "faces"]  # the paper's order
-    assert "within the seed spread in 3 of 6 cells, but not in" in report.control_sentence(mixed)
+    assert "within the seed spread in 3 of 6 cells, but not in the following 3 (data set × domain) cells:" in (
+        report.control_sentence(mixed))
     one = report.control_comparison(report.summary_table(_frame(
         {("mnist", "fft", "transposed"): [1.0], ("mnist", "mse", "transposed"): [0.9]})))
     assert one["overlap"].isna().all()
@@ -581,6 +582,6 @@ def test_convergence_outlook_reads_capped_runs_only() -> None:
 
     table = report.convergence_outlook([rec(False, 0), rec(False, 1), rec(True, 0, "vanilla")])
     assert len(table) == 1 and table.loc[0, "Seeds at cap"] == 2 and table.loc[0, "Objective"] == "FFT"
-    assert table.loc[0, report.OUTLOOK_COLUMN] == (f"{want:.1f} × the cap" if want < 10 else f"{want:.0f} × the cap")
+    assert table.loc[0, report.OUTLOOK_COLUMN] == (f"{want:.1f}×" if want < 10 else f"{want:.0f}×")
     assert "times their cap" in report.convergence_outlook_sentence(table)
     assert report.convergence_outlook([rec(True, 0)]).empty

@@ -650,9 +650,10 @@ def control_sentence(control_frame, *, control: str = CONTROL, against: str = "f
     listed = "; ".join(f"{_ds_label(r.dataset)}, {r.domain}: {objective_label(r.lower)} lower "
                        f"({r.ref_mean:.4g} for {a}, {r.ctrl_mean:.4g} for the control)"
                        for r in diff.itertuples())
-    head = ("does not reproduce the " + a + " objective's numbers in any" if len(same) == 0 else
-            f"reproduces the {a} objective's numbers within the seed spread in {len(same)} of {n} cells, but not in")
-    return (f"The {c} control {head} of the following {len(diff)} (data set × domain) cells: {listed}. The FFT "
+    head = ("does not reproduce the " + a + " objective's numbers in any of the following" if len(same) == 0 else
+            f"reproduces the {a} objective's numbers within the seed spread in {len(same)} of {n} cells, but not in "
+            "the following")
+    return (f"The {c} control {head} {len(diff)} (data set × domain) cells: {listed}. The FFT "
             "term itself equals H·W times the pixel MSE (Parseval), so these differences come from the BCE term "
             "that the FFT objective keeps and the control leaves out, not from anything spectral.")
 
@@ -974,8 +975,9 @@ def fit_power_law(steps: Sequence[float], values: Sequence[float], *, start: flo
     return float(a), float(b) * T ** float(c), float(c)
 
 
-#: the column of :func:`convergence_outlook` with the extrapolated steps
-OUTLOOK_COLUMN = "Steps to meet the rule (extrapolated)"
+#: the column of :func:`convergence_outlook` with the extrapolated steps, and its entry for "no cap would do"
+NEVER = "never (no floor)"
+OUTLOOK_COLUMN = "Steps needed (× cap)"
 
 
 def convergence_outlook(records: Iterable[Mapping[str, Any]], *, tol: float = 0.01, window: float = 0.2) -> Any:
@@ -985,7 +987,7 @@ def convergence_outlook(records: Iterable[Mapping[str, Any]], *, tol: float = 0.
     and :func:`power_law_steps` solves for the step at which the rule would hold under the same (constant)
     learning rate. One row per (data set, up-sampler, objective, α): the seeds at their cap, the loss change over
     the last 20 % (mean over seeds), the fitted exponent and the steps needed as a multiple of the cap (medians
-    over seeds; "never" when the fit finds no positive floor). An extrapolation, not a measurement: it says how far
+    over seeds; :data:`NEVER` when the fit finds no positive floor). An extrapolation, not a measurement: it says how far
     off the rule is, and whether a larger cap could reach it.
     """
     import pandas as pd
@@ -1013,12 +1015,11 @@ def convergence_outlook(records: Iterable[Mapping[str, Any]], *, tol: float = 0.
         out.append({"Data set": _ds_label(ds), "Up-sampling": UPSAMPLE_LABELS.get(up, up),
                     "Objective": objective_label(obj) + ("" if alpha in (None, 0.5) else f" (α = {alpha:g})"),
                     "Seeds at cap": len(runs),
-                    "Loss change, last 20 %": f"{np.nanmean([r['change'] for r in runs]):.1%}",
-                    "Fitted exponent c": f"{np.nanmedian([r['c'] for r in runs]):.2f}"
+                    "Change, last 20 %": f"{np.nanmean([r['change'] for r in runs]):.1%}",
+                    "Exponent c": f"{np.nanmedian([r['c'] for r in runs]):.2f}"
                     if any(np.isfinite(r["c"]) for r in runs) else "—",
-                    OUTLOOK_COLUMN: "never (no floor)" if need == math.inf else
-                    ("fit failed" if not np.isfinite(need) else f"{need:.1f} × the cap" if need < 10
-                     else f"{need:.0f} × the cap")})
+                    OUTLOOK_COLUMN: NEVER if need == math.inf else
+                    ("fit failed" if not np.isfinite(need) else f"{need:.1f}×" if need < 10 else f"{need:.0f}×")})
     return pd.DataFrame(out)
 
 
@@ -1027,8 +1028,8 @@ def convergence_outlook_sentence(outlook) -> str:
     if len(outlook) == 0:
         return "No run is recorded as stopped at its cap unconverged; there is nothing to extrapolate."
     col = outlook[OUTLOOK_COLUMN]
-    mult = [float(x.split(" ×")[0]) for x in col if "× the cap" in x]
-    never = int((col == "never (no floor)").sum())
+    mult = [float(x[:-1]) for x in col if x.endswith("×")]
+    never = int((col == NEVER).sum())
     parts = []
     if mult:
         parts.append(f"the fitted curves would meet the rule after {min(mult):g} to {max(mult):g} times their cap "

@@ -93,6 +93,35 @@ def test_tokenizer_is_chapter_2s_vqgan_or_a_clear_error(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k].float(), b[k].float()) for k in a)
     # codes agree (an untrained codebook has near-ties, so memory layout alone may flip a few argmins)
     assert float((again.encode_indices(images[:4].float() / 255) == codes).float().mean()) > 0.9
+    # the training record comes from fit's last checkpoint: steps, the rule's figure, no rule at smoke
+    record, history = ch3.tokenizer_training_record(tmp_path)
+    assert record["steps_done"] == cfg.steps and record["converged"] is None
+    assert history["step"][-1] == cfg.steps and len(history["rec"]) == len(history["step"])
+    from specvae.train import relative_change
+
+    assert record["loss_rel_change_last20"] == pytest.approx(relative_change(history["step"], history["rec"]),
+                                                             nan_ok=True)
+    assert ch3.tokenizer_training_record(tmp_path / "nothing") == ({"converged": None}, None)
+
+
+def test_a_stored_tokenizer_copy_is_used_instead_of_training(chapter_env, monkeypatch):
+    pytest.importorskip("specvae.models.vqgan")
+    from specvae.models.vqgan import VQGAN, VQGANConfig
+
+    cfg = ch3.tokenizer_configs("smoke", datasets=("shapes",))[0]
+    torch.manual_seed(0)
+    vq = VQGAN(VQGANConfig(resolution=32, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(),
+                           z_channels=8, codebook_size=cfg.codebook_size, norm_groups=8, fcm="conv"))
+    ch3.tokenizer_file(cfg).parent.mkdir(parents=True, exist_ok=True)
+    vq.save_tokenizer(ch3.tokenizer_file(cfg))
+
+    def no_training(*a, **k):
+        raise AssertionError("trained although a stored copy exists")
+
+    monkeypatch.setattr(ch3, "train_tokenizer", no_training)
+    tok = ch3.get_tokenizer(cfg)
+    x = ch3.load_pairs("shapes", "test", 4).images.float() / 255
+    assert torch.equal(tok.encode_indices(x), vq.eval().encode_indices(x))
 
 
 def test_a_tokenizer_with_another_codebook_is_refused(chapter_env, monkeypatch):
@@ -165,3 +194,21 @@ def test_notebook_code_runs_at_smoke(smoke_store):
     assert len(ns["frame"]) == 6 and "CAT" in ns["shapes_tab"].index
     text = ns["rep"].reading(ns["frame"], ns["curves"])
     assert "CAT" in text and "baseline" in text
+
+
+def test_tokenizer_table_states_convergence():
+    import pandas as pd
+
+    from specvae.experiments import cat_report
+
+    frame = pd.DataFrame([
+        {"dataset": "shapes", "psnr": 23.7, "codebook_used": 201, "codebook_size": 512, "codebook_perplexity": 90.5,
+         "parser_real_acc_all": 1.0, "parser_recon_acc_all": 0.39, "steps_done": 1400, "converged": True},
+        {"dataset": "mnist", "psnr": 22.3, "codebook_used": 249, "codebook_size": 512, "codebook_perplexity": 182.2,
+         "steps_done": 2000, "converged": False},
+        {"dataset": "cifar10", "psnr": 20.0, "codebook_used": 300, "codebook_size": 512, "codebook_perplexity": 200.0,
+         "steps_done": float("nan"), "converged": None}])
+    t = cat_report.tokenizer_table(frame)
+    assert list(t["converged"]) == ["yes", "NOT CONVERGED", "not recorded"]
+    assert list(t["steps"]) == ["1,400", "2,000", "—"]
+    assert t.loc["shapes", "parser, reconstructions"] == "0.390" and t.loc["shapes", "codes used"] == "201 of 512"

@@ -66,6 +66,8 @@ __all__ = [
     "ClassifierNet",
     "train_classifier",
     "run_tokenizer",
+    "tokenizer_file",
+    "tokenizer_training_record",
     "run",
     "run_all",
     "bench_families",
@@ -465,15 +467,32 @@ def _module_device(obj: Any) -> torch.device:
 _TOKENIZERS: dict[str, Any] = {}
 
 
+def tokenizer_file(cfg: TokenizerConfig, store=None) -> Path:
+    """The trained tokenizer's copy beside its record (``<hash>.tokenizer.safetensors`` in the results folder;
+    float32, ≈ 14 MB at ``cpu``): committed with the results, so a checkout trains the transformers without
+    retraining the tokenizers."""
+    from specvae.experiments.hashing import config_hash
+
+    store = store if store is not None else _store()
+    return store.folder / f"{config_hash(cfg)}.tokenizer.safetensors"
+
+
 def get_tokenizer(cfg: TokenizerConfig, *, progress: bool = False):
-    """The trained tokenizer of ``cfg`` (trained on first use; checkpoint in ``ResultStore(CHAPTER).run_dir``)."""
+    """The trained tokenizer of ``cfg``: the stored copy beside its record (:func:`tokenizer_file`) when there is
+    one, else trained on first use (checkpoint in ``ResultStore(CHAPTER).run_dir``)."""
     from specvae.experiments.hashing import config_hash
     from specvae.experiments.store import ResultStore
 
     key = config_hash(cfg)
     if key not in _TOKENIZERS:
-        train = load_pairs(cfg.dataset, "train", cfg.n_train, seed=0)
-        tok = train_tokenizer(cfg, train.images, run_dir=ResultStore(CHAPTER).run_dir(cfg), progress=progress)
+        stored = tokenizer_file(cfg)
+        if stored.is_file():
+            from specvae.models.vqgan import VQGAN
+
+            tok = VQGAN.load_tokenizer(stored)
+        else:
+            train = load_pairs(cfg.dataset, "train", cfg.n_train, seed=0)
+            tok = train_tokenizer(cfg, train.images, run_dir=ResultStore(CHAPTER).run_dir(cfg), progress=progress)
         from specvae.models.cat import tokenizer_grid
 
         if isinstance(tok, nn.Module):
@@ -483,6 +502,29 @@ def get_tokenizer(cfg: TokenizerConfig, *, progress: bool = False):
                              f"grid, not {cfg.codebook_size} on {cfg.grid}")
         _TOKENIZERS[key] = tok
     return _TOKENIZERS[key]
+
+
+def tokenizer_training_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[float]] | None]:
+    """Convergence figures and the reconstruction-term curve of a tokenizer's training, read from ``fit``'s last
+    checkpoint in ``run_dir``: ``({"converged", "loss_rel_change_last20", "steps_done"}, history)``, or
+    ``({"converged": None}, None)`` (not recorded) when no checkpoint is there (e.g. a tokenizer loaded from its
+    stored copy; ``converged`` is None too when the run had no rule, as at ``smoke``). The rule is the one ``fit``
+    applied (``converge_on="rec"``, its ``converge_window``)."""
+    from specvae.train import relative_change
+
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.is_file():
+        return {"converged": None}, None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    hist = state.get("history") or {}
+    steps, rec = hist.get("step") or [], hist.get("rec") or []
+    window = (state.get("config") or {}).get("converge_window", 0.2)
+    rule_on = (state.get("config") or {}).get("converge_tol") is not None
+    record = {"converged": (state.get("converged_at") is not None) if rule_on else None,
+              "steps_done": int(state.get("step", 0)),
+              "loss_rel_change_last20": float(relative_change(steps, rec, window=window)) if steps else math.nan}
+    curves = {k: [float(v) for v in hist[k]] for k in ("step", "rec", "loss", "l1", "lpips") if k in hist}
+    return record, curves
 
 
 def run_tokenizer(cfg: TokenizerConfig, *, progress: bool = False) -> dict[str, Any]:
@@ -496,8 +538,13 @@ def run_tokenizer(cfg: TokenizerConfig, *, progress: bool = False) -> dict[str, 
         raise TypeError(f"run_tokenizer() takes a TokenizerConfig, got {type(cfg).__name__}")
     t0 = time.perf_counter()
     tok = get_tokenizer(cfg, progress=progress)
+    run_dir = ResultStore(CHAPTER).run_dir(cfg)
+    training, history = tokenizer_training_record(run_dir)
+    stored = tokenizer_file(cfg)
+    if hasattr(tok, "save_tokenizer") and not stored.is_file():
+        tok.save_tokenizer(stored, metadata={"chapter": CHAPTER, "dataset": cfg.dataset})
     test = load_pairs(cfg.dataset, "test", cfg.n_test, seed=0)
-    codes = encode_codes(tok, test.images, cache_dir=ResultStore(CHAPTER).run_dir(cfg))
+    codes = encode_codes(tok, test.images, cache_dir=run_dir)
     recon = decode_codes(tok, codes)
     x, r = test.images.float() / 255, recon.float() / 255
     mse = ((x - r) ** 2).flatten(1).mean(1).clamp_min(1e-10)
@@ -508,6 +555,7 @@ def run_tokenizer(cfg: TokenizerConfig, *, progress: bool = False) -> dict[str, 
         "codebook_used": int((counts > 0).sum()),
         "codebook_perplexity": float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())),
         "wall_s": time.perf_counter() - t0,
+        **training,
     }
     if cfg.dataset == "shapes":
         real = agreement(test.targets, [parse_image(im) for im in test.images], test.held_out.tolist())
@@ -515,7 +563,8 @@ def run_tokenizer(cfg: TokenizerConfig, *, progress: bool = False) -> dict[str, 
         metrics.update({f"parser_real_{k}": v for k, v in real.items() if not k.startswith("n_")})
         metrics.update({f"parser_recon_{k}": v for k, v in rec.items() if not k.startswith("n_")})
     k = min(16, test.images.shape[0])
-    return {"metrics": metrics, "extra": {"test_notes": test.notes},
+    extra = {"test_notes": test.notes, "tokenizer": stored.name if stored.is_file() else None}
+    return {"metrics": metrics, "extra": extra, "history": history,
             "npz": {"recon": {"real": test.images[:k].numpy(), "recon": recon[:k].numpy()}}}
 
 

@@ -85,8 +85,9 @@ def curve_frame(frame, metrics: Sequence[str] = ("acc_all", "binding", "acc_all_
 
 
 def tokenizer_table(frame) -> Any:
-    """The tokenizers: PSNR, codebook use and (Captioned Shapes) the parser's accuracy on real test images and on
-    their reconstructions."""
+    """The tokenizers: PSNR, codebook use, (Captioned Shapes) the parser's accuracy on real test images and on
+    their reconstructions, training steps and whether the convergence rule was met ("not recorded" for a
+    tokenizer loaded from its stored copy without its training checkpoint)."""
     import pandas as pd
 
     rows = []
@@ -97,6 +98,11 @@ def tokenizer_table(frame) -> Any:
         if "parser_real_acc_all" in r and np.isfinite(float(r.get("parser_real_acc_all", np.nan))):
             row["parser, real images"] = f"{r['parser_real_acc_all']:.3f}"
             row["parser, reconstructions"] = f"{r['parser_recon_acc_all']:.3f}"
+        steps = r.get("steps_done", np.nan)
+        row["steps"] = f"{int(steps):,}" if steps is not None and np.isfinite(float(steps)) else "—"
+        conv = r.get("converged", None)
+        row["converged"] = ("not recorded" if conv is None or (isinstance(conv, float) and np.isnan(conv))
+                            else "yes" if bool(conv) else "NOT CONVERGED")
         rows.append(row)
     return pd.DataFrame(rows).set_index("data set")
 

@@ -188,7 +188,7 @@ for ds in [d for d in ch3.DATASETS if (frame["dataset"] == d).any()]:
 # Written by the code from the numbers above, so that it stays true at any preset.
 
 # %%
-display(Markdown(rep.reading(frame, curves)))
+display(Markdown(rep.reading(frame, curves, tok_frame)))
 
 # %% [markdown]
 # ## Reproduction notes

@@ -212,3 +212,30 @@ def test_tokenizer_table_states_convergence():
     assert list(t["converged"]) == ["yes", "NOT CONVERGED", "not recorded"]
     assert list(t["steps"]) == ["1,400", "2,000", "—"]
     assert t.loc["shapes", "parser, reconstructions"] == "0.390" and t.loc["shapes", "codes used"] == "201 of 512"
+
+
+def test_reading_calls_a_difference_clear_only_outside_the_seed_spread():
+    import pandas as pd
+
+    from specvae.experiments import cat_report
+
+    def frame(cat, base):
+        rows = [{"dataset": "shapes", "model": "cat", "seed": i, "acc_all": v} for i, v in enumerate(cat)]
+        rows += [{"dataset": "shapes", "model": "baseline", "seed": i, "acc_all": v} for i, v in enumerate(base)]
+        return pd.DataFrame(rows)
+
+    apart = cat_report.compare_models(frame([0.5, 0.6], [0.3, 0.4]), "acc_all")
+    assert apart == {"cat": 0.55, "baseline": 0.35, "better": "cat", "separated": True}
+    overlap = cat_report.compare_models(frame([0.5, 0.2], [0.3, 0.35]), "acc_all")
+    assert overlap["better"] == "cat" and overlap["separated"] is False
+    assert cat_report.compare_models(frame([0.5], [0.3]), "acc_all")["separated"] is None
+    fid = cat_report.compare_models(frame([10.0, 11.0], [20.0, 21.0]), "acc_all", lower_better=True)
+    assert fid["better"] == "cat" and fid["separated"] is True
+    text = cat_report.reading(frame([0.5, 0.2], [0.3, 0.35]), None)
+    assert "CAT better, within the seed spread" in text
+    tok = pd.DataFrame([{"dataset": "shapes", "parser_real_acc_all": 1.0, "parser_recon_acc_all": 0.39,
+                         "parser_recon_acc_colour": 0.96, "parser_recon_acc_kind": 0.55, "parser_recon_acc_size": 0.94,
+                         "parser_recon_acc_position": 0.99, "parser_recon_binding": 0.27}])
+    ceiling = cat_report.tokenizer_ceiling(tok)
+    assert "on 0.39 of their reconstructions" in ceiling and "kind is where the tokenizer loses most" in ceiling
+    assert cat_report.tokenizer_ceiling(None) == ""

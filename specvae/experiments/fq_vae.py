@@ -60,7 +60,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from specvae.allocator import keep_freed_memory
 from specvae.experiments.presets import check_preset, select_preset
 
 __all__ = [
@@ -145,9 +144,11 @@ class Sizes:
     at ``converge_min_steps``) plus 2.5 of evaluation: 5.4-10.4 CPU-hours, i.e. **2.7-5.2 hours as two 1-thread
     workers** on two free cores (within the ~6 h budget; twice that if the cores are shared). Runs are stored one
     by one and resume from checkpoints, so the grid can span sessions; ``seeds=2`` saves ~0.8 h.
-    Since then (2026-11-30) ``run`` keeps freed memory in the process (:mod:`specvae.allocator`): FQ-VAE on faces
-    spent 1.66 of 3.57 s a step in page faults and now takes 2.0 s (one thread beside niced training processes),
-    which saves ≈ 25 min of the faces runs; the other families change by less than the noise.
+    Measured 2026-11-30: FQ-VAE on faces spends 1.66 of its 3.57 s a step in the kernel (≈ 820 k minor page
+    faults a step: glibc maps every block above 32 MiB afresh and PyTorch's CPU allocator does not cache). jemalloc
+    preloaded with its decay off (``LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1``)
+    took it to 1.81 s; glibc ``mallopt`` tuning (no mmap, no trim) to 2.07 s but its heap then grew by each large
+    block (a freed block does not fit the next aligned request of the same size), so it was not adopted.
     """
 
     steps: int
@@ -731,8 +732,6 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"run() takes a RunConfig (see configs()), got {type(cfg).__name__}")
     torch.set_flush_denormal(True)
-    # FQ-VAE's 4,224-wide codes on faces: page faults were half of a step (specvae.allocator)
-    keep_freed_memory()
     t0 = time.perf_counter()
     train = _load(cfg, "train")
     test = _load(cfg, "test")

@@ -116,6 +116,11 @@ class Sizes:
     ≈ 4 min for Captioned Shapes. In all: 3 × 12 (tokenizers) + 4 × 11 + 4 × 7 (transformers) + 8 × 7
     (evaluation) ≈ 165 min of one core, ≈ 1.5 h as two 1-thread workers; under the measured load expect ~2×.
 
+    Measured in the book's cpu run (2026-11-30, two workers beside other niced training, after chapter 2's
+    GroupNorm fix): tokenizers met the rule at 1,400-1,600 steps in 16-26 min each; a Captioned Shapes
+    transformer run took 11-14 min of training (2,500 steps, 119 pairs/s for the baseline) and 11-13 min of
+    evaluation; an MNIST run 11-14 + 10-11 min.
+
     Args:
         steps: transformer updates per run on Captioned Shapes (a cap when ``converge_tol`` is set).
         real_steps: transformer updates per run on MNIST and CIFAR-10.

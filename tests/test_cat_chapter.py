@@ -95,7 +95,7 @@ def test_tokenizer_is_chapter_2s_vqgan_or_a_clear_error(tmp_path):
     assert float((again.encode_indices(images[:4].float() / 255) == codes).float().mean()) > 0.9
     # the training record comes from fit's last checkpoint: steps, the rule's figure, no rule at smoke
     record, history = ch3.tokenizer_training_record(tmp_path)
-    assert record["steps_done"] == cfg.steps and record["converged"] is None
+    assert record["steps_done"] == cfg.steps and record["converged"] is None and record["train_wall_s"] > 0
     assert history["step"][-1] == cfg.steps and len(history["rec"]) == len(history["step"])
     from specvae.train import relative_change
 
@@ -239,3 +239,13 @@ def test_reading_calls_a_difference_clear_only_outside_the_seed_spread():
     ceiling = cat_report.tokenizer_ceiling(tok)
     assert "on 0.39 of their reconstructions" in ceiling and "kind is where the tokenizer loses most" in ceiling
     assert cat_report.tokenizer_ceiling(None) == ""
+
+
+def test_run_note_counts_the_tokenizers_training_time():
+    import pandas as pd
+
+    from specvae.experiments import cat_report
+
+    tok = pd.DataFrame({"wall_time_s": [60.0, 60.0], "train_wall_s": [1200.0, float("nan")]})
+    assert cat_report._tokenizer_minutes(tok) == 22.0  # 20 min training of one + 2 × 1 min measuring
+    assert cat_report._tokenizer_minutes(tok.drop(columns="train_wall_s")) == 2.0

@@ -512,7 +512,8 @@ def get_tokenizer(cfg: TokenizerConfig, *, progress: bool = False):
 
 def tokenizer_training_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[float]] | None]:
     """Convergence figures and the reconstruction-term curve of a tokenizer's training, read from ``fit``'s last
-    checkpoint in ``run_dir``: ``({"converged", "loss_rel_change_last20", "steps_done"}, history)``, or
+    checkpoint in ``run_dir``: ``({"converged", "loss_rel_change_last20", "steps_done", "train_wall_s"},
+    history)``, or
     ``({"converged": None}, None)`` (not recorded) when no checkpoint is there (e.g. a tokenizer loaded from its
     stored copy; ``converged`` is None too when the run had no rule, as at ``smoke``). The rule is the one ``fit``
     applied (``converge_on="rec"``, its ``converge_window``)."""
@@ -528,6 +529,7 @@ def tokenizer_training_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, 
     rule_on = (state.get("config") or {}).get("converge_tol") is not None
     record = {"converged": (state.get("converged_at") is not None) if rule_on else None,
               "steps_done": int(state.get("step", 0)),
+              "train_wall_s": float(state.get("total_wall_time_s", math.nan)),
               "loss_rel_change_last20": float(relative_change(steps, rec, window=window)) if steps else math.nan}
     curves = {k: [float(v) for v in hist[k]] for k in ("step", "rec", "loss", "l1", "lpips") if k in hist}
     return record, curves

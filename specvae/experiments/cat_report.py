@@ -107,6 +107,13 @@ def tokenizer_table(frame) -> Any:
     return pd.DataFrame(rows).set_index("data set")
 
 
+def _tokenizer_minutes(tok_frame) -> float:
+    """Minutes the tokenizers took: their training (``train_wall_s``, read from the training checkpoint, when
+    recorded) plus the run that measured them (``wall_time_s``)."""
+    train = tok_frame["train_wall_s"].astype(float).fillna(0.0).sum() if "train_wall_s" in tok_frame else 0.0
+    return float((train + tok_frame["wall_time_s"].astype(float).sum()) / 60)
+
+
 def run_note(tok_frame, frame, sizes: Any, preset: str) -> str:
     """What was run: runs, sizes, wall time and convergence, as Markdown."""
     n_conv = int(sum(bool(v) for v in frame.get("converged", []) if v is not None))
@@ -116,7 +123,7 @@ def run_note(tok_frame, frame, sizes: Any, preset: str) -> str:
         f"{int(frame['n_params'].min()):,}–{int(frame['n_params'].max()):,} parameters), "
         f"batch {sizes.batch_size}, AdamW lr {sizes.lr:g}, at most {sizes.steps} steps on Captioned Shapes and "
         f"{sizes.real_steps} on MNIST / CIFAR-10; {sizes.seeds} seed(s) on Captioned Shapes.",
-        f"Wall time: tokenizers {tok_frame['wall_time_s'].sum() / 60:.1f} min, transformers "
+        f"Wall time: tokenizers {_tokenizer_minutes(tok_frame):.1f} min (training and evaluation), transformers "
         f"{frame['wall_time_s'].sum() / 60:.1f} min (training and evaluation), on {frame['device'].iloc[0]}.",
         f"Convergence (relative change of the smoothed loss over the last 20 % of steps < {sizes.converge_tol}): "
         f"{n_conv} of {len(frame)} runs converged; the others are flagged in every table.",

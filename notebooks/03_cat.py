@@ -78,7 +78,7 @@ grid = ch3.configs(preset, **overrides)
 #
 # Generated from the stored runs; read it before the tables.
 
-# %%
+# %% tags=["remove-input"]
 note = rep.run_note(tok_frame, frame, sizes, preset)
 if preset not in ("gpu", "paper"):
     note += ("\n\n**These are small CPU runs** (a 1–2 M-parameter transformer trained for minutes); the `gpu` preset "
@@ -93,7 +93,7 @@ display(Markdown(note))
 # other rows are numbers the paper quotes from other papers. Nothing below is comparable to these numbers: our
 # data sets, resolution, text encoder and model sizes all differ.
 
-# %%
+# %% tags=["remove-input"]
 t4 = reference.load("lin2023", "table4")
 display(t4.rename(columns={"model": "Model", "dataset": "Data set (paper's)", "value": "FID ↓"})
         [["Model", "Data set (paper's)", "FID ↓"]].style.hide(axis="index"))
@@ -106,7 +106,7 @@ display(t4.rename(columns={"model": "Model", "dataset": "Data set (paper's)", "v
 # images (the parser's own accuracy: it is exact on renders) and on their reconstructions by the tokenizer — the
 # ceiling for any generated image.
 
-# %%
+# %% tags=["remove-input"]
 display(rep.tokenizer_table(tok_frame))
 
 # %% [markdown]
@@ -118,10 +118,10 @@ display(rep.tokenizer_table(tok_frame))
 # captions (binding: right colour on the right kind); FID is against the held-out real images of the same captions.
 # Mean ± std over seeds.
 
-# %%
+# %% tags=["remove-input"]
 glue("ch3_n_test", int(sizes.n_test), display=False)
 shapes_tab = rep.shapes_table(frame)
-display(shapes_tab)
+display(shapes_tab.T)  # one column per model: fits the page
 
 # %% [markdown]
 # ## Guidance scale
@@ -129,7 +129,7 @@ display(shapes_tab)
 # Scale 0 is the unconditional model, 1 the conditional one, larger values push further along the text direction.
 # Each point is one run on the first {glue:text}`ch3_n_curve` test captions; lines are means over seeds.
 
-# %%
+# %% tags=["hide-input"]
 glue("ch3_n_curve", int(min(sizes.n_curve, sizes.n_test)), display=False)
 curves = rep.curve_frame(frame)
 panels = [("shapes", "acc_all", "Shapes: all attributes right"), ("shapes", "binding", "Shapes: binding"),
@@ -159,7 +159,7 @@ if len(fid_curve) and fid_curve["guidance"].nunique() > 1:
 # templates. The class of a generated image is read by a small CNN trained on the real training images; its own
 # test accuracy is given beside it. FID is against real test images.
 
-# %%
+# %% tags=["remove-input"]
 if (frame["dataset"] != "shapes").any():
     display(rep.real_table(frame))
 
@@ -169,7 +169,7 @@ if (frame["dataset"] != "shapes").any():
 # Fixed captions, the first seed of each model, guidance 3. Each panel: the caption, a row of CAT samples and a
 # row of baseline samples. Captions marked *held out* name a colour–kind pair absent from training.
 
-# %%
+# %% tags=["hide-input"]
 for ds in [d for d in ch3.DATASETS if (frame["dataset"] == d).any()]:
     pair = {c.model: c for c in grid if c.dataset == ds and c.seed == 0}
     if set(pair) != set(ch3.MODELS):
@@ -187,7 +187,7 @@ for ds in [d for d in ch3.DATASETS if (frame["dataset"] == d).any()]:
 #
 # Written by the code from the numbers above, so that it stays true at any preset.
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(rep.reading(frame, curves, tok_frame)))
 
 # %% [markdown]

@@ -95,9 +95,9 @@ def tokenizer_table(frame) -> Any:
         row = {"data set": r["dataset"], "PSNR (dB)": f"{r['psnr']:.2f}",
                "codes used": f"{int(r['codebook_used'])} of {int(r['codebook_size'])}",
                "perplexity": f"{r['codebook_perplexity']:.0f}"}
-        if "parser_real_acc_all" in r and np.isfinite(float(r.get("parser_real_acc_all", np.nan))):
-            row["parser, real images"] = f"{r['parser_real_acc_all']:.3f}"
-            row["parser, reconstructions"] = f"{r['parser_recon_acc_all']:.3f}"
+        parsed = "parser_real_acc_all" in r and np.isfinite(float(r.get("parser_real_acc_all", np.nan)))
+        row["parser, real images"] = f"{r['parser_real_acc_all']:.3f}" if parsed else "—"
+        row["parser, reconstructions"] = f"{r['parser_recon_acc_all']:.3f}" if parsed else "—"
         steps = r.get("steps_done", np.nan)
         row["steps"] = f"{int(steps):,}" if steps is not None and np.isfinite(float(steps)) else "—"
         conv = r.get("converged", None)

@@ -105,12 +105,13 @@ def _fa_vae_checks(nb, outputs, results: Path) -> None:
 
 def _fq_vae_checks(nb, outputs, results: Path) -> None:
     """Chapter 4: the whole smoke grid stored, Tables 1-4 and the figures shown, every section's reading."""
-    from specvae.experiments import fq_vae
+    from specvae.experiments import fq_vae, fq_vae_prior
 
-    assert len(list(results.glob("*.json"))) == len(fq_vae.configs("smoke"))
-    assert _figures(outputs) >= 4
+    assert len(list(results.glob("*.json"))) == len(fq_vae.configs("smoke")) + len(fq_vae_prior.configs("smoke"))
+    assert _figures(outputs) >= 5
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
-    for caption in ("Table 1a", "Table 2: ablation", "Table 3", "Table 4", "Error per frequency band"):
+    for caption in ("Table 1a", "Table 2: ablation", "Table 3", "Table 4", "Error per frequency band",
+                    "Fig. 6 in numbers"):
         assert caption in html, caption
     md = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
     assert "LPIPS and rFID are not measured at this preset" in md

@@ -805,12 +805,14 @@ def _store():
 
 
 def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables: Sequence[int] = (1, 2, 3, 4),
-            datasets: Sequence[str] = DATASETS, progress: bool = True, **overrides: Any):
+            datasets: Sequence[str] = DATASETS, progress: bool = True, figure6: bool = True, **overrides: Any):
     """The chapter's results at ``preset`` as a DataFrame (one row per run).
 
     Loads stored results and trains the missing ones with :func:`specvae.experiments.run_grid` (``workers`` processes
     side by side); with ``train=False`` a missing result raises :class:`~specvae.experiments.store.MissingResultError`.
-    ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``).
+    ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``). With ``train`` and ``figure6`` (and Table 1 on the faces in
+    the grid), Fig. 6's two priors (:mod:`specvae.experiments.fq_vae_prior`, at the preset's own prior sizes) are
+    trained afterwards on the faces runs' checkpoints; their results are read with that module.
     """
     from specvae.experiments.grid import run_grid
     from specvae.experiments.store import MissingResultError
@@ -825,6 +827,10 @@ def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables
             "run_all(..., train=True) (papermill -p train True).")
     if missing:
         run_grid(cfgs, run, store, workers=workers, progress=progress)
+    if train and figure6 and 1 in tables and "faces" in datasets:
+        from specvae.experiments import fq_vae_prior
+
+        fq_vae_prior.run_all(preset, progress=progress, grid_overrides=overrides)
     return store.frame(cfgs)
 
 

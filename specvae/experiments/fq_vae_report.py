@@ -30,7 +30,8 @@ __all__ = ["METRICS", "LOWER_IS_BETTER", "label_runs", "seed_summary", "paper_ce
            "plot_unit_information", "plot_reconstructions", "plot_band_errors", "plot_spectra", "reproduction_notes",
            "run_note", "reading_table1", "reading_claims", "reading_table2", "reading_table3", "reading_table4",
            "reading_usage",
-           "reading_unit_information", "reading_reconstructions", "reading_bands", "reading_convergence"]
+           "reading_unit_information", "reading_reconstructions", "reading_bands", "reading_convergence",
+           "prior_table", "plot_prior_samples", "reading_prior"]
 
 #: our metric column of each of the paper's metric names
 METRICS: dict[str, str] = {"SSIM": "ssim_mean", "LPIPS": "lpips_vgg_mean", "rFID": "rfid",
@@ -872,6 +873,78 @@ def reading_convergence(frame) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# Fig. 6: generation from a prior over the codes (specvae.experiments.fq_vae_prior)
+# ------------------------------------------------------------------------------------------------------------
+def _conv_text(c) -> str:
+    if isinstance(c, (bool, np.bool_)) or c in (0, 1):
+        return "yes" if c else "no"
+    return "not checked"
+
+
+def prior_table(frame):
+    """One row per prior (tokenizer): FID of the samples, of the tokenizer's reconstructions (the ceiling through
+    that decoder) and of real training faces (FID's own floor at this N), all against the same held-out faces;
+    bits per code on held-out codes beside the uniform guess; training steps and convergence. A prior that stopped
+    before converging is marked † on its FID."""
+    import pandas as pd
+
+    rows = []
+    for _, r in frame.iterrows():
+        flag = "" if (r["converged"] is True or r["converged"] == 1) else " †"
+        fid = float(r["fid"])
+        rows.append({"tokenizer": METHOD_LABELS.get(r["method"], r["method"]),
+                     "FID samples": (f"{fid:.1f}{flag}" if _finite(fid) else "—"),
+                     "FID recon.": f"{float(r['fid_recon']):.1f}" if _finite(r["fid_recon"]) else "—",
+                     "FID train faces": f"{float(r['fid_real']):.1f}" if _finite(r["fid_real"]) else "—",
+                     "bits/code (test)": f"{float(r['test_bits_per_code']):.2f}",
+                     "uniform": f"{float(r['uniform_bits_per_code']):.0f}",
+                     "steps": int(r["steps_done"]), "converged": _conv_text(r["converged"])})
+    return pd.DataFrame(rows)
+
+
+def plot_prior_samples(axes, real: np.ndarray, samples: dict[str, np.ndarray], n: int = 8) -> None:
+    """Rows of images: held-out faces, then each prior's samples (uint8 ``(N, C, H, W)``), ``n`` per row; ``axes``
+    is a ``(1 + len(samples), n)`` array."""
+    rows = {"held-out faces": real, **samples}
+    for i, (name, imgs) in enumerate(rows.items()):
+        for j in range(n):
+            ax = axes[i, j]
+            ax.axis("off")
+            if j < len(imgs):
+                im = np.asarray(imgs[j])
+                ax.imshow(im.transpose(1, 2, 0).squeeze(), cmap="gray" if im.shape[0] == 1 else None)
+        axes[i, 0].set_title(name, fontsize=9, loc="left")
+
+
+def reading_prior(frame) -> str:
+    """Fig. 6 in words: which prior's samples are closer to the held-out faces, how far each is above its
+    tokenizer's ceiling, and how much structure each prior found (bits per code)."""
+    if frame is None or len(frame) == 0:
+        return "No prior is stored yet at this preset."
+    f = frame.assign(label=[METHOD_LABELS.get(m, m) for m in frame["method"]])
+    parts = []
+    fids = {r.label: float(r.fid) for r in f.itertuples() if _finite(r.fid)}
+    if len(fids) == 2:
+        (a, fa), (b, fb) = sorted(fids.items(), key=lambda kv: kv[1])
+        parts.append(f"{a}'s prior gives the lower sample FID ({fa:.1f} vs {b}'s {fb:.1f}, one seed each; FID at "
+                     "this N moves by a few points between draws, so a small gap is not a ranking).")
+    for r in f.itertuples():
+        if _finite(r.fid) and _finite(r.fid_recon):
+            parts.append(f"{r.label}: samples {r.fid:.1f} vs its own reconstructions {r.fid_recon:.1f} "
+                         f"(the prior adds {r.fid - r.fid_recon:+.1f}); real training faces score "
+                         f"{r.fid_real:.1f} against the same held-out faces.")
+        parts.append(f"{r.label}'s prior needs {r.test_bits_per_code:.2f} bits per code on held-out faces "
+                     f"(uniform: {r.uniform_bits_per_code:.0f}); its samples use {int(r.codes_used_by_samples)} "
+                     f"of the codes the training faces use ({int(r.codes_used_by_data)}).")
+    if not fids:
+        parts.append("FID is not measured at this preset.")
+    unconv = [r.label for r in f.itertuples() if not (r.converged is True or r.converged == 1)]
+    if unconv:
+        parts.append("Not converged by the rule (marked †): " + ", ".join(unconv) + ".")
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # notes
 # ------------------------------------------------------------------------------------------------------------
 def reproduction_notes() -> str:
@@ -914,6 +987,13 @@ def reproduction_notes() -> str:
         "(specvae.metrics) against the same test images; codebook usage/perplexity over the evaluation set; "
         "unit information = rise of the data set's MSE when a code is replaced by its nearest other code "
         "(the paper's 'removal', unspecified), faces, seed 0.",
+        "- **Fig. 6 (generation)**: the paper's latent diffusion model (sizes not stated) is replaced by an "
+        "autoregressive transformer over each tokenizer's code ids (chapter 3's transformer, unconditional; width "
+        "128, 4 blocks at `cpu`), trained on the faces runs' codes of the training faces (CVQ-VAE: 16 × 16 grid, "
+        "raster order; FQ-VAE: D × N = 2 × 128 components, channel-major) with chapter 3's optimiser and the "
+        "convergence rule on its loss; plain ancestral sampling (temperature 1, no top-k); FID of 2,000 samples "
+        "against 2,000 held-out faces (`cpu`), beside the tokenizer's reconstructions and real training faces on "
+        "the same held-out faces.",
         "- **Training length**: the convergence rule of the project (relative change of the logged MSE over the last "
         "20 % of steps below the preset's tolerance), capped at the preset's steps; runs that hit the cap are "
         "flagged † in every table.",

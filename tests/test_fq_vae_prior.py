@@ -1,0 +1,138 @@
+"""Chapter 4, Fig. 6: the prior over the faces tokenizers' codes — its configs, its batcher, its likelihood against
+the cross-entropy and an analytic uniform model, the tokenizer round trip, and a smoke run stored for the report."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from specvae.experiments import fq_vae as ch
+from specvae.experiments import fq_vae_prior as prior
+from specvae.experiments import fq_vae_report as report
+from specvae.models.cat import CAT, CATConfig
+
+
+def test_each_prior_models_its_own_faces_run_codes():
+    cfgs = prior.configs("cpu")
+    assert [c.method for c in cfgs] == ["cvqvae", "fqvae"]
+    for c in cfgs:
+        tok = c.tokenizer
+        assert tok == next(t for t in ch.table1_configs("cpu", datasets=("faces",))
+                           if t.method == c.method and t.seed == 0)
+        assert c.cat.conditioning == "none" and c.cat.vocab_size == tok.codebook_size == 512
+        assert c.cat.seq_len == 256  # both quantise U = 256 vectors: (64/4)² and D·N = 2·128
+        assert tuple(c.cat.grid) == tuple(ch.build_model(tok).grid_size)
+    assert cfgs[0].cat.grid == (16, 16) and cfgs[1].cat.grid == (2, 128)
+    assert cfgs[0].n_samples >= 2000  # the issue: FID of >= 2,000 samples
+    # grid overrides reach the tokenizers (a grid run with other sizes has other checkpoints)
+    other = prior.configs("cpu", grid_overrides={"faces_steps": 10})
+    assert all(o.tokenizer.steps == 10 for o in other)
+
+
+def test_bad_configs_name_what_is_wrong():
+    good = prior.configs("smoke")[0]
+    with pytest.raises(ValueError, match="Fig. 6 compares"):
+        prior.PriorConfig(**{**good.__dict__, "method": "vqvae"})
+    with pytest.raises(ValueError, match="unconditional"):
+        prior.PriorConfig(**{**good.__dict__, "cat": CATConfig(vocab_size=good.cat.vocab_size, grid=good.cat.grid,
+                                                                width=16, depth=1, heads=2, conditioning="cross")})
+    with pytest.raises(ValueError, match="needs that method's"):
+        prior.PriorConfig(**{**good.__dict__, "tokenizer": prior.tokenizer_config("fqvae", "smoke")})
+    with pytest.raises(ValueError, match="unknown methods"):
+        prior.configs("smoke", methods=("vqvae",))
+    with pytest.raises(ValueError, match="unknown preset"):
+        prior.configs("laptop")
+
+
+def test_code_batcher_resumes_where_it_stopped():
+    codes = torch.arange(40 * 6).reshape(40, 2, 3)
+    a = prior.CodeBatcher(codes, 7, seed=3)
+    for _ in range(4):
+        next(a)
+    b = prior.CodeBatcher(codes, 7, seed=3)
+    b.load_state_dict(a.state_dict())
+    for _ in range(9):  # across an epoch boundary
+        assert torch.equal(next(a)["codes"], next(b)["codes"])
+    first = next(iter(prior.CodeBatcher(codes, 40, seed=0)))["codes"]
+    assert sorted(first[:, 0].tolist()) == sorted(codes.flatten(1)[:, 0].tolist())  # an epoch sees every sequence
+
+
+def test_bits_per_code_is_the_cross_entropy_in_bits():
+    torch.manual_seed(0)
+    model = CAT(CATConfig(vocab_size=11, grid=(2, 3), width=16, depth=1, heads=2, conditioning="none"))
+    codes = torch.randint(0, 11, (9, 2, 3))
+    model.eval()
+    with torch.no_grad():
+        logits = model(codes)
+    expected = F.cross_entropy(logits.reshape(-1, 11), codes.flatten()).item() / math.log(2)
+    assert prior.bits_per_code(model, codes, batch_size=4) == pytest.approx(expected, rel=1e-5)
+    assert model.training is False
+    # a model whose logits are all equal is the uniform guess: exactly log2 K bits a code
+    with torch.no_grad():
+        model.tok.weight.zero_()
+        model.bias.zero_()
+    assert prior.bits_per_code(model, codes) == pytest.approx(math.log2(11), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", prior.METHODS)
+def test_codes_decode_to_the_models_own_reconstruction(method):
+    """encode → decode through the tokenizer interface is the model's forward reconstruction (eval mode)."""
+    torch.manual_seed(0)
+    tok = ch.build_model(prior.tokenizer_config(method, "smoke")).eval()
+    images = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
+    codes = prior.encode(tok, images, batch_size=2)
+    assert codes.shape == (5, *tok.grid_size) and codes.dtype == torch.int64
+    assert int(codes.max()) < tok.codebook_size
+    with torch.no_grad():
+        recon, idx, _ = tok(images.float() / 255.0)
+    assert torch.equal(codes.flatten(1), idx.reshape(5, -1))
+    assert torch.allclose(prior.decode(tok, codes, batch_size=3), recon.float().clamp(0, 1), atol=1e-5)
+
+
+def test_smoke_priors_store_what_the_report_reads(tmp_path, monkeypatch):
+    """Both priors at smoke, with their faces tokenizers trained first: the records hold what Fig. 6's table and
+    reading use; unmeasured FIDs are NaN and shown as such; a second call only loads."""
+    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(Exception, match="no stored result"):
+        prior.run_all("smoke", train=False, progress=False)
+    frame = prior.run_all("smoke", progress=False)
+    s = prior.sizes("smoke")
+    assert list(frame.method) == ["cvqvae", "fqvae"]
+    assert (frame.steps_done == s.steps).all() and frame.fid.isna().all()
+    assert ((frame.test_bits_per_code > 0) & (frame.test_bits_per_code < 2 * frame.uniform_bits_per_code)).all()
+    assert (frame.codes_used_by_samples <= 32).all() and (frame.codes_used_by_data >= 1).all()
+    from specvae.experiments.store import ResultStore
+
+    store = ResultStore(ch.CHAPTER)
+    for c in prior.configs("smoke"):
+        npz = store.load_npz(c, "samples")
+        assert npz["samples"].shape == (s.n_show, 3, 64, 64) and npz["samples"].dtype.name == "uint8"
+        assert store.exists(c.tokenizer)  # the faces run was trained and stored on the way
+    table = report.prior_table(frame)
+    assert list(table["FID samples"]) == ["—", "—"] and list(table["converged"]) == ["not checked"] * 2
+    text = report.reading_prior(frame)
+    assert "FID is not measured" in text and "bits per code" in text
+    again = prior.run_all("smoke", train=False, progress=False)
+    assert list(again.test_bits_per_code) == list(frame.test_bits_per_code)
+
+
+def test_reading_ranks_the_measured_fids():
+    import pandas as pd
+
+    frame = pd.DataFrame([
+        {"method": "cvqvae", "fid": 80.0, "fid_recon": 40.0, "fid_real": 5.0, "test_bits_per_code": 6.5,
+         "uniform_bits_per_code": 9.0, "codes_used_by_samples": 400, "codes_used_by_data": 450, "converged": True,
+         "steps_done": 900},
+        {"method": "fqvae", "fid": 60.0, "fid_recon": 50.0, "fid_real": 5.0, "test_bits_per_code": 7.0,
+         "uniform_bits_per_code": 9.0, "codes_used_by_samples": 300, "codes_used_by_data": 310, "converged": False,
+         "steps_done": 3000}])
+    text = report.reading_prior(frame)
+    assert "FQ-VAE's prior gives the lower sample FID (60.0 vs CVQ-VAE's 80.0" in text
+    assert "(the prior adds +40.0)" in text and "(the prior adds +10.0)" in text
+    assert "Not converged by the rule (marked †): FQ-VAE." in text
+    table = report.prior_table(frame)
+    assert list(table["FID samples"]) == ["80.0", "60.0 †"]

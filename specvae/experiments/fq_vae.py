@@ -830,7 +830,7 @@ def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables
     if train and figure6 and 1 in tables and "faces" in datasets:
         from specvae.experiments import fq_vae_prior
 
-        fq_vae_prior.run_all(preset, progress=progress, grid_overrides=overrides)
+        fq_vae_prior.run_all(preset, workers=workers, progress=progress, grid_overrides=overrides)
     return store.frame(cfgs)
 
 

@@ -74,11 +74,12 @@ class Sizes:
             FID columns are then NaN).
         log_every, checkpoint_every: history and checkpoint intervals (steps).
 
-    ``cpu`` arithmetic: chapter 3's transformer of the same width (128 × 4 blocks) trained 44-52 sequences/s of 64
-    codes at bf16 on one loaded core; 256 codes cost ≈ 4-5× that per sequence, so 3,000 steps at batch 32 ≈ 35-50 min
-    per prior. Encoding the 22,240 training faces once per tokenizer ≈ 2-6 min (FQ-VAE's 4,224-dim lookup), 2,000
-    samples of 256 codes ≈ 5 min, three FIDs at N = 2,000 ≈ 12 min (Inception ≈ 0.12 s an image; the real
-    statistics are cached and shared by both priors). About 1-1.3 h of one core per prior.
+    ``cpu`` arithmetic, measured 2026-11-30 on the 2-core machine (one torch thread, nice 0 beside chapter 4's niced
+    grid, random codes, AdamW step included): width 128 × 4 blocks × 4 heads (0.88 M parameters) over 256 codes at
+    batch 32 takes 1.43-1.49 s a step with bf16 autocast, 2.05 s in fp32 — so 2,000 steps ≈ 50 min. Encoding the
+    22,240 training faces once per tokenizer ≈ 2-6 min (FQ-VAE's 4,224-dim lookup), 2,000 samples of 256 codes
+    ≈ 5 min, three FIDs at N = 2,000 ≈ 12 min (Inception ≈ 0.12 s an image; the real statistics are cached and
+    shared by both priors). About 1.2 h of one core per prior; the two train side by side (``workers=2``).
     """
 
     steps: int
@@ -98,13 +99,13 @@ class Sizes:
     checkpoint_every: int = 250
 
 
-#: ``smoke``: seconds (CI, on the smoke tokenizers). ``cpu``: ≈ 1-1.3 h of one core per prior (see :class:`Sizes`).
+#: ``smoke``: seconds (CI, on the smoke tokenizers). ``cpu``: ≈ 1.2 h of one core per prior (see :class:`Sizes`).
 #: ``gpu``: chapter 3's gpu transformer widths, 5,000 samples against the whole test split. ``paper``: as ``gpu``
 #: (the paper's LDM is not reproduced; its sizes are not stated).
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=3, batch_size=4, warmup_steps=1, width=16, depth=1, heads=2, n_samples=6, n_fid=6, n_val=4,
                    converge_tol=None, n_show=4, image_metrics=False, log_every=1, checkpoint_every=0),
-    "cpu": Sizes(steps=3000),
+    "cpu": Sizes(steps=2000),
     "gpu": Sizes(steps=20_000, batch_size=128, lr=5e-4, warmup_steps=500, width=384, depth=8, heads=6,
                  n_samples=5000, n_fid=None, n_val=2471, log_every=100, checkpoint_every=2000),
     "paper": Sizes(steps=20_000, batch_size=128, lr=5e-4, warmup_steps=500, width=384, depth=8, heads=6,
@@ -362,8 +363,8 @@ def _hash(cfg: Any) -> str:
     return config_hash(cfg)
 
 
-def run_all(preset: str = "cpu", *, train: bool = True, progress: bool = True, methods: Sequence[str] = METHODS,
-            grid_overrides: dict[str, Any] | None = None, **overrides: Any):
+def run_all(preset: str = "cpu", *, train: bool = True, workers: int = 1, progress: bool = True,
+            methods: Sequence[str] = METHODS, grid_overrides: dict[str, Any] | None = None, **overrides: Any):
     """Fig. 6's priors at ``preset`` as a DataFrame (one row per prior), training the missing ones — and, first, the
     faces tokenizer runs they need (Table 1's faces runs of seed 0, through :func:`fq_vae.run`)."""
     from specvae.experiments.grid import run_grid
@@ -380,6 +381,6 @@ def run_all(preset: str = "cpu", *, train: bool = True, progress: bool = True, m
     if missing:
         toks = [c.tokenizer for c in missing if not store.exists(c.tokenizer)]
         if toks:
-            run_grid(toks, fq_vae.run, store, workers=1, progress=progress)
-        run_grid(missing, run, store, workers=1, progress=progress)
+            run_grid(toks, fq_vae.run, store, workers=min(workers, len(toks)), progress=progress)
+        run_grid(missing, run, store, workers=min(workers, len(missing)), progress=progress)
     return store.frame(cfgs)

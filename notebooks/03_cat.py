@@ -136,15 +136,19 @@ panels = [("shapes", "acc_all", "Shapes: all attributes right"), ("shapes", "bin
           ("shapes", "acc_all_held_out", "Shapes: held-out pairs"), ("mnist", "class_acc", "MNIST: class accuracy"),
           ("cifar10", "class_acc", "CIFAR-10: class accuracy")]
 panels = [p for p in panels if len(curves) and ((curves.dataset == p[0]) & (curves.metric == p[1])).any()]
-fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.2 * max(1, len(panels)), 3.0), squeeze=False)
-for ax, (ds, metric, title) in zip(axes[0], panels):
+n_cols = min(3, max(1, len(panels)))
+n_rows = -(-max(1, len(panels)) // n_cols)
+fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.9 * n_rows), squeeze=False, layout="constrained")
+for i, (ax, (ds, metric, title)) in enumerate(zip(axes.ravel(), panels)):
     d = curves[(curves.dataset == ds) & (curves.metric == metric)]
-    sns.lineplot(d, x="guidance", y="value", hue="model", marker="o", errorbar=None, ax=ax)
+    sns.lineplot(d, x="guidance", y="value", hue="model", marker="o", errorbar=None, ax=ax, legend=i == 0)
     sns.scatterplot(d, x="guidance", y="value", hue="model", ax=ax, legend=False, alpha=0.4, s=15)
     ax.set_title(title, fontsize=9)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("guidance scale")
     ax.set_ylabel("")
+for ax in axes.ravel()[len(panels):]:
+    ax.remove()
 glue("ch3_curves", fig, display=False)
 plt.show()
 fid_curve = curves[curves.metric == "fid"] if len(curves) else curves

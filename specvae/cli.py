@@ -427,7 +427,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``specvae`` console script; returns the exit status."""
+    """Entry point of the ``specvae`` console script; returns the exit status.
+
+    ``specvae run`` from the command line first re-executes itself with jemalloc preloaded when it is installed
+    (:mod:`specvae.allocator`; ``SPECVAE_ALLOCATOR=system`` skips it); a call with ``argv`` given never does.
+    """
+    if argv is None and sys.argv[1:2] == ["run"]:
+        from specvae.allocator import maybe_reexec
+
+        try:
+            maybe_reexec(sys.argv[1:])
+        except ValueError as err:
+            print(f"specvae: error: {err}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

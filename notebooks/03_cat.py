@@ -96,7 +96,7 @@ display(Markdown(note))
 # %% tags=["remove-input"]
 t4 = reference.load("lin2023", "table4")
 display(t4.rename(columns={"model": "Model", "dataset": "Data set (paper's)", "value": "FID ↓"})
-        [["Model", "Data set (paper's)", "FID ↓"]].style.hide(axis="index"))
+        [["Model", "Data set (paper's)", "FID ↓"]].style.format({"FID ↓": "{:.2f}"}).hide(axis="index"))
 
 # %% [markdown]
 # ## The tokenizers and the image reader

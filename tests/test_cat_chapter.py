@@ -239,6 +239,12 @@ def test_reading_calls_a_difference_clear_only_outside_the_seed_spread():
     ceiling = cat_report.tokenizer_ceiling(tok)
     assert "on 0.39 of their reconstructions" in ceiling and "kind is where the tokenizer loses most" in ceiling
     assert cat_report.tokenizer_ceiling(None) == ""
+    real = pd.DataFrame([{"dataset": d, "model": m, "seed": 0, "class_acc": a, "classifier_test_acc": 0.98}
+                         for d, m, a in (("mnist", "cat", 0.99), ("mnist", "baseline", 0.9),
+                                         ("cifar10", "cat", 0.44), ("cifar10", "baseline", 0.32))])
+    text = cat_report.reading(real, None)
+    assert "- **MNIST** (class-name captions): class accuracy of samples CAT 0.99 vs baseline 0.9" in text
+    assert text.index("**MNIST**") < text.index("**CIFAR-10 (subset)**") and "**mnist**" not in text
 
 
 def test_run_note_counts_the_tokenizers_training_time():

@@ -16,6 +16,7 @@ ATTRIBUTE_LABELS: dict[str, str] = {
     "acc_all_held_out": "all right (held-out pairs)", "acc_all": "all right",
 }
 _MODEL = {"cat": "CAT", "baseline": "Baseline"}
+_DATASET = {"shapes": "Captioned Shapes", "mnist": "MNIST", "cifar10": "CIFAR-10 (subset)"}
 
 
 def _fmt(mean: float, std: float, digits: int = 3) -> str:
@@ -59,7 +60,7 @@ def real_table(frame) -> Any:
     f = frame[frame["dataset"] != "shapes"]
     rows = []
     for (ds, model), g in f.groupby(["dataset", "model"], sort=False):
-        rows.append({"data set": {"mnist": "MNIST", "cifar10": "CIFAR-10 (subset)"}.get(ds, ds),
+        rows.append({"data set": _DATASET.get(ds, ds),
                      "model": _MODEL.get(model, model),
                      "class accuracy of samples": _fmt(float(g["class_acc"].mean()), float("nan")),
                      "reader's test accuracy": _fmt(float(g["classifier_test_acc"].mean()), float("nan")),
@@ -245,10 +246,10 @@ def reading(frame, curves, tokenizers=None) -> str:
                      for mdl, g in best.groupby("model")]
             out.append("- **Guidance** (all attributes right, on the curve's subset): " + "; ".join(parts) + ".")
     r = frame[frame["dataset"] != "shapes"]
-    for ds, g in r.groupby("dataset"):
-        acc = g.set_index("model")["class_acc"]
+    for ds, g in r.groupby("dataset", sort=False):
+        acc = g.groupby("model")["class_acc"].mean()
         if {"cat", "baseline"} <= set(acc.index):
-            out.append(f"- **{ds}** (class-name captions): class accuracy of samples CAT {acc['cat']:.3g} vs baseline "
+            out.append(f"- **{_DATASET.get(ds, ds)}** (class-name captions): class accuracy of samples CAT {acc['cat']:.3g} vs baseline "
                        f"{acc['baseline']:.3g}; the reader itself is right on {g['classifier_test_acc'].iloc[0]:.3g} "
                        "of the real test images, which caps what it can certify.")
     return "\n".join(out) if out else "_No runs to read._"

@@ -1010,7 +1010,8 @@ def convergence_outlook(records: Iterable[Mapping[str, Any]], *, tol: float = 0.
     out = []
     for (ds, up, obj, alpha), runs in sorted(rows.items(), key=lambda kv: (*_order_key(kv[0][0], kv[0][2]),
                                                                            str(kv[0][1]), str(kv[0][3]))):
-        need = float(np.nanmedian([r["need"] for r in runs])) if any(np.isfinite(r["need"]) or r["need"] == math.inf
+        # median over the seeds with a fit (inf = no floor counts; NaN = no fit): NaN only when no seed has one
+        need = float(np.nanmedian([r["need"] for r in runs])) if any(not math.isnan(r["need"])
                                                                       for r in runs) else math.nan
         out.append({"Data set": _ds_label(ds), "Up-sampling": UPSAMPLE_LABELS.get(up, up),
                     "Objective": objective_label(obj) + ("" if alpha in (None, 0.5) else f" (α = {alpha:g})"),

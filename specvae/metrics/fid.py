@@ -380,8 +380,8 @@ class InceptionFeatures(nn.Module):
     Args:
         weights: a file or folder for ``fid-inception`` (see :func:`specvae.metrics.weights.resolve`).
         size: the side the images are resized to (299, the network's native input).
-        precision: ``"bf16"`` (weights and activations in bfloat16, the default for rFID: see
-            :data:`DEFAULT_PRECISION`) or ``"fp32"``.
+        precision: ``"fp32"`` (rFID's default, :data:`DEFAULT_PRECISION`) or ``"bf16"`` (weights and activations
+            in bfloat16: faster, not within :data:`BF16_FID_BOUND` on faces).
         backend: ``"eager"`` (:class:`TFInception`, channels_last, batch-norm folded) or ``"torchscript"`` (the
             pinned TorchScript module itself, fp32 only: the reference the eager network is tested against).
 
@@ -689,8 +689,9 @@ def rfid(
         recon: the reconstructions (uint8 or float in [0, 1]) at the same resolution as ``real``: one tensor, or
             an iterable of batches (e.g. a generator decoding them batch by batch; features are computed as the
             batches come, with a progress bar).
-        precision: ``"bf16"`` (default, :data:`DEFAULT_PRECISION`; its measured effect on FID is below
-            :data:`BF16_FID_BOUND`) or ``"fp32"``; used for both sets of features and recorded in the result.
+        precision: ``"fp32"`` (the default, :data:`DEFAULT_PRECISION`) or ``"bf16"`` (about 2.5× faster on our
+            CPUs, but its measured effect on faces exceeded :data:`BF16_FID_BOUND`); used for both sets of features
+            and recorded in the result.
 
     Returns:
         :class:`FIDResult` with the value, the numbers of images used and the precision. Few images bias FID

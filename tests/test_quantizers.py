@@ -341,3 +341,71 @@ def test_hqa_eval_argmax_option_is_deterministic():
     z = torch.randn(5, 4)
     assert torch.equal(q(z)[1], q(z)[1])
     assert q(z)[1].tolist() == _np_nearest(z.numpy(), q.codebook.detach().numpy()).tolist()
+
+
+# ------------------------------------------------------------------------------------------------ ℓ2-normalised codes
+@pytest.mark.parametrize("make", [lambda: VectorQuantizer(16, 6, normalize=True),
+                                  lambda: FQQuantizer(16, 6, normalize=True)])
+def test_normalised_codes_make_the_lookup_blind_to_scale(make):
+    torch.manual_seed(0)
+    q = make().eval()
+    z = torch.randn(3, 5, 6)
+    zq1, idx1, t1 = q(z)
+    zq2, idx2, t2 = q(7.3 * z)
+    assert torch.equal(idx1, idx2) and torch.allclose(zq1, zq2, atol=1e-6)
+    assert torch.allclose(zq1.norm(dim=-1), torch.ones(3, 5), atol=1e-5)  # codes on the unit sphere
+    assert torch.allclose(q.lookup(idx1), zq1, atol=1e-6)
+    # the lookup is the nearest unit code to the unit input
+    flat = torch.nn.functional.normalize(z.reshape(-1, 6), dim=1)
+    assert torch.equal(idx1.reshape(-1), torch.cdist(flat, q.codes()).argmin(dim=1))
+    # the loss compares unit vectors: at most (1 + β)·4/dim per element on average
+    assert float(t2["loss"]) <= (1 + q.beta) * 4.0 / 6 + 1e-6
+    # straight-through: the gradient reaches z through the normalisation
+    zr = z.clone().requires_grad_(True)
+    out, _, terms = make().train()(zr)
+    (out.sum() + terms["loss"]).backward()
+    assert zr.grad is not None and torch.isfinite(zr.grad).all() and zr.grad.abs().sum() > 0
+
+
+def test_fqvae_normalises_only_its_frequency_components_by_default():
+    from specvae.models.fqvae import FQVAE
+
+    fft = FQVAE(1, 28, 1, 49, hidden=8, res_hidden=4, n_res=1)
+    conv = FQVAE(1, 28, 1, 49, extractor="conv", hidden=8, res_hidden=4, n_res=1)
+    none = FQVAE(1, 28, 1, 49, hidden=8, res_hidden=4, n_res=1, codebook_update="none")
+    assert fft.quantizer.normalize and none.quantizer.normalize and not conv.quantizer.normalize
+    assert not FQVAE(1, 28, 1, 49, hidden=8, res_hidden=4, n_res=1, normalize_codes=False).quantizer.normalize
+    x = torch.rand(2, 1, 28, 28)
+    fft.eval()
+    recon, idx, _ = fft(x)
+    assert torch.allclose(fft.decode_codes(idx), recon, atol=1e-5)  # decoding ids uses the same unit codes
+
+
+@pytest.mark.data("mnist")
+def test_frequency_quantiser_does_not_collapse_at_the_papers_learning_rate():
+    """The failure the normalisation removes (measured first on the chapter's cpu run): with raw components and the
+    U(−1/K, 1/K) codebook, the components run away and every vector maps to one code within ~50 steps at lr 2e-3;
+    with ℓ2-normalised codes the codebook stays in use."""
+    from specvae.data import load_dataset
+    from specvae.models.fqvae import FQVAE
+
+    images = load_dataset("mnist", "train", image_size=28, limit=1024, seed=0, progress=False).images
+
+    def perplexity_after(normalize: bool, steps: int = 60) -> float:
+        torch.manual_seed(0)
+        model = FQVAE(1, 28, 1, 49, hidden=32, res_hidden=8, n_res=2, normalize_codes=normalize)
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        g = torch.Generator().manual_seed(0)
+        ppl = []
+        for _ in range(steps):
+            x = images[torch.randint(0, images.shape[0], (32,), generator=g)].float() / 255
+            recon, _, terms = model(x)
+            loss = 4 * (recon - x).pow(2).mean() / 0.095 + terms["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            ppl.append(float(terms["perplexity"]))
+        return sum(ppl[-10:]) / 10
+
+    assert perplexity_after(False) < 2.0  # collapsed: one code for (nearly) every component
+    assert perplexity_after(True) > 8.0

@@ -589,8 +589,24 @@ def _throughput(model, images: torch.Tensor, batch_size: int = 64, repeats: int 
 
 
 def _heap_in_use() -> int | None:
-    """Bytes of the C heap in use (glibc ``mallinfo2``: small blocks + mmap'ed blocks), or None elsewhere."""
+    """Bytes of the C heap in use, or None where it cannot be read.
+
+    Under jemalloc (preloaded by ``specvae run``, :mod:`specvae.allocator`): its ``stats.allocated`` after an
+    ``epoch`` refresh (``mallctl``). Otherwise glibc's ``mallinfo2`` (small blocks + mmap'ed blocks); glibc's
+    counters see nothing of what jemalloc serves, so they are never read under jemalloc.
+    """
     import ctypes
+
+    proc = ctypes.CDLL(None)
+    mallctl = getattr(proc, "mallctl", None)
+    if mallctl is not None:
+        epoch, value = ctypes.c_uint64(1), ctypes.c_size_t(0)
+        size = ctypes.c_size_t(ctypes.sizeof(value))
+        if mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.c_size_t(ctypes.sizeof(epoch))) != 0:
+            return None
+        if mallctl(b"stats.allocated", ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0)) != 0:
+            return None
+        return int(value.value)
 
     class _MallInfo2(ctypes.Structure):
         _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -609,8 +625,8 @@ def peak_memory_mb(model, images: torch.Tensor, batch_size: int = 64) -> float:
     """Peak memory (MB) allocated by one test forward of ``batch_size`` images (Table 4's "peak memory").
 
     CUDA: ``max_memory_allocated`` above the memory held before the call. CPU: the largest rise of the C heap in use
-    (glibc ``mallinfo2``), read after every aten operation of the forward through a ``TorchDispatchMode`` (NaN where
-    glibc's ``mallinfo2`` is missing).
+    (:func:`_heap_in_use`: jemalloc's ``stats.allocated`` when it is preloaded, else glibc's ``mallinfo2``), read
+    after every aten operation of the forward through a ``TorchDispatchMode`` (NaN where neither can be read).
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -700,7 +716,7 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, test_images: torch.Tensor, 
         def decode(codes):
             return model.decode_codes(codes.reshape(codes.shape[0], *_code_grid(model, shape)).to(device)).float()
 
-        uic = unit_information_capacity(decode, ids[:n], real[:n], K, codebook=model.quantizer.codebook.detach().cpu(),
+        uic = unit_information_capacity(decode, ids[:n], real[:n], K, codebook=_codes(model.quantizer),
                                         batch_size=64, progress=progress)
         arrays["uic"] = uic["capacity"].numpy()
         used = uic["counts"] > 0
@@ -710,6 +726,12 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, test_images: torch.Tensor, 
     npz = {"samples": {"real": test_images[:k].numpy(),
                        "recon": (recon[:k] * 255).round().clamp(0, 255).to(torch.uint8).numpy()}}
     return {"metrics": metrics, "arrays": arrays, "npz": npz, "extra": {}}
+
+
+def _codes(quantizer) -> torch.Tensor:
+    """The code vectors as the quantiser looks them up (unit rows for ℓ2-normalised codes), detached, on the CPU."""
+    codes = quantizer.codes() if hasattr(quantizer, "codes") else quantizer.codebook
+    return codes.detach().float().cpu()
 
 
 def _code_grid(model, flat_shape) -> tuple[int, ...]:

@@ -973,7 +973,12 @@ def reproduction_notes() -> str:
         "the U = D·N components Y_{d,i} = r_{d,i}K_i⊙F_d is one code vector of 2·h·(⌊w/2⌋+1) reals; eq. 7 divides "
         "by δ (clamped at 1e-3), δ on the codebook before each update; L2 lookup; GCM on the mean modulus of "
         "each component with A = I fixed, B = diag(softmax(Conv1d)), C learnable (init 1e-6), sigmoid weights; "
-        "weighted components summed per channel, then irFFT2.",
+        "weighted components summed per channel, then irFFT2. **ℓ2-normalised components and codes** "
+        "(ViT-VQGAN's normalised codes) wherever the components are quantised (B, F, H, I, Tables 3-4's FFT rows): "
+        "the paper does not state its codebook init or lookup, and with raw components (≈ 2e-4 a value at "
+        "initialisation) and the U(−1/K, 1/K) codebook the components grew a millionfold within 60 steps at the "
+        "paper's learning rate and every vector mapped to one code; the spatial configurations keep raw vectors "
+        "as their baselines do, so Table 2's 'Freq. quant.' toggles the normalisation with it.",
         "- **Ablation**: 'spatial' configurations (A, C, D, E, G) use the baselines' conv backbone with FQ-VAE's "
         "codebook update / GCM on its h·w tokens; A is Table 1's VQ-VAE and I its FQ-VAE.",
         "- **Table 3, MNIST**: U = 49, so D ∈ {1, 7} (the paper's grid there is unknown).",

@@ -289,6 +289,13 @@ class FQVAE(nn.Module):
         route_hidden: width of the routing MLP (default max(8, hidden // 4)).
         transformer_width, transformer_depth, transformer_heads: the transformer extractor's size.
         gcm_kernel: kernel size of the GCM's 1-D convolutions (1).
+        normalize_codes: ℓ2-normalise the code vectors and the codes (ViT-VQGAN's ℓ2-normalised codes); ``None``
+            (default) = on for the ``"fft"`` extractor, off otherwise. Our choice where the paper is silent (its
+            codebook init and lookup are not stated): without it the frequency components, ~2e-4 per value at
+            initialisation (DFFormer's 0.02·N(0, 1) bases times the routing softmax), grew ×10⁶ within 60 steps
+            under the reconstruction gradient while the U(−1/K, 1/K) codebook could follow only ~lr per step, and the
+            codebook collapsed to one code (perplexity 1.1 from step ~35; MNIST, lr 2e-3, bf16 or fp32 alike,
+            measured 2026-11-30; a first-batch codebook init did not prevent it). With it the run is stable.
 
     ``forward(x)`` with ``x (B, C, H, W)`` in [0, 1] returns ``(recon (B, C, H, W) on the [0, 1] scale,
     indices (B, U), terms)``; :meth:`decode_codes` rebuilds images from ``(B, U)`` code ids; :meth:`latents` gives
@@ -300,7 +307,7 @@ class FQVAE(nn.Module):
                  beta: float = 0.25, codebook_update: str = "dependency", gcm: bool = True, hidden: int = 128,
                  res_hidden: int = 32, n_res: int = 2, code_dim: int = 64, route_hidden: int | None = None,
                  transformer_width: int = 128, transformer_depth: int = 2, transformer_heads: int = 4,
-                 gcm_kernel: int = 1) -> None:
+                 gcm_kernel: int = 1, normalize_codes: bool | None = None) -> None:
         super().__init__()
         if extractor not in EXTRACTORS:
             raise ValueError(f"unknown extractor {extractor!r}; choose one of {EXTRACTORS}")
@@ -344,11 +351,13 @@ class FQVAE(nn.Module):
                 self.code_dim = code_dim
                 self.transformer = TransformerTokens(D, h, w, patch, code_dim, transformer_width, transformer_depth,
                                                      transformer_heads)
+        norm = extractor == "fft" if normalize_codes is None else bool(normalize_codes)
         if codebook_update == "none":
-            self.quantizer: nn.Module = VectorQuantizer(codebook_size, self.code_dim, beta)
+            self.quantizer: nn.Module = VectorQuantizer(codebook_size, self.code_dim, beta, normalize=norm)
         else:
             self.quantizer = FQQuantizer(codebook_size, self.code_dim, beta,
-                                         dependency="divide" if codebook_update == "dependency" else "none")
+                                         dependency="divide" if codebook_update == "dependency" else "none",
+                                         normalize=norm)
         self.codebook_update = codebook_update
         self.gcm = GCM(self.tokens, gcm_kernel) if gcm else None
 

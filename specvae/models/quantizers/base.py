@@ -68,12 +68,22 @@ class CodebookQuantizer(nn.Module):
 
     # subclasses set self.codebook (nn.Parameter (K, D))
     codebook: nn.Parameter
+    #: ℓ2-normalise the input vectors and the codes before the lookup and the losses (ViT-VQGAN's "ℓ2-normalised
+    #: codes", Yu et al. 2022 §3.2): every vector and code then lies on the unit sphere, so the encoder's output
+    #: cannot run away from the codebook in scale. Subclasses set it from their ``normalize`` argument.
+    normalize: bool = False
+
+    def codes(self) -> Tensor:
+        """The codebook as the lookup uses it: float32 ``(K, D)``, unit rows when :attr:`normalize`."""
+        e = self.codebook.float()
+        return F.normalize(e, dim=1) if self.normalize else e
 
     def extra_repr(self) -> str:
         return f"num_codes={self.num_codes}, dim={self.dim}"
 
     def flatten(self, z: Tensor) -> tuple[Tensor, torch.Size]:
-        """Check ``z (..., dim)`` and return ``(z as float32 (M, dim), leading shape)``."""
+        """Check ``z (..., dim)`` and return ``(z as float32 (M, dim), leading shape)`` (unit rows when
+        :attr:`normalize`)."""
         if not isinstance(z, Tensor) or z.ndim < 2:
             raise ValueError(f"{type(self).__name__}: expected code vectors of shape (..., {self.dim}), got "
                              f"{getattr(z, 'shape', type(z).__name__)}")
@@ -86,7 +96,8 @@ class CodebookQuantizer(nn.Module):
             raise TypeError(f"{type(self).__name__}: quantise real vectors (use torch.view_as_real on complex "
                             "components and flatten the real/imaginary pairs into the last axis)")
         lead = z.shape[:-1]
-        return z.float().reshape(-1, self.dim), lead
+        flat = z.float().reshape(-1, self.dim)
+        return (F.normalize(flat, dim=1) if self.normalize else flat), lead
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Code ids of any shape → their vectors ``indices.shape + (dim,)`` (float32)."""
@@ -95,12 +106,13 @@ class CodebookQuantizer(nn.Module):
         lo, hi = (int(indices.min()), int(indices.max())) if indices.numel() else (0, 0)
         if lo < 0 or hi >= self.num_codes:
             raise ValueError(f"code ids must lie in [0, {self.num_codes - 1}], found ids in [{lo}, {hi}]")
-        return F.embedding(indices.long(), self.codebook.float())
+        return F.embedding(indices.long(), self.codes())
 
     @torch.no_grad()
     def nearest(self, flat: Tensor) -> Tensor:
-        """L2-nearest code id of each row of ``flat (M, dim)``."""
-        return squared_distances(flat.float(), self.codebook.float()).argmin(dim=1)
+        """L2-nearest code id of each row of ``flat (M, dim)`` (rows normalised first when :attr:`normalize`)."""
+        flat = flat.float()
+        return squared_distances(F.normalize(flat, dim=1) if self.normalize else flat, self.codes()).argmin(dim=1)
 
     def commitment_terms(self, flat: Tensor, q: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
         """``(β·‖z − sg[q]‖² + ‖sg[z] − q‖², codebook term, commitment term)`` as means over elements (eq. 1)."""

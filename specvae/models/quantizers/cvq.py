@@ -50,14 +50,18 @@ class ClusteredQuantizer(CodebookQuantizer):
         anchor: ``"closest"`` (the batch vector nearest each code; official README) or ``"random"``.
         eps: ε in α (1e-3).
         usage_scale: the factor 10 in α.
+        normalize: ℓ2-normalise vectors and codes (:attr:`CodebookQuantizer.normalize`; off for CVQ-VAE, whose
+            ``"cos"`` lookup normalises only for the lookup).
 
     Buffers: ``usage`` (K,) = :math:`N_k`, the running average code share. Terms: ``loss``, ``codebook``,
     ``commitment``, ``perplexity``, ``mean_alpha`` (mean update weight of the step; 0 in eval mode).
     """
 
     def __init__(self, num_codes: int = 512, dim: int = 64, beta: float = 0.25, decay: float = 0.99,
-                 distance: str = "cos", anchor: str = "closest", eps: float = 1e-3, usage_scale: float = 10.0) -> None:
+                 distance: str = "cos", anchor: str = "closest", eps: float = 1e-3, usage_scale: float = 10.0,
+                 normalize: bool = False) -> None:
         super().__init__(num_codes, dim)
+        self.normalize = bool(normalize)
         name = type(self).__name__
         if distance not in DISTANCES:
             raise ValueError(f"{name}: unknown distance {distance!r}; choose one of {DISTANCES}")
@@ -81,7 +85,7 @@ class ClusteredQuantizer(CodebookQuantizer):
     def scores(self, flat: Tensor) -> Tensor:
         """Similarity of each row of ``flat (M, D)`` to each code, higher = closer: ``(M, K)`` (no grad)."""
         with torch.no_grad():
-            codebook = self.codebook.detach().float()
+            codebook = self.codes().detach()
             if self.distance == "cos":
                 return F.normalize(flat.detach(), dim=1) @ F.normalize(codebook, dim=1).t()
             return -squared_distances(flat.detach(), codebook)
@@ -114,7 +118,7 @@ class ClusteredQuantizer(CodebookQuantizer):
             flat, lead = self.flatten(z)
             s = self.scores(flat)
             idx = s.argmax(dim=1)
-            q = F.embedding(idx, self.codebook.float())
+            q = F.embedding(idx, self.codes())
             loss, cb, cm = self.commitment_terms(flat, q, self.beta)
             z_q = straight_through(flat, q)
             mean_alpha = torch.zeros((), device=flat.device)

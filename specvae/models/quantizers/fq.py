@@ -77,6 +77,9 @@ class FQQuantizer(ClusteredQuantizer):
         delta_min: lower clamp of δ (1e-3).
         distance: ``"l2"`` (eq. 1) or ``"cos"`` (CVQ-VAE's lookup).
         anchor: ``"closest"`` (eq. 6: "the nearest latent vector") or ``"random"``.
+        normalize: ℓ2-normalise the components and the codes (:attr:`CodebookQuantizer.normalize`; FQ-VAE's
+            frequency quantiser sets it, see :class:`specvae.models.fqvae.FQVAE`). δ is unchanged by it (a Pearson
+            coefficient does not depend on a row's scale).
 
     Buffers: ``usage`` (K,) = N_k of eq. (8). Terms: ``loss``, ``codebook``, ``commitment``, ``perplexity``,
     ``mean_alpha``, ``mean_delta`` (mean δ_k of the step's codebook; NaN in eval mode or with ``dependency="none"``).
@@ -84,8 +87,9 @@ class FQQuantizer(ClusteredQuantizer):
 
     def __init__(self, num_codes: int = 512, dim: int = 64, beta: float = 0.25, gamma: float = 0.99,
                  eps: float = 1e-3, dependency: str = "divide", delta_min: float = 1e-3, distance: str = "l2",
-                 anchor: str = "closest") -> None:
-        super().__init__(num_codes, dim, beta=beta, decay=gamma, distance=distance, anchor=anchor, eps=eps)
+                 anchor: str = "closest", normalize: bool = False) -> None:
+        super().__init__(num_codes, dim, beta=beta, decay=gamma, distance=distance, anchor=anchor, eps=eps,
+                         normalize=normalize)
         if dependency not in DEPENDENCY_MODES:
             raise ValueError(f"FQQuantizer: unknown dependency {dependency!r}; choose one of {DEPENDENCY_MODES}")
         if num_codes < 2 and dependency != "none":

@@ -31,24 +31,26 @@ class VectorQuantizer(CodebookQuantizer):
         num_codes: codebook size K (512: the CVQ-VAE protocol FQ-VAE follows).
         dim: code dimension D (64 in the CVQ-VAE toy models).
         beta: commitment weight β (0.25, VQ-VAE and FQ-VAE eq. 1).
+        normalize: ℓ2-normalise vectors and codes (:attr:`CodebookQuantizer.normalize`; off for VQ-VAE).
 
     Shapes: ``z (..., D)`` → ``z_q (..., D)``, ``indices (...)``; terms ``loss``, ``codebook``, ``commitment``,
     ``perplexity``.
     """
 
-    def __init__(self, num_codes: int = 512, dim: int = 64, beta: float = 0.25) -> None:
+    def __init__(self, num_codes: int = 512, dim: int = 64, beta: float = 0.25, normalize: bool = False) -> None:
         super().__init__(num_codes, dim)
         if not beta >= 0:
             raise ValueError(f"VectorQuantizer: beta must be >= 0, got {beta!r}")
         self.beta = float(beta)
+        self.normalize = bool(normalize)
         self.codebook = nn.Parameter(uniform_codebook(num_codes, dim))
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         with torch.autocast(z.device.type, enabled=False):
             flat, lead = self.flatten(z)
             with torch.no_grad():
-                idx = squared_distances(flat, self.codebook.float()).argmin(dim=1)
-            q = torch.nn.functional.embedding(idx, self.codebook.float())
+                idx = squared_distances(flat, self.codes()).argmin(dim=1)
+            q = torch.nn.functional.embedding(idx, self.codes())
             loss, cb, cm = self.commitment_terms(flat, q, self.beta)
             z_q = straight_through(flat, q)
         terms = {"loss": loss, "codebook": cb.detach(), "commitment": cm.detach(),

@@ -49,14 +49,14 @@ def test_bad_configs_name_what_is_wrong():
 
 def test_code_batcher_resumes_where_it_stopped():
     codes = torch.arange(40 * 6).reshape(40, 2, 3)
-    a = prior.CodeBatcher(codes, 7, seed=3)
+    a = prior.code_batches(codes, 7, seed=3)
     for _ in range(4):
         next(a)
-    b = prior.CodeBatcher(codes, 7, seed=3)
+    b = prior.code_batches(codes, 7, seed=3)
     b.load_state_dict(a.state_dict())
     for _ in range(9):  # across an epoch boundary
         assert torch.equal(next(a)["codes"], next(b)["codes"])
-    first = next(iter(prior.CodeBatcher(codes, 40, seed=0)))["codes"]
+    first = next(iter(prior.code_batches(codes, 40, seed=0)))["codes"]
     assert sorted(first[:, 0].tolist()) == sorted(codes.flatten(1)[:, 0].tolist())  # an epoch sees every sequence
 
 

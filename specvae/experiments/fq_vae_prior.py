@@ -202,29 +202,18 @@ def configs(preset: str = "cpu", *, methods: Sequence[str] = METHODS, grid_overr
 
 
 # ------------------------------------------------------------------------------------------------ codes
-class CodeBatcher:
-    """Infinite shuffled batches ``{"codes": (B, L)}`` of code sequences, resumable like
-    :class:`specvae.data.TensorBatcher` (whose seeded order over the sequence indices it uses)."""
+def code_batches(codes: Tensor, batch_size: int, *, seed: int = 0, device: str | torch.device | None = None):
+    """Infinite shuffled, resumable batches ``{"codes": (B, L), ...}`` of code sequences: chapter 3's
+    :class:`~specvae.experiments.cat.CodeTextBatcher` with one empty caption for every sequence (the unconditional
+    prior ignores the caption fields)."""
+    from types import SimpleNamespace
 
-    def __init__(self, codes: Tensor, batch_size: int, *, seed: int = 0, device: str | torch.device | None = None):
-        from specvae.data import TensorBatcher
+    from specvae.experiments.cat import CodeTextBatcher
 
-        self.device = torch.device(device) if device is not None else codes.device
-        self.codes = codes.flatten(1).to(self.device)
-        self._order = TensorBatcher(torch.zeros(codes.shape[0], 1, 1, 1, dtype=torch.uint8), batch_size, seed=seed,
-                                    device="cpu")
-
-    def __iter__(self) -> "CodeBatcher":
-        return self
-
-    def __next__(self) -> dict[str, Tensor]:
-        return {"codes": self.codes[self._order.next_indices().to(self.device)]}
-
-    def state_dict(self) -> dict:
-        return self._order.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self._order.load_state_dict(state)
+    empty = SimpleNamespace(tokens=torch.zeros(1, 1, 1), mask=torch.zeros(1, 1, dtype=torch.bool),
+                            pooled=torch.zeros(1, 1))
+    return CodeTextBatcher(codes, torch.zeros(codes.shape[0], dtype=torch.long), empty, batch_size, seed=seed,
+                           device=device)
 
 
 @torch.no_grad()
@@ -301,7 +290,7 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     model = CAT(cfg.cat)
     device = resolve_device(cfg.train.device)
-    batcher = CodeBatcher(codes, cfg.train.batch_size, seed=cfg.seed, device=device)
+    batcher = code_batches(codes, cfg.train.batch_size, seed=cfg.seed, device=device)
     result = fit(model, make_objective(), batcher, cfg.train, run_dir=run_dir, progress=progress)
     model = result.model.eval()
     hist = result.history

@@ -119,6 +119,41 @@ def test_hash_sensitive_to_every_field() -> None:
     assert config_hash(dataclasses.replace(base, weights={"fft": 0.1, "mse": 1.0})) == config_hash(base)
 
 
+@dataclass(frozen=True)
+class Inner2:  # Inner after a field was added with metadata={"hash": "nondefault"}
+    width: int = 32
+    alpha: float = 0.5
+    decay_at: float | None = field(default=None, metadata={"hash": "nondefault"})
+    taps: tuple = field(default_factory=tuple, metadata={"hash": "nondefault"})
+
+
+def test_a_field_added_later_keeps_old_keys_at_its_default() -> None:
+    """A field hashed 'nondefault' is absent from the hash at its default (old runs keep their keys) and present
+    otherwise; it must have a default, and the rule's value is checked."""
+    Inner2.__qualname__ = "Inner"  # the same class, one version later (the class name is part of the hash)
+    try:
+        assert config_hash(Inner2()) == config_hash(Inner()) == "d212c2a54be62636"
+        assert config_hash(Inner2(decay_at=0.6)) != config_hash(Inner())
+        assert config_hash(Inner2(taps=(1,))) not in (config_hash(Inner()), config_hash(Inner2(decay_at=0.6)))
+        assert canonical_json(Inner2(decay_at=0.6)).count("decay_at") == 1
+    finally:
+        Inner2.__qualname__ = "Inner2"
+
+    @dataclass(frozen=True)
+    class NoDefault:
+        x: int = field(metadata={"hash": "nondefault"})
+
+    with pytest.raises(ConfigHashError, match="has no default"):
+        config_hash(NoDefault(1))
+
+    @dataclass(frozen=True)
+    class BadRule:
+        x: int = field(default=0, metadata={"hash": "sometimes"})
+
+    with pytest.raises(ConfigHashError, match="must be True, False or 'nondefault'"):
+        config_hash(BadRule())
+
+
 def test_hash_rejects_unsupported_values() -> None:
     with pytest.raises(ConfigHashError, match=r"SampleConfig\.loss = .*function"):
         config_hash(SampleConfig(loss=print))  # type: ignore[arg-type]

@@ -8,7 +8,10 @@ dependence, floats written by ``repr``, which round-trips exactly), and it chang
 set of fields or the class name changes, so a changed config never finds an old result.
 
 A field can be kept out of the hash with ``dataclasses.field(..., metadata={"hash": False})`` (e.g. a number of
-worker processes that does not change the result). Unsupported values (functions, modules, tensors, paths, sets)
+worker processes that does not change the result). A field added to a config *after* results were stored can be
+declared with ``metadata={"hash": "nondefault"}``: it enters the hash only when its value differs from its default,
+so the runs stored before it existed (which all ran with the default's behaviour) keep their keys, and a run with
+another value gets a new one. Use it only when the default reproduces the old behaviour exactly. Unsupported values (functions, modules, tensors, paths, sets)
 raise :class:`ConfigHashError` naming the field: keep such things out of run configs.
 
 ``int`` and ``float`` are distinct (``1`` and ``1.0`` hash differently): turn user strings into typed configs with
@@ -51,9 +54,20 @@ def _canon(value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {"__type__": type(value).__qualname__}
         for f in dataclasses.fields(value):
-            if not f.metadata.get("hash", True):
+            rule = f.metadata.get("hash", True)
+            if rule is False:
                 continue
-            out[f.name] = _canon(getattr(value, f.name), f"{where}.{f.name}")
+            item = getattr(value, f.name)
+            if rule == "nondefault":
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise ConfigHashError(f"{where}.{f.name} is hashed 'nondefault' but has no default")
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                if item == default:
+                    continue
+            elif rule is not True:
+                raise ConfigHashError(f"{where}.{f.name}: metadata 'hash' must be True, False or 'nondefault', "
+                                      f"got {rule!r}")
+            out[f.name] = _canon(item, f"{where}.{f.name}")
         return out
     if isinstance(value, (list, tuple)):
         return [_canon(v, f"{where}[{i}]") for i, v in enumerate(value)]

@@ -79,17 +79,21 @@ def test_bits_per_code_is_the_cross_entropy_in_bits():
 
 @pytest.mark.parametrize("method", prior.METHODS)
 def test_codes_decode_to_the_models_own_reconstruction(method):
-    """encode → decode through the tokenizer interface is the model's forward reconstruction (eval mode)."""
+    """encode → decode through the tokenizer interface (chapter 3's helpers, which the prior uses) is the model's
+    forward reconstruction (eval mode), as uint8 images."""
+    from specvae.experiments.cat import decode_codes, encode_codes
+
     torch.manual_seed(0)
     tok = ch.build_model(prior.tokenizer_config(method, "smoke")).eval()
     images = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
-    codes = prior.encode(tok, images, batch_size=2)
+    codes = encode_codes(tok, images, batch_size=2)
     assert codes.shape == (5, *tok.grid_size) and codes.dtype == torch.int64
     assert int(codes.max()) < tok.codebook_size
     with torch.no_grad():
         recon, idx, _ = tok(images.float() / 255.0)
     assert torch.equal(codes.flatten(1), idx.reshape(5, -1))
-    assert torch.allclose(prior.decode(tok, codes, batch_size=3), recon.float().clamp(0, 1), atol=1e-5)
+    expected = (recon.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    assert torch.equal(decode_codes(tok, codes, batch_size=3), expected)
 
 
 def test_smoke_priors_store_what_the_report_reads(tmp_path, monkeypatch):

@@ -217,36 +217,6 @@ def code_batches(codes: Tensor, batch_size: int, *, seed: int = 0, device: str |
 
 
 @torch.no_grad()
-def encode(tokenizer: torch.nn.Module, images: Tensor, batch_size: int = 128) -> Tensor:
-    """Code ids ``(N, h, w)`` (int64, CPU) of uint8 ``images`` through ``tokenizer.encode_indices``."""
-    device = next(tokenizer.parameters()).device
-    out = [tokenizer.encode_indices(images[a:a + batch_size].to(device).float() / 255.0).long().cpu()
-           for a in range(0, images.shape[0], batch_size)]
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def decode(tokenizer: torch.nn.Module, codes: Tensor, batch_size: int = 128) -> Tensor:
-    """Images, float ``(N, C, H, W)`` in [0, 1] (CPU), from code ids ``(N, h, w)``."""
-    device = next(tokenizer.parameters()).device
-    out = [tokenizer.decode_indices(codes[a:a + batch_size].to(device)).float().clamp(0, 1).cpu()
-           for a in range(0, codes.shape[0], batch_size)]
-    return torch.cat(out)
-
-
-def _cached_codes(tokenizer: torch.nn.Module, images: Tensor, path) -> Tensor:
-    """:func:`encode` once; reuse the saved ids while the images' count matches (the tokenizer is fixed per run)."""
-    if path.is_file():
-        saved = torch.load(path, weights_only=True)
-        if saved.shape[0] == images.shape[0]:
-            return saved
-    codes = encode(tokenizer, images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(codes, path)
-    return codes
-
-
-@torch.no_grad()
 def bits_per_code(model: torch.nn.Module, codes: Tensor, batch_size: int = 256) -> float:
     """Mean cross-entropy of ``codes`` under the prior, in bits per code (eval mode, no dropout)."""
     was = model.training
@@ -268,7 +238,7 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
     """Train one prior on its tokenizer's codes of the training faces, sample and measure it (see the module
     docstring); returns the store's record parts."""
     from specvae import spectral
-    from specvae.experiments.cat import make_objective
+    from specvae.experiments.cat import decode_codes, encode_codes, make_objective
     from specvae.experiments.store import ResultStore
     from specvae.metrics.fid import rfid
     from specvae.models.cat import CAT, check_tokenizer, sample
@@ -280,16 +250,16 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     store = ResultStore(CHAPTER)
     run_dir = store.run_dir(cfg)
-    tokenizer = fq_vae.trained_model(cfg.tokenizer).to(resolve_device(cfg.train.device))
+    device = resolve_device(cfg.train.device)
+    tokenizer = fq_vae.trained_model(cfg.tokenizer).to(device)
     check_tokenizer(cfg.cat, tokenizer)
     train = fq_vae._load(cfg.tokenizer, "train")
     test = fq_vae._load(dataclasses.replace(cfg.tokenizer, n_test=None), "test")
-    codes = _cached_codes(tokenizer, train.images, run_dir / "train_codes.pt")
+    codes = encode_codes(tokenizer, train.images, cache_dir=run_dir)  # cached by the images' hash
     t_codes = time.perf_counter() - t0
 
     torch.manual_seed(cfg.seed)
     model = CAT(cfg.cat)
-    device = resolve_device(cfg.train.device)
     batcher = code_batches(codes, cfg.train.batch_size, seed=cfg.seed, device=device)
     result = fit(model, make_objective(), batcher, cfg.train, run_dir=run_dir, progress=progress)
     model = result.model.eval()
@@ -299,10 +269,10 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
     t_eval = time.perf_counter()
     n_fid = test.images.shape[0] if cfg.n_fid is None else min(cfg.n_fid, test.images.shape[0])
     real = test.images[:n_fid]
-    val_codes = encode(tokenizer, test.images[:cfg.n_val])
+    test_codes = encode_codes(tokenizer, test.images[:max(cfg.n_val, n_fid)])  # once for bits/code and recon.
     drawn = sample(model, None, cfg.n_samples, seed=cfg.seed, temperature=cfg.temperature, progress=progress)
-    samples = decode(tokenizer, drawn)
-    recon = decode(tokenizer, encode(tokenizer, real))
+    samples = decode_codes(tokenizer, drawn)  # uint8, as the images FID compares them with
+    recon = decode_codes(tokenizer, test_codes[:n_fid])
     fid_kw = dict(dataset=DATASET, split=f"test{n_fid}", progress=progress)
 
     def fid(images: Tensor) -> float:
@@ -312,7 +282,7 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
         "fid": fid(samples), "fid_recon": fid(recon),
         "fid_real": fid(train.images[_subset(train.images.shape[0], n_fid)]),
         "fid_n_real": int(n_fid), "fid_n_samples": int(samples.shape[0]),
-        "test_bits_per_code": bits_per_code(model, val_codes),
+        "test_bits_per_code": bits_per_code(model, test_codes[:cfg.n_val]),
         "train_bits_per_code": float(hist["bits_per_code"][-1]) if hist.get("bits_per_code") else float("nan"),
         "uniform_bits_per_code": math.log2(cfg.cat.vocab_size),
         "codes_used_by_samples": int(torch.unique(drawn).numel()),
@@ -325,17 +295,14 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
     metrics["train_sequences_per_s"] = metrics["steps_done"] * cfg.train.batch_size / train_wall if train_wall else 0.0
     metrics["eval_wall_s"] = time.perf_counter() - t_eval
     h, w = real.shape[-2:]
-    real_f = real.float() / 255.0
-    arrays = {"freqs": spectral.frequency_axis(h, w).cpu().numpy(),
-              "profile_real": spectral.radial_profile(real_f, log=True, gray=True).double().mean(0).numpy(),
-              "profile_samples": spectral.radial_profile(samples, log=True, gray=True).double().mean(0).numpy(),
-              "profile_recon": spectral.radial_profile(recon, log=True, gray=True).double().mean(0).numpy()}
+
+    def profile(images: Tensor) -> np.ndarray:
+        return spectral.radial_profile(images.float() / 255.0, log=True, gray=True).double().mean(0).numpy()
+
+    arrays = {"freqs": spectral.frequency_axis(h, w).cpu().numpy(), "profile_real": profile(real),
+              "profile_samples": profile(samples), "profile_recon": profile(recon)}
     k = min(cfg.n_show, samples.shape[0])
-
-    def u8(x: Tensor) -> np.ndarray:
-        return (x[:k] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-
-    npz = {"samples": {"samples": u8(samples), "real": real[:k].numpy(), "recon": u8(recon)}}
+    npz = {"samples": {"samples": samples[:k].numpy(), "real": real[:k].numpy(), "recon": recon[:k].numpy()}}
     extra = {"train_notes": train.notes, "test_notes": test.notes, "stand_in": train.stand_in or test.stand_in,
              "n_train_sequences": int(codes.shape[0]), "code_grid": list(cfg.cat.grid),
              "resumed_from": result.resumed_from, "total_wall_s": time.perf_counter() - t0,

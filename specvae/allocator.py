@@ -36,18 +36,12 @@ _CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-l
 
 
 def find_jemalloc(candidates: Sequence[str] = _CANDIDATES) -> str | None:
-    """The path of an installed ``libjemalloc.so.2`` (the usual library folders, then the linker's search), or
-    ``None``."""
+    """An installed jemalloc for ``LD_PRELOAD``: the path of ``libjemalloc.so.2`` in the usual library folders, else
+    the soname the linker's cache knows (``ld.so`` resolves a bare soname in ``LD_PRELOAD`` itself), or ``None``."""
     for path in candidates:
         if Path(path).is_file():
             return path
-    name = ctypes.util.find_library("jemalloc")
-    if name:
-        for folder in ("/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib"):
-            hits = sorted(Path(folder).rglob(name)) if Path(folder).is_dir() else []
-            if hits:
-                return str(hits[0])
-    return None
+    return ctypes.util.find_library("jemalloc")
 
 
 def preload_environment(env: Mapping[str, str], library: str) -> dict[str, str]:

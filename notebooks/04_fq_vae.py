@@ -295,30 +295,32 @@ read(report.reading_bands(frame, records))
 from specvae.experiments import fq_vae_prior as prior
 
 prior_cfgs = prior.configs(preset, grid_overrides=overrides) if "faces" in DATASETS else []
-prior_frame = store.frame(prior_cfgs, missing="skip") if prior_cfgs else None
-if prior_frame is not None and len(prior_frame):
+shown = [c for c in prior_cfgs if store.exists(c)]
+prior_frame = store.frame(shown) if shown else None
+if shown:
     show(report.prior_table(prior_frame), "Fig. 6 in numbers: FID against held-out faces (lower is better), "
          "bits per code of held-out codes", index=False)
-    shown = [c for c in prior_cfgs if store.exists(c)]
-    gen = {f"{ch.METHOD_LABELS[c.method]} prior": store.load_npz(c, "samples")["samples"] for c in shown}
-    held_out = store.load_npz(shown[0], "samples")["real"]
+    npz = {c: store.load_npz(c, "samples") for c in shown}
+    profiles = {c: store.load(c)["arrays"] for c in shown}
+    labels = {c: f"{ch.METHOD_LABELS[c.method]} prior" for c in shown}
     n_img = 8
-    fig, axes = plt.subplots(1 + len(gen), n_img + 3, figsize=(13, 1.45 * (1 + len(gen))), layout="constrained",
+    fig, axes = plt.subplots(1 + len(shown), n_img + 3, figsize=(13, 1.45 * (1 + len(shown))), layout="constrained",
                              squeeze=False, gridspec_kw={"width_ratios": [1] * n_img + [0.9, 0.9, 0.9]})
-    report.plot_prior_samples(axes[:, :n_img], held_out, gen, n=n_img)
+    report.plot_prior_samples(axes[:, :n_img], npz[shown[0]]["real"],
+                              {labels[c]: npz[c]["samples"] for c in shown}, n=n_img)
     for a in axes[:, n_img:].ravel():
         a.remove()
     spec = fig.add_subplot(axes.shape[0], n_img + 3, (n_img + 1, (n_img + 3) * axes.shape[0]))
-    first = store.load(shown[0])["arrays"]
+    first = profiles[shown[0]]
     report.plot_spectra(spec, first["freqs"], first["profile_real"],
-                        {k: store.load(c)["arrays"]["profile_samples"] for k, c in zip(gen, shown)})
+                        {labels[c]: profiles[c]["profile_samples"] for c in shown})
     spec.legend(fontsize=7)
     glue("ch4_fig6", fig, display=False)
     plt.show()
-read(report.reading_prior(prior_frame) + ("" if prior_frame is not None and len(prior_frame) == len(prior_cfgs)
-     else f" **Pending: {len(prior_cfgs) - (0 if prior_frame is None else len(prior_frame))} of "
-          f"{len(prior_cfgs)} priors are not stored at this preset** (they are trained after the faces runs, on "
-          "their checkpoints: `specvae run 04`)."))
+pending = len(prior_cfgs) - len(shown)
+read(report.reading_prior(prior_frame) + (
+    f" **Pending: {pending} of {len(prior_cfgs)} priors are not stored at this preset** (they are trained after "
+    "the faces runs, on their checkpoints: `specvae run 04`)." if pending else ""))
 
 # %% [markdown]
 # ## Training length and convergence of every run

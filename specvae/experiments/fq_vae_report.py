@@ -439,6 +439,13 @@ def _orderings(frame, ours) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------------------------
 # convergence, bands
 # ------------------------------------------------------------------------------------------------------------
+def _conv_text(c) -> str:
+    """A run's ``converged`` as the tables show it: yes / no, or "not checked" where the preset has no rule."""
+    if isinstance(c, (bool, np.bool_)) or c in (0, 1):
+        return "yes" if c else "no"
+    return "not checked"
+
+
 def convergence_table(frame):
     """One row per run: data set, method, variant, seed, steps done, relative change of the MSE over the last 20 %,
     converged (yes / no / "not checked" where the preset has no tolerance), training seconds, training images/s."""
@@ -447,8 +454,7 @@ def convergence_table(frame):
             "steps_done": "steps", "loss_rel_change_last20": "rel. change (last 20 %)", "converged": "converged",
             "train_wall_s": "train s", "train_images_per_s": "train images/s"}
     out = f[[c for c in cols if c in f]].rename(columns=cols)
-    out["converged"] = [("yes" if c else "no") if isinstance(c, (bool, np.bool_)) or c in (0, 1) else "not checked"
-                        for c in out["converged"]]
+    out["converged"] = [_conv_text(c) for c in out["converged"]]
     out["variant"] = out["variant"].replace({"-": ""})
     return out.reset_index(drop=True)
 
@@ -875,12 +881,6 @@ def reading_convergence(frame) -> str:
 # ------------------------------------------------------------------------------------------------------------
 # Fig. 6: generation from a prior over the codes (specvae.experiments.fq_vae_prior)
 # ------------------------------------------------------------------------------------------------------------
-def _conv_text(c) -> str:
-    if isinstance(c, (bool, np.bool_)) or c in (0, 1):
-        return "yes" if c else "no"
-    return "not checked"
-
-
 def prior_table(frame):
     """One row per prior (tokenizer): FID of the samples, of the tokenizer's reconstructions (the ceiling through
     that decoder) and of real training faces (FID's own floor at this N), all against the same held-out faces;

@@ -200,6 +200,29 @@ def test_train_config_uses_bf16_and_the_convergence_rule_on_the_mse():
     assert ch._train_config(cfg, 10).converge_min_steps == 10
 
 
+#: the hashes of the cpu runs on CIFAR-10, seed 0, stored before ``RunConfig.grad_clip`` existed
+_CIFAR_SEED0_HASHES = {"vqvae": "a182a91bc844134e", "sqvae": "fe746e59abf9dc9c", "cvqvae": "90858514225525b6",
+                       "fqvae": "30eac5d97fe9e107"}
+
+
+@pytest.mark.parametrize("method", ch.METHODS)
+def test_only_hqa_clips_its_gradients_and_the_other_hashes_are_unchanged(method):
+    """HQA trains with the official clip at 1.0; the field is hashed only when set, so a run of another method
+    keeps the hash (and the stored result) it had before the field existed."""
+    import dataclasses
+
+    from specvae.experiments import config_hash
+
+    cfg = ch.method_config("cpu", "cifar10", method)
+    clip = ch._train_config(cfg, cfg.steps).grad_clip
+    if method == "hqa":
+        assert clip == ch.HQA_GRAD_CLIP == 1.0
+        assert config_hash(cfg) != config_hash(dataclasses.replace(cfg, grad_clip=None))
+    else:
+        assert clip is None
+        assert config_hash(cfg) == _CIFAR_SEED0_HASHES[method]
+
+
 # ------------------------------------------------------------------------------------------------ the paper
 def _ref():
     from specvae import reference

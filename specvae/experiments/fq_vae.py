@@ -27,7 +27,8 @@ its own loss (official codes, which the paper says it ran):
   [−1, 1] scale over the variance of the training pixels in [0, 1]; 1 for faces as CVQ's CelebA);
 * SQ-VAE: ``(dim_x/2)·log(Σ(x̂ − x)²/B) + KL_disc + KL_cont`` (the official ``flg_arelbo`` objective);
 * HQA: per layer, ``(Σ(x̂ − x)² + 0.001·KL + 0.001·commit)/dims`` (official ``get_loss_hqa``), the two layers trained
-  greedily, each for half of the run's step budget.
+  greedily, each for half of the run's step budget, with the gradient norm clipped at 1.0 as HQA's official
+  training does (:data:`HQA_GRAD_CLIP`; the other methods are not clipped).
 
 Training goes through :func:`specvae.train.fit` with bf16 autocast and channels_last (the quantisers and FFTs run in
 float32 themselves) and the project's convergence rule on the logged pixel MSE (``converge_on="mse"``): a run stops
@@ -64,7 +65,7 @@ from specvae.experiments.presets import check_preset, select_preset
 
 __all__ = [
     "CHAPTER", "DATASETS", "ALL_DATASETS", "METHODS", "METHOD_LABELS", "PAPER_DATASET", "ABLATION", "ABLATION_LABELS",
-    "EXTRACTOR_LABELS", "Sizes", "PRESETS", "RunConfig", "sizes", "default_dn", "configs", "table1_configs",
+    "EXTRACTOR_LABELS", "HQA_GRAD_CLIP", "Sizes", "PRESETS", "RunConfig", "sizes", "default_dn", "configs", "table1_configs",
     "table2_configs", "table3_configs", "table4_configs", "method_config", "ablation_config", "build_model",
     "build_objective",
     "data_variance", "train_model", "evaluate", "run", "run_all", "load_records", "bench_families", "GPU_DATA",
@@ -86,6 +87,12 @@ _IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "faces": 64, "lsun-church": 128}
 _CHANNELS = {"mnist": 1, "cifar10": 3, "faces": 3, "lsun-church": 3}
 #: FQ-VAE's (D, N) per data set: the paper's best on MNIST (D = 1) and CIFAR-10 (D = 2, N = 32); D = 2 elsewhere
 _DEFAULT_DN = {"mnist": (1, 49), "cifar10": (2, 32), "faces": (2, 128), "lsun-church": (2, 512)}
+#: HQA's gradient-norm clip (speechmatics/hqa trains with ``clip_grad_norm_(…, 1.0)``). Without it the top layer's
+#: training blew up as the Gumbel temperature fell towards 0.001 (CIFAR-10, seed 0, cpu: the layer's MSE of the
+#: normalised lower z_e rose from 0.38 to 0.65 in the last 25 steps and the stack's SSIM fell to 0.22, its bottom
+#: layer alone giving 0.87); the same layer retrained with the clip at our shared lr 3e-3 gave SSIM 0.55, and with
+#: HQA's own RAdam-like lr 4e-4 0.59 (256 test images, one-off check, 2026-11-30).
+HQA_GRAD_CLIP: float = 1.0
 #: Table 3's channel counts per data set (D·N = U)
 TABLE3_D: dict[str, tuple[int, ...]] = {"mnist": (1, 7), "cifar10": (1, 2, 4, 8)}
 #: Table 2: configuration → (frequency quantisation, usage/anchor re-init, Pearson dependency, GCM)
@@ -260,6 +267,9 @@ class RunConfig:
     image_metrics: bool = True
     log_every: int = 25  # hashed: the convergence rule is checked at logging steps
     checkpoint_every: int = field(default=500, metadata={"hash": False})
+    #: clip the global gradient norm to this value (``None``: no clipping); HQA's official training clips at 1.0
+    #: (:data:`HQA_GRAD_CLIP`); hashed only when set, so the runs of the other methods keep their hashes
+    grad_clip: float | None = field(default=None, metadata={"hash": "nondefault"})
 
     def __post_init__(self) -> None:
         if self.dataset not in ALL_DATASETS:
@@ -316,7 +326,7 @@ def _base(s: Sizes, preset: str, dataset: str, method: str, seed: int, **fq: Any
                           and fq.get("codebook_update", "dependency") == "dependency" and fq.get("gcm", True)
                           and (D, N) in ((0, 0), default_dn(dataset))) else 0,
         n_samples=s.n_samples, image_metrics=s.image_metrics, log_every=s.log_every,
-        checkpoint_every=s.checkpoint_every, **fq)
+        checkpoint_every=s.checkpoint_every, grad_clip=HQA_GRAD_CLIP if method == "hqa" else None, **fq)
 
 
 #: the methods of Fig. 4 (unit information per code)
@@ -512,7 +522,8 @@ def _train_config(cfg: RunConfig, steps: int):
     from specvae.train import TrainConfig
 
     return TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log_every=cfg.log_every,
-                       checkpoint_every=cfg.checkpoint_every, device="auto", precision="bf16", channels_last=True,
+                       checkpoint_every=cfg.checkpoint_every, grad_clip=cfg.grad_clip, device="auto",
+                       precision="bf16", channels_last=True,
                        converge_tol=cfg.converge_tol, converge_window=0.2,
                        converge_min_steps=min(cfg.converge_min_steps, steps), converge_on="mse")
 

@@ -151,6 +151,20 @@ glue("ch4_claims_hold", int((claims.holds == "yes").sum()), display=False)
 read(report.reading_claims(claims))
 
 # %% [markdown]
+# ### How closely do FQ-VAE's codes fit its frequency components?
+#
+# Each FQ-VAE code replaces a whole filtered spectrum (one of the U components). Both are unit vectors here (our
+# stabiliser, see the reproduction notes), so the commitment term logged in training gives the cosine between a
+# component and its code, and cos² the share of the component's energy the code keeps.
+
+# %% tags=["remove-input"]
+fit_q = report.quantisation_fit(records)
+if len(fit_q):
+    show(fit_q.rename(columns={"code_dim": "reals per code", "sq_error": "‖ẑ − q‖²", "energy_kept": "cos²"}),
+         "FQ-VAE: fit of the codes to the components (last 20 % of training)", index=False)
+read(report.reading_quantisation_fit(fit_q, frame))
+
+# %% [markdown]
 # ## Table 2: ablation
 #
 # Configurations A-I switch on FQ-VAE's parts: frequency quantisation (instead of the conv grid), the

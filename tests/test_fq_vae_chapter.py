@@ -4,6 +4,7 @@ the claims check, bad input, and a smoke execution of the whole chapter."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -209,8 +210,6 @@ _CIFAR_SEED0_HASHES = {"vqvae": "a182a91bc844134e", "sqvae": "fe746e59abf9dc9c",
 def test_only_hqa_clips_its_gradients_and_the_other_hashes_are_unchanged(method):
     """HQA trains with the official clip at 1.0; the field is hashed only when set, so a run of another method
     keeps the hash (and the stored result) it had before the field existed."""
-    import dataclasses
-
     from specvae.experiments import config_hash
 
     cfg = ch.method_config("cpu", "cifar10", method)
@@ -369,3 +368,33 @@ def test_notebook_renders_every_table_and_figure_from_stored_results(tmp_path, m
                    "Share of the codebook used", "Mean rise of the MSE", "inside the crops shown",
                    "band FQ-VAE's error is", "runs converged by the rule", "prior gives the lower sample FID"):
         assert phrase in md, phrase
+
+
+# ------------------------------------------------------------------------------------------------ quantisation fit
+def test_commitment_of_normalised_codes_gives_the_cosine_the_reading_uses():
+    """With ℓ2-normalised vectors the commitment term is ‖ẑ − q‖²/n, so ``quantisation_fit``'s cosine
+    1 − n·commitment/2 equals the cosine between each normalised component and its code."""
+    from specvae.models.quantizers import FQQuantizer
+
+    torch.manual_seed(0)
+    q = FQQuantizer(16, 40, normalize=True)
+    z = torch.randn(3, 5, 40)
+    zq, idx, terms = q(z)
+    unit = torch.nn.functional.normalize(z.reshape(-1, 40), dim=1)
+    cos = (unit * torch.nn.functional.normalize(zq.reshape(-1, 40), dim=1)).sum(1).mean()
+    assert 1 - 40 * float(terms["commitment"]) / 2 == pytest.approx(float(cos), abs=1e-5)
+
+
+def test_quantisation_fit_reads_the_last_fifth_of_the_commitment_history():
+    cfg = ch.method_config("cpu", "mnist", "fqvae")  # 28×28: vectors of 2·28·15 = 840 reals
+    base = dataclasses.asdict(cfg)
+    # 10 logged values, the last two (20 %) give ‖ẑ − q‖² = 840·(1/840) = 1, so cos = 0.5
+    rec = {"config": base, "history": {"commitment": [0.5] * 8 + [1 / 840, 1 / 840]}}
+    other = {"config": {**base, "D": 7, "N": 7}, "history": {"commitment": [0.0] * 10}}
+    vq = {"config": {**base, "method": "vqvae"}, "history": {"commitment": [0.0] * 10}}
+    fit = report.quantisation_fit({1: rec, 2: other, 3: vq})
+    assert len(fit) == 1 and int(fit.code_dim.iloc[0]) == 840
+    assert float(fit.cosine.iloc[0]) == pytest.approx(0.5) and float(fit.energy_kept.iloc[0]) == pytest.approx(0.25)
+    text = report.reading_quantisation_fit(fit)
+    assert "0.50" in text and "25 %" in text and "coarsely" in text
+    assert report.reading_quantisation_fit(fit.iloc[:0]) == "No FQ-VAE run of Table 1 is stored yet."

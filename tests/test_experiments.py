@@ -536,3 +536,69 @@ def test_chapter_pattern_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert {config_hash(c) for c in longer}.isdisjoint(config_hash(c) for c in cfgs)
     with pytest.raises(MissingResultError):
         store.frame(longer)
+
+
+_SLEEPER = '''
+import os, sys, time
+from dataclasses import dataclass
+from pathlib import Path
+
+@dataclass(frozen=True)
+class Cfg:
+    seed: int
+
+def run_sleep(cfg):
+    Path(os.environ["SPECVAE_TEST_MARKERS"], str(os.getpid())).touch()
+    time.sleep(120)
+    return {"metrics": {}}
+
+if __name__ == "__main__":
+    from specvae.experiments import ResultStore, run_grid
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import sleeper
+    run_grid([sleeper.Cfg(0), sleeper.Cfg(1)], sleeper.run_sleep, ResultStore("00_grid", root=sys.argv[1]),
+             workers=2, progress=False)
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+def test_grid_workers_end_when_the_grid_process_is_killed(tmp_path: Path) -> None:
+    """Killing the process that runs the grid (SIGKILL: no clean-up runs in it) also ends its spawned workers,
+    instead of leaving them training as orphans beside a restarted grid."""
+    import signal
+    import time
+
+    (tmp_path / "sleeper.py").write_text(_SLEEPER)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {**os.environ, "SPECVAE_TEST_MARKERS": str(markers),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "sleeper.py"), str(tmp_path / "results")], env=env)
+    try:
+        deadline = time.time() + 120
+        while len(list(markers.iterdir())) < 2 and time.time() < deadline and parent.poll() is None:
+            time.sleep(0.2)
+        workers = [int(p.name) for p in markers.iterdir()]
+        assert len(workers) == 2, f"the grid did not start two workers (parent exit code {parent.poll()})"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+
+        def alive(pid: int) -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+        deadline = time.time() + 30
+        while any(alive(p) for p in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(p) for p in workers), "a worker outlived the killed grid process"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for p in markers.iterdir():
+            try:
+                os.kill(int(p.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

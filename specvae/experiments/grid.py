@@ -13,8 +13,9 @@ usually a chapter's ``run``, returning a dict::
 With ``workers > 1`` the runs go to a pool of *spawned* processes (fresh interpreters: safe with CUDA); on one
 GPU they simply share it, which pays for small models (measured while the project was set up: four 32×32 VAE
 runs side by side gave about 3× the throughput of one). On the CPU each worker gets ``cpu_count // workers``
-torch threads. Each worker saves its own result, so a finished run is kept whatever happens to the others. A
-failing run is reported with its config and traceback and does not stop the others; at the end
+torch threads, and ends with the grid's process (on Linux: killing ``specvae run`` stops its workers too; a killed
+run resumes from its checkpoint). Each worker saves its own result, so a finished run is kept whatever happens to
+the others. A failing run is reported with its config and traceback and does not stop the others; at the end
 :class:`GridError` summarises the failures.
 
 Each saved result records the fingerprint of the code it ran with (``provenance.code``, see
@@ -108,7 +109,33 @@ def _run_and_save(run_fn: Callable[[Any], Mapping[str, Any]], store: ResultStore
         return "error", f"{type(err).__name__}: {err}", traceback.format_exc()
 
 
-def _init_worker(threads: int) -> None:
+def _die_with_parent(parent: int | None) -> None:
+    """Ask Linux to send this worker SIGTERM when the process that spawned it ends (``prctl(PR_SET_PDEATHSIG)``).
+
+    Without it, killing ``specvae run`` (SIGTERM or SIGKILL to its pid, e.g. ``pkill -f "specvae run"``) left its
+    spawned workers training on as orphans, beside a restarted grid that could pick the same runs (seen
+    2026-11-30). A worker killed this way resumes from its run's checkpoint next time. If the parent is already
+    gone when this runs (a race the signal cannot cover), the worker exits at once. No-op off Linux.
+
+    Ref: prctl(2), ``PR_SET_PDEATHSIG`` (= 1); the signal fires when the spawning thread ends, and the pool spawns
+    its workers from the thread that submits the runs, which waits for them.
+    """
+    if not sys.platform.startswith("linux") or parent is None:
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+        return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    _die_with_parent(parent)
     try:
         import torch
 
@@ -205,7 +232,7 @@ def run_grid(
             threads = max(1, (os.cpu_count() or 1) // workers)
             context = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                                        initializer=_init_worker, initargs=(threads,)) as pool:
+                                        initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
                 futures = {pool.submit(_run_and_save, run_fn, store, cfg): (digest, cfg) for digest, cfg in todo}
                 try:
                     for future in cf.as_completed(futures):

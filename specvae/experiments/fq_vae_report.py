@@ -21,8 +21,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from specvae.experiments.fq_vae import (ABLATION, ABLATION_LABELS, EXTRACTOR_LABELS, METHOD_LABELS, METHODS,
-                                         PAPER_DATASET, default_dn)
+from specvae.experiments.fq_vae import (_IMAGE_SIZE, ABLATION, ABLATION_LABELS, EXTRACTOR_LABELS, METHOD_LABELS,
+                                         METHODS, PAPER_DATASET, default_dn)
 
 __all__ = ["METRICS", "LOWER_IS_BETTER", "label_runs", "seed_summary", "paper_cells", "table1", "table2", "table3",
            "table4", "published_baselines", "published_sources", "known_paper_cells", "claims_check", "claims_table",
@@ -62,6 +62,11 @@ def _variant(row) -> str:
     return next(k for k, v in ABLATION.items() if v == key)
 
 
+def _said_converged(c) -> bool:
+    """Whether a stored ``converged`` value says yes (True or 1; None, NaN and "not checked" say no)."""
+    return c is True or (isinstance(c, (int, float, np.bool_)) and c == 1)
+
+
 def label_runs(frame):
     """``frame`` with ``variant`` (A-I, ``D=…,N=…``, ``transformer`` or ``-``), ``method_label``, ``dataset_label``,
     ``table1`` (whether the run is one of Table 1's), ``extractor_label`` (Table 4's conv/transformer/FFT row) and
@@ -73,16 +78,14 @@ def label_runs(frame):
     plateau: such a run is shown as **not** converged (``converged`` set to False, † in the tables).
     """
     f = frame.copy()
-    if "stopped_rising" in f:  # labelled already (converged was corrected then)
-        pass
-    elif "converged" in f and "loss_rel_change_last20" in f:
-        tol = f["converge_tol"].astype(float) if "converge_tol" in f else 0.01
-        change = f["loss_rel_change_last20"].astype(float)
-        said = f["converged"].map(lambda c: c is True or (isinstance(c, (int, float, np.bool_)) and c == 1))
-        f["stopped_rising"] = said & (change < -tol)
-        f["converged"] = [False if r else c for r, c in zip(f["stopped_rising"], f["converged"])]
-    else:
-        f["stopped_rising"] = False
+    if "stopped_rising" not in f:  # not labelled yet (labelling again must not undo the correction)
+        if "converged" in f and "loss_rel_change_last20" in f:
+            tol = f["converge_tol"].astype(float) if "converge_tol" in f else 0.01
+            change = f["loss_rel_change_last20"].astype(float)
+            f["stopped_rising"] = f["converged"].map(_said_converged) & (change < -tol)
+            f["converged"] = [False if r else c for r, c in zip(f["stopped_rising"], f["converged"])]
+        else:
+            f["stopped_rising"] = False
     f["variant"] = [_variant(r) for _, r in f.iterrows()]
     f["method_label"] = f["method"].map(METHOD_LABELS)
     f["dataset_label"] = f["dataset"].map(DATASET_LABELS)
@@ -897,15 +900,14 @@ def quantisation_fit(records: dict[Any, dict[str, Any]], tail: float = 0.2):
     rows = []
     for rec in records.values():
         c = rec.get("config", {})
-        if (c.get("method") != "fqvae" or c.get("extractor", "fft") != "fft"
-                or c.get("codebook_update", "dependency") != "dependency" or not c.get("gcm", True)
-                or (c.get("D"), c.get("N")) != default_dn(c.get("dataset"))):
+        if c.get("method") != "fqvae" or _variant(c) != "I":  # Table 1's FQ-VAE (configuration I)
             continue
         commit = [v for v in rec.get("history", {}).get("commitment", []) if _finite(v)]
         if not commit:
             continue
         last = commit[-max(1, int(round(len(commit) * tail))):]
-        size = {"mnist": 28, "cifar10": 32, "faces": 64, "lsun-church": 64}[c["dataset"]]
+        # the components live on the conv stage's grid: the image size, halved on LSUN (its one stride-2 level)
+        size = _IMAGE_SIZE[c["dataset"]] // (2 if c["dataset"] == "lsun-church" else 1)
         n = frequency_code_dim(size, size)
         err = n * float(np.mean(last))
         cos = 1.0 - err / 2.0
@@ -940,7 +942,7 @@ def reading_quantisation_fit(fit, frame=None) -> str:
     behind = [DATASET_LABELS[ds] for ds in dict.fromkeys(s.dataset)
               if "fqvae" in set(s[s.dataset == ds].method)
               and (s[s.dataset == ds].set_index("method")[f"{METRICS['SSIM']}__mean"].idxmax() != "fqvae")]
-    conv = f["converged"].map(lambda c: c is True or c == 1)
+    conv = f["converged"].map(_said_converged)
     fq, base = conv[f.method == "fqvae"], conv[f.method != "fqvae"]
     if behind:
         text += (f" FQ-VAE trails the best baseline on SSIM on {', '.join(behind)}; {int(fq.sum())} of its {len(fq)} "

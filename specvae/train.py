@@ -18,9 +18,10 @@ What the loop does for every model:
   On CUDA, Adam is fused. ``compile=True`` compiles the model in place with :func:`torch.compile` (state-dict
   keys are unchanged).
 - **convergence**: with ``converge_tol`` set, the run stops at the first logging step where the smoothed logged
-  ``converge_on`` term improved by less than ``converge_tol`` (relative) over the last ``converge_window`` of
-  the steps done (see :func:`relative_change`); ``steps`` is then a cap. Every run reports the rule's figure
-  (:attr:`FitResult.rel_change`) and whether it converged.
+  ``converge_on`` term changed by less than ``converge_tol`` (relative, either way) over the last
+  ``converge_window`` of the steps done (see :func:`relative_change`): a term that fell less than that has
+  levelled off; one that rose by more than that is not converged, and the run goes on. ``steps`` is then a cap.
+  Every run reports the rule's figure (:attr:`FitResult.rel_change`) and whether it converged.
 - **extra optimizers**: ``phases=`` adds optimizers stepped after the main one at every step on their own
   parameters and objective (a GAN's discriminator, see :class:`Phase`).
 - **data**: a ``uint8`` tensor ``(N, C, H, W)`` (or an :class:`~specvae.data.ImageData`) is moved to the device
@@ -139,8 +140,9 @@ class TrainConfig:
         lr_decay_every: steps between two decays (0 = no decay), e.g. one epoch in steps.
         deterministic: call ``torch.use_deterministic_algorithms(True, warn_only=True)`` during the run (and set
             ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless set); slower, for bit-exact reruns on GPUs.
-        converge_tol: stop early once the smoothed ``converge_on`` term improved by less than this fraction over
-            the last ``converge_window`` of the steps done (e.g. 0.01 = 1 %); ``None`` = always run ``steps``.
+        converge_tol: stop early once the smoothed ``converge_on`` term changed by less than this fraction (either
+            way: ``|relative_change| < converge_tol``) over the last ``converge_window`` of the steps done (e.g.
+            0.01 = 1 %); a rising term does not stop the run. ``None`` = always run ``steps``.
         converge_window: the fraction of the steps done that the rule looks back over (0.2 = the last 20 %).
         converge_min_steps: never stop before this many steps (the rule also waits for 10 logged intervals).
         converge_on: the logged term the rule watches (``"loss"``, or e.g. a reconstruction term of a GAN).
@@ -312,9 +314,11 @@ def relative_change(steps: "list[float] | np.ndarray", values: "list[float] | np
 
     ``t`` is the last logged step and ``L(s)`` the mean of the logged values whose step lies in ``(s − w, s]``,
     with ``w = max(smooth·t, smooth_points × the median logging interval)`` (at least the one logged point at or
-    just before ``s``), so that batch noise does not decide, also early in a run. A positive value is an improvement (the loss fell); a run "has converged" by the rule of issue #8 when
-    this is below the tolerance, e.g. 0.01: "the smoothed training loss improved by less than 1 % over the last
-    20 % of its steps". NaN values are ignored; fewer than ``min_points`` logged points give NaN.
+    just before ``s``), so that batch noise does not decide, also early in a run. A positive value is an
+    improvement (the loss fell), a negative one a rise; a run "has converged" by the rule of issue #8 when its
+    absolute value is below the tolerance, e.g. 0.01: "the smoothed training loss changed by less than 1 % over
+    the last 20 % of its steps" (a loss that rose by more has not settled). NaN values are ignored; fewer than
+    ``min_points`` logged points give NaN.
 
     Ref: the convergence rule stated for the book's ``cpu`` preset (book/reproducibility.md).
     """
@@ -860,7 +864,9 @@ def fit(
             return False
         change = relative_change(history["step"], history.get(config.converge_on, []),
                                  window=config.converge_window)
-        return math.isfinite(change) and change < config.converge_tol
+        # |change|: a loss that rose by more than the tolerance has not settled (before 2026-11-30 a rise of any
+        # size stopped the run: six stored runs did so and were retrained)
+        return math.isfinite(change) and abs(change) < config.converge_tol
 
     bar = tqdm(total=config.steps, initial=start, disable=not progress, desc=type(model).__name__,
                unit="step", dynamic_ncols=True, leave=True)
@@ -872,9 +878,13 @@ def fit(
         # cuBLAS reads this when its handle is created; harmless on the CPU or when already set
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+    done = start
+    if stopped_at is not None and not converged_now():
+        # a checkpoint that an older, looser rule stopped (a rising loss) and that the current rule does not
+        # confirm: train on from it, exactly as an uninterrupted run under the current rule would have
+        stopped_at = None
     end = stopped_at if stopped_at is not None else config.steps
     base_lrs = [config.lr] + [config.lr if ph.lr is None else ph.lr for ph in phases]
-    done = start
     t0 = time.perf_counter()
     try:
         for step in range(start, end):

@@ -65,3 +65,53 @@ def test_chapter1_data_fallback_acts_only_at_smoke(monkeypatch, tmp_path):
     with pytest.raises(DatasetNotFoundError):
         load_dataset("mnist", "test", root=tmp_path, **args, fallback=None)
     assert len(fallbacks()) == seen
+
+
+def _convergence_figures(record: dict) -> list[tuple[str, object, float]]:
+    """(where, converged, relative change) of every training a stored record reports: the run's own
+    (``metrics``) and, for a stacked model trained layer by layer (HQA), each layer's (``extra.per_layer_*``)."""
+    metrics, extra = record.get("metrics") or {}, record.get("extra") or {}
+    found = []
+    if "converged" in metrics and "loss_rel_change_last20" in metrics:
+        found.append(("metrics", metrics["converged"], metrics["loss_rel_change_last20"]))
+    for i, (flag, change) in enumerate(zip(extra.get("per_layer_converged") or [],
+                                           extra.get("per_layer_rel_change") or [])):
+        found.append((f"layer {i}", flag, change))
+    return found
+
+
+def _tolerance(config: object) -> float | None:
+    """The convergence tolerance a stored config names (``converge_tol`` / ``ae_converge_tol``, at any depth)."""
+    if isinstance(config, dict):
+        for key in ("converge_tol", "ae_converge_tol"):
+            if isinstance(config.get(key), (int, float)):
+                return float(config[key])
+        for value in config.values():
+            tol = _tolerance(value)
+            if tol is not None:
+                return tol
+    return None
+
+
+def test_no_stored_run_converged_on_a_rising_loss():
+    """Evidence for the declarations of ``specvae.train:fit`` (the rule became |change| < tol on 2026-11-30):
+    every stored run (and every layer of a stacked one) that the rule stopped had a figure >= -tol there, so the
+    current rule stops it at the same step (tests/test_train_rules.py::
+    test_the_rule_stops_where_the_signed_rule_did_unless_the_loss_had_risen); runs at their cap are unchanged
+    too. A run that an older rule stopped on a rising loss must be removed and retrained, not declared."""
+    import json
+
+    results = REPO / "book" / "results"
+    checked, offenders = 0, []
+    for path in sorted(results.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "metrics" not in record:
+            continue
+        tol = _tolerance(record.get("config")) or 0.01  # 0.01: every chapter's cpu preset
+        for where, converged, change in _convergence_figures(record):
+            if converged is True and change is not None:
+                checked += 1
+                if not abs(float(change)) < tol:
+                    offenders.append(f"{path.relative_to(REPO)} ({where}): change {float(change):+.4f}, tol {tol}")
+    assert checked > 20  # the stored chapters' converged runs are really read
+    assert offenders == [], "stopped on a rising loss (remove and retrain): " + "; ".join(offenders)

@@ -171,8 +171,8 @@ class Sizes:
         gan_weight: w_D (0.75, CelebA-HQ script).
         lpips_net: LPIPS trunk of the training loss (FA-VAE: ``"vgg"``).
         precision: ``"bf16"`` or ``"fp32"`` (TrainConfig).
-        converge_tol: stop when the smoothed reconstruction term (L1 + LPIPS, ``rec``) improved by less than this
-            over the last ``converge_window`` of the steps; ``None`` = run ``steps``.
+        converge_tol: stop when the smoothed reconstruction term (L1 + LPIPS, ``rec``) changed by less than
+            this (either way) over the last ``converge_window`` of the steps; ``None`` = run ``steps``.
         converge_window: see above (0.2 = the last 20 %).
         pairwise_sigma_lr_ratio: σ's learning rate / the main one for pair-wise (shared) σ (FA-VAE: 2e-7 /
             1.6e-5 = 0.0125); non-pair-wise σ train at the main rate (as the code).

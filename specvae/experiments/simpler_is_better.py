@@ -101,8 +101,9 @@ class Sizes:
         width_div: divide the Shapes and MNIST nets' hidden widths by this (1 = IRMAE; >1 only to fit a CPU).
         faces_width_div: divide the faces net's hidden widths by this (1 = IRMAE; >1 only to fit a CPU).
         precision: ``"bf16"`` (autocast; FFTs and losses in float32) or ``"fp32"`` (:class:`specvae.train.TrainConfig`).
-        converge_tol: stop a run once its smoothed training loss improved by less than this fraction over the last
-            20 % of its steps (``None``: always train the full ``steps``); see :func:`specvae.train.relative_change`.
+        converge_tol: stop a run once its smoothed training loss changed by less than this fraction (either way) over
+            the last 20 % of its steps (``None``: always train the full ``steps``); see
+            :func:`specvae.train.relative_change`.
         converge_min_epochs: never stop before this many epochs of the training set.
         log_every: history interval (steps).
         checkpoint_every: checkpoint interval (steps, 0 = only at the end); a killed run resumes from it.

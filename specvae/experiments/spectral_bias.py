@@ -103,9 +103,9 @@ class Sizes:
 
     Sections 4-6: autoencoders on faces at ``ae_size`` pixels, ``ae_train`` training and ``ae_eval`` held-out
     images, batch ``ae_batch``, Adam at ``ae_lr`` multiplied by ``ae_lr_decay`` every ``ae_lr_decay_every``
-    steps, in ``ae_precision``; a run stops when the smoothed training loss improved by less than
-    ``ae_converge_tol`` over the last 20 % of its steps (not before ``ae_converge_min_steps``) or at the cap
-    ``ae_steps``. A dense code of ``ae_latent`` numbers, ``ae_width`` channels at the first level, per-band
+    steps, in ``ae_precision``; a run stops when the smoothed training loss changed by less than
+    ``ae_converge_tol`` (either way) over the last 20 % of its steps (not before ``ae_converge_min_steps``) or at
+    the cap ``ae_steps``. A dense code of ``ae_latent`` numbers, ``ae_width`` channels at the first level, per-band
     errors every ``ae_eval_every`` steps in the bands ``band_edges`` (cycles/pixel; the last band holds the
     corners of the spectrum, beyond 1/2). ``upsample`` is the up-sampling of the section-5 and -6 runs;
     ``fft_weight`` is α of Björk et al.'s eq. 3 for the second run of section 5 (``spectral_loss``) and

@@ -69,23 +69,11 @@ def _said_converged(c) -> bool:
 
 def label_runs(frame):
     """``frame`` with ``variant`` (A-I, ``D=…,N=…``, ``transformer`` or ``-``), ``method_label``, ``dataset_label``,
-    ``table1`` (whether the run is one of Table 1's), ``extractor_label`` (Table 4's conv/transformer/FFT row) and
-    ``stopped_rising``.
-
-    ``stopped_rising``: the run stopped by the convergence rule while its loss was *rising* by more than the
-    tolerance over the last 20 % of its steps (``loss_rel_change_last20 < −converge_tol``). The rule of
-    :func:`specvae.train.fit` ("improved by less than the tolerance") accepts that, but a rising loss is not a
-    plateau: such a run is shown as **not** converged (``converged`` set to False, † in the tables).
+    ``table1`` (whether the run is one of Table 1's) and ``extractor_label`` (Table 4's conv/transformer/FFT row).
+    ``converged`` is the stored verdict of :func:`specvae.train.fit`'s rule (|change| < tolerance, so a run whose
+    loss rose is not converged).
     """
     f = frame.copy()
-    if "stopped_rising" not in f:  # not labelled yet (labelling again must not undo the correction)
-        if "converged" in f and "loss_rel_change_last20" in f:
-            tol = f["converge_tol"].astype(float) if "converge_tol" in f else 0.01
-            change = f["loss_rel_change_last20"].astype(float)
-            f["stopped_rising"] = f["converged"].map(_said_converged) & (change < -tol)
-            f["converged"] = [False if r else c for r, c in zip(f["stopped_rising"], f["converged"])]
-        else:
-            f["stopped_rising"] = False
     f["variant"] = [_variant(r) for _, r in f.iterrows()]
     f["method_label"] = f["method"].map(METHOD_LABELS)
     f["dataset_label"] = f["dataset"].map(DATASET_LABELS)
@@ -474,8 +462,7 @@ def convergence_table(frame):
             "steps_done": "steps", "loss_rel_change_last20": "rel. change (last 20 %)", "converged": "converged",
             "train_wall_s": "train s", "train_images_per_s": "train images/s"}
     out = f[[c for c in cols if c in f]].rename(columns=cols)
-    out["converged"] = [("no (stopped on a rising loss)" if r else _conv_text(c))
-                        for r, c in zip(f["stopped_rising"], out["converged"])]
+    out["converged"] = out["converged"].map(_conv_text)
     out["variant"] = out["variant"].replace({"-": ""})
     return out.reset_index(drop=True)
 
@@ -962,18 +949,10 @@ def reading_convergence(frame) -> str:
                 "fixed number of steps), so every cell is marked †.")
     done = conv[checked].astype(bool)
     text = f"{int(done.sum())} of {len(f)} runs converged by the rule."
-    rising = f[f["stopped_rising"].astype(bool)]
-    capped = f[checked & ~conv.fillna(False).astype(bool) & ~f["stopped_rising"].astype(bool)]
+    capped = f[checked & ~conv.fillna(False).astype(bool)]
     if len(capped):
         by = capped.groupby("method_label").size().sort_values(ascending=False)
         text += " Stopped at the cap: " + ", ".join(f"{k} {v}" for k, v in by.items()) + "."
-    if len(rising):
-        runs = ", ".join(f"{r.method_label} on {r.dataset_label} (seed {r.seed}, loss up "
-                         f"{-100 * float(r.loss_rel_change_last20):.1f} % at step {int(r.steps_done)})"
-                         for r in rising.itertuples())
-        text += (f" {len(rising)} run{'s' if len(rising) != 1 else ''} stopped by the rule while the loss was rising "
-                 f"— {runs}; the rule reads 'improved by less than 1 %', which a rising loss meets, but that is no "
-                 "plateau, so they count as not converged (†) here.")
     return text
 
 

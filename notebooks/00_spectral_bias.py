@@ -605,8 +605,8 @@ table(ups["table"], "The two MSE autoencoders: checkerboard score (dB) at initia
 # is as wrong as if it were empty (`specvae.spectral.band_errors`). The bands are rings of radial frequency,
 # the last one the corners beyond 1/2; together they hold the whole MSE (Parseval). Every autoencoder of
 # sections 4-6 trains with Adam {cite:p}`kingma2015adam` at a learning rate of {glue:text}`ae_lr`, halved every
-# {glue:text}`ae_decay_every` steps, until its smoothed training loss improves by less than
-# {glue:text}`ae_tol_pct:.0f` % over the last 20 % of its steps (at most {glue:text}`ae_cap` steps); the tables
+# {glue:text}`ae_decay_every` steps, until its smoothed training loss changes by less than
+# {glue:text}`ae_tol_pct:.0f` % (either way) over the last 20 % of its steps (at most {glue:text}`ae_cap` steps); the tables
 # say whether each run got there.
 
 # %% tags=["remove-input"]

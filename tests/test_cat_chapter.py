@@ -255,3 +255,18 @@ def test_run_note_counts_the_tokenizers_training_time():
     tok = pd.DataFrame({"wall_time_s": [60.0, 60.0], "train_wall_s": [1200.0, float("nan")]})
     assert cat_report._tokenizer_minutes(tok) == 22.0  # 20 min training of one + 2 × 1 min measuring
     assert cat_report._tokenizer_minutes(tok.drop(columns="train_wall_s")) == 2.0
+
+
+def test_run_note_counts_converged_transformers_and_tokenizers():
+    import pandas as pd
+
+    from specvae.experiments import cat as ch3
+    from specvae.experiments import cat_report
+
+    sizes = ch3.sizes("cpu")
+    tok = pd.DataFrame({"wall_time_s": [60.0] * 3, "converged": [False, True, None]})
+    runs = pd.DataFrame({"wall_time_s": [60.0] * 4, "converged": [True, False, float("nan"), 1.0],
+                         "n_params": [10, 12, 10, 12], "device": ["cpu"] * 4})
+    note = cat_report.run_note(tok, runs, sizes, "cpu")
+    assert "2 of 4 transformer runs and 1 of 3 tokenizers converged" in note
+    assert "changed by less than 1%, either way" in note

@@ -115,9 +115,15 @@ def _tokenizer_minutes(tok_frame) -> float:
     return float((train + tok_frame["wall_time_s"].astype(float).sum()) / 60)
 
 
+def _n_converged(frame) -> int:
+    """How many rows of ``frame`` say ``converged`` (None / NaN / missing: not counted)."""
+    return int(sum(v is True or (isinstance(v, (bool, np.bool_, int, float)) and v == 1)
+                   for v in (frame["converged"] if "converged" in frame else [])))
+
+
 def run_note(tok_frame, frame, sizes: Any, preset: str) -> str:
     """What was run: runs, sizes, wall time and convergence, as Markdown."""
-    n_conv = int(sum(bool(v) for v in frame.get("converged", []) if v is not None))
+    n_conv = _n_converged(frame)
     lines = [
         f"**Preset `{preset}`**: {len(tok_frame)} tokenizers and {len(frame)} transformer runs "
         f"(width {sizes.width}, {sizes.depth} blocks, {sizes.heads} heads; "
@@ -126,8 +132,10 @@ def run_note(tok_frame, frame, sizes: Any, preset: str) -> str:
         f"{sizes.real_steps} on MNIST / CIFAR-10; {sizes.seeds} seed(s) on Captioned Shapes.",
         f"Wall time: tokenizers {_tokenizer_minutes(tok_frame):.1f} min (training and evaluation), transformers "
         f"{frame['wall_time_s'].sum() / 60:.1f} min (training and evaluation), on {frame['device'].iloc[0]}.",
-        f"Convergence (relative change of the smoothed loss over the last 20 % of steps < {sizes.converge_tol}): "
-        f"{n_conv} of {len(frame)} runs converged; the others are flagged in every table.",
+        f"Convergence (the smoothed loss changed by less than {sizes.converge_tol:.0%}, either way, over the last "
+        f"20 % of steps; the tokenizers watch their reconstruction term): {n_conv} of {len(frame)} transformer runs "
+        f"and {_n_converged(tok_frame)} of {len(tok_frame)} tokenizers converged; the others are flagged in every "
+        "table.",
     ]
     return "\n\n".join(lines)
 

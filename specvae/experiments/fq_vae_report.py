@@ -593,7 +593,7 @@ def _unmeasured(frame, metrics: Sequence[str]) -> list[str]:
 def run_note(frame, sizes, preset: str, device: str) -> str:
     """The chapter's "what was run" note (Markdown): preset, runs, caps, seeds, evaluation size, convergence."""
     n_conv = int(frame["converged"].map(lambda c: c is True or c == 1).sum())
-    rule = (f"relative change of the training MSE over the last 20 % of steps < {sizes.converge_tol}"
+    rule = (f"|relative change| of the training MSE over the last 20 % of steps < {sizes.converge_tol}"
             if sizes.converge_tol else "not checked at this preset: every run trains for its fixed steps")
     small = ("" if preset in ("gpu", "paper") else
              "\n\n**This is not the `gpu` preset.** These runs are sized for a shared 2-core CPU: narrower FQ-VAE "

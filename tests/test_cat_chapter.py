@@ -73,6 +73,39 @@ def test_configs_grid_and_matching():
         dataclasses.replace(cfgs[0], guidance=(-1.0,))
 
 
+def test_tokenizer_disc_start_keeps_the_old_hashes_and_a_raised_cap_extends_a_run_exactly(tmp_path):
+    """The cpu tokenizers' discriminator start became explicit (step 1,000) when their cap went from 2,000 to 6,000
+    steps: configs without it keep their hashes and their start (half the run); a tokenizer is trained again
+    exactly from its config (seeded before its weights are drawn), also when a run stopped at one cap is resumed
+    under a higher one."""
+    import dataclasses
+
+    from specvae.experiments.hashing import config_hash
+
+    new = ch3.tokenizer_configs("cpu")
+    old = {t.dataset: config_hash(dataclasses.replace(t, steps=2000, disc_start=None)) for t in new}
+    assert old == {"shapes": "4e97a88f5c6bff6d", "mnist": "e06863a26f28c0ad", "cifar10": "e1217680bf437e71"}
+    assert all(t.steps == 6000 and t.disc_start == t.gan_from == 1000 for t in new)
+    assert dataclasses.replace(new[0], steps=2000, disc_start=None).gan_from == 1000  # the old start, the same
+    with pytest.raises(ValueError, match="disc_start"):
+        dataclasses.replace(new[0], disc_start=6000)
+    pytest.importorskip("specvae.models.vqgan")
+    images = ch3.load_pairs("shapes", "train", 16).images
+    short, long = (dataclasses.replace(ch3.tokenizer_configs("smoke", datasets=("shapes",))[0], steps=n,
+                                       disc_start=13) for n in (26, 40))
+    ch3.train_tokenizer(short, images, run_dir=tmp_path / "a")
+    (tmp_path / "a" / "tokenizer.safetensors").unlink()  # keep the checkpoint only, as carried over
+    resumed = ch3.train_tokenizer(long, images, run_dir=tmp_path / "a")
+    straight = ch3.train_tokenizer(long, images, run_dir=tmp_path / "b")
+    torch.manual_seed(12345)  # the global RNG's state before a call does not matter: the config seeds everything
+    again = ch3.train_tokenizer(long, images, run_dir=tmp_path / "c")
+    for other in (straight, again):
+        a, b = resumed.state_dict(), other.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    record, _ = ch3.tokenizer_training_record(tmp_path / "a")
+    assert record["steps_done"] == 40
+
+
 def test_tokenizer_is_chapter_2s_vqgan_or_a_clear_error(tmp_path):
     cfg = ch3.tokenizer_configs("smoke", datasets=("shapes",))[0]
     images = ch3.load_pairs("shapes", "train", 16).images

@@ -121,6 +121,14 @@ class Sizes:
     transformer run took 11-14 min of training (2,500 steps, 119 pairs/s for the baseline) and 11-13 min of
     evaluation; an MNIST run 11-14 + 10-11 min.
 
+    Caps raised 2026-11-30 (after :func:`specvae.train.fit`'s rule stopped counting a rising loss as converged):
+    at 2,000 steps, with the discriminator from step 1,000, the Captioned Shapes and MNIST tokenizers were still
+    improving by 27 % and 10 % over the last 20 % of their steps (0.5 s a step beside another worker), and the
+    transformers by 6 % (Captioned Shapes, 2,500 steps) and 1-2.5 % (MNIST, CIFAR-10, 1,500 steps). The ``cpu``
+    caps are now 6,000 tokenizer steps with the discriminator from step 1,000 (chapter 2's ``cpu`` start), 5,000
+    and 3,000 transformer steps: at most ≈ 2 × 35 min (tokenizers side by side), 4 × 37 and 4 × 24 min
+    (transformer runs with evaluation), ≈ 2.7 h as two workers if nothing converges early.
+
     Args:
         steps: transformer updates per run on Captioned Shapes (a cap when ``converge_tol`` is set).
         real_steps: transformer updates per run on MNIST and CIFAR-10.
@@ -139,6 +147,8 @@ class Sizes:
         top_p: nucleus mass (the code: 0.95).
         tokenizer_steps, tokenizer_batch, tokenizer_codebook: VQGAN updates (a cap: the convergence rule watches
             its reconstruction term), batch and codebook size of each data set's tokenizer.
+        tokenizer_disc_start: the step the tokenizer's discriminator starts at (``None``: half of
+            ``tokenizer_steps``); the rule may stop the run from 1.4 × that step on.
         classifier_steps: updates of the MNIST / CIFAR-10 class reader.
         converge_tol: relative change of the smoothed loss over the last 20 % of steps that counts as converged.
         grid_samples: samples per grid caption.
@@ -164,6 +174,7 @@ class Sizes:
     top_k_frac: float = 0.5
     top_p: float = 0.95
     tokenizer_steps: int = 2000
+    tokenizer_disc_start: int | None = None
     tokenizer_batch: int = 16
     tokenizer_codebook: int = 512
     classifier_steps: int = 400
@@ -182,7 +193,7 @@ PRESETS: dict[str, Sizes] = {
                    n_train=64, n_train_real=64, n_test=24, n_curve=8, guidance=(0.0, 3.0), fid_guidance=(3.0,),
                    tokenizer_steps=2, tokenizer_batch=8, tokenizer_codebook=64, classifier_steps=3, converge_tol=None,
                    grid_samples=1, log_every=1, checkpoint_every=0),
-    "cpu": Sizes(steps=2500, real_steps=1500),
+    "cpu": Sizes(steps=5000, real_steps=3000, tokenizer_steps=6000, tokenizer_disc_start=1000),
     "gpu": Sizes(steps=20_000, real_steps=10_000, batch_size=128, lr=5e-4, warmup_steps=500, width=384, depth=8,
                  heads=6, seeds=3, n_train=50_000, n_train_real=None, n_test=5000, n_curve=2000,
                  fid_guidance=(0.0, 1.0, 2.0, 3.0, 5.0), tokenizer_steps=20_000, tokenizer_batch=64,
@@ -203,7 +214,12 @@ def sizes(preset: str, **overrides: Any) -> Sizes:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    """One tokenizer (FA-VAE's VQGAN) per data set; its hash keys its record, checkpoint and cached codes."""
+    """One tokenizer (FA-VAE's VQGAN) per data set; its hash keys its record, checkpoint and cached codes.
+
+    ``steps`` is a cap (the convergence rule watches the reconstruction term); ``disc_start`` the step the
+    discriminator starts at (None: half of ``steps``; hashed only when set, so the configs without it keep their
+    hashes).
+    """
 
     dataset: str
     preset: str
@@ -216,10 +232,20 @@ class TokenizerConfig:
     seed: int = 0
     n_test: int = 2000
     checkpoint_every: int = field(default=0, metadata={"hash": False})
+    disc_start: int | None = field(default=None, metadata={"hash": "nondefault"})
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown data set {self.dataset!r}; choose one of {DATASETS}")
+        if self.disc_start is not None and not 0 < self.disc_start < self.steps:
+            raise ValueError(f"disc_start must lie in (0, steps = {self.steps}) so that the discriminator trains, "
+                             f"got {self.disc_start}; None starts it at half the run")
+
+    @property
+    def gan_from(self) -> int:
+        """The step the PatchGAN discriminator (and the generator's adversarial term) starts at: ``disc_start``,
+        or half the run when that is None."""
+        return self.disc_start if self.disc_start is not None else max(1, self.steps // 2)
         if self.image_size % self.downsample:
             raise ValueError(f"downsample {self.downsample} does not divide image_size {self.image_size}")
 
@@ -291,7 +317,7 @@ def tokenizer_configs(preset: str = "cpu", *, datasets: Sequence[str] = DATASETS
     _check_names("datasets", datasets, DATASETS)
     return [TokenizerConfig(dataset=d, preset=preset, steps=s.tokenizer_steps, codebook_size=s.tokenizer_codebook,
                             n_train=s.n_train if d == "shapes" else s.n_train_real, n_test=s.n_test,
-                            batch_size=s.tokenizer_batch,
+                            batch_size=s.tokenizer_batch, disc_start=s.tokenizer_disc_start,
                             checkpoint_every=s.checkpoint_every)
             for d in datasets]
 
@@ -378,9 +404,10 @@ def train_tokenizer(cfg: TokenizerConfig, images: Tensor, *, run_dir: Path, prog
     """Train FA-VAE's tokenizer on ``images`` (or load it from ``run_dir``) and return it (eval mode).
 
     The model is chapter 2's FA-VAE setting (:mod:`specvae.experiments.fa_vae` variant ``favae``: CONV FCMs at the
-    official four positions, image FFL, pair-wise DSL with μ = 3, σ₀ = 3; cosine/EMA codebook; PatchGAN from half
-    the run; LPIPS-AlexNet in the loss, as chapter 2's ``cpu`` preset) at 32 px with f = 4 (``ch_mult`` (1, 2, 4),
-    8 × 8 codes), using chapter 2's building blocks: :class:`~specvae.models.vqgan.VQGAN`,
+    official four positions, image FFL, pair-wise DSL with μ = 3, σ₀ = 3; cosine/EMA codebook; PatchGAN from
+    step ``cfg.gan_from`` (half the run unless ``disc_start`` is set; the rule may stop the run from 1.4 × that);
+    LPIPS-AlexNet in the loss, as chapter 2's ``cpu`` preset) at 32 px with f = 4 (``ch_mult`` (1, 2, 4), 8 × 8
+    codes), using chapter 2's building blocks: :class:`~specvae.models.vqgan.VQGAN`,
     :class:`~specvae.losses.vqgan.VQGANTraining`, :class:`~specvae.losses.vqgan.VQGANObjective` and its
     discriminator phase, trained by :func:`specvae.train.fit` (convergence watched on the reconstruction term).
     The trained tokenizer is saved as ``run_dir/tokenizer.safetensors`` and loaded from there next time.
@@ -404,20 +431,23 @@ def train_tokenizer(cfg: TokenizerConfig, images: Tensor, *, run_dir: Path, prog
         raise ValueError(f"downsample must be 4 or 8 for a {cfg.image_size}-px tokenizer, got {cfg.downsample}")
     small = cfg.preset == "smoke"
     width = 8 if small else 32
+    # seeded before any weight is drawn: until 2026-11-30 the VQGAN was built before this line, from torch's
+    # unseeded start-up state, so a tokenizer could not be trained again from its config
+    torch.manual_seed(cfg.seed)
     vq = VQGAN(VQGANConfig(resolution=cfg.image_size, ch=width, ch_mult=ch_mult, num_res_blocks=1,
                            attn_resolutions=(), z_channels=width, codebook_size=cfg.codebook_size,
                            norm_groups=8 if small else 32, fcm="conv"))
     spectrum = FeatureSpectrumLoss(4, 3, 3.0, learnable=True, sigma_layout="shared", sigma_lr_scale=0.0125,
                                    loss_weight=1.0)
-    torch.manual_seed(cfg.seed)
     model = VQGANTraining(vq, PatchDiscriminator(ndf=8 if small else 32), spectrum)
-    disc_start = max(1, cfg.steps // 2)
+    disc_start = cfg.gan_from
     objective = VQGANObjective(VQGANLossWeights(gan=0.75, ffl=1.0, spectrum=0.01), disc_start=disc_start,
                                lpips_net="alex")
     tc = _train_config(steps=cfg.steps, batch_size=cfg.batch_size, lr=1e-4, betas=(0.5, 0.9), seed=cfg.seed,
                        precision="bf16", log_every=max(1, min(25, cfg.steps)), checkpoint_every=cfg.checkpoint_every,
                        converge_tol=None if small else 0.01, converge_window=0.2,
-                       converge_min_steps=min(cfg.steps, disc_start + max(1, cfg.steps // 5)), converge_on="rec",
+                       converge_min_steps=min(cfg.steps, disc_start + max(1, 2 * disc_start // 5)),
+                       converge_on="rec",
                        device="auto")
     result = fit(model, objective, images, tc, run_dir=run_dir, progress=progress,
                  phases=phases(objective, cfg.steps))

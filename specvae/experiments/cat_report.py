@@ -132,10 +132,11 @@ def run_note(tok_frame, frame, sizes: Any, preset: str) -> str:
         f"{sizes.real_steps} on MNIST / CIFAR-10; {sizes.seeds} seed(s) on Captioned Shapes.",
         f"Wall time: tokenizers {_tokenizer_minutes(tok_frame):.1f} min (training and evaluation), transformers "
         f"{frame['wall_time_s'].sum() / 60:.1f} min (training and evaluation), on {frame['device'].iloc[0]}.",
-        f"Convergence (the smoothed loss changed by less than {sizes.converge_tol:.0%}, either way, over the last "
-        f"20 % of steps; the tokenizers watch their reconstruction term): {n_conv} of {len(frame)} transformer runs "
-        f"and {_n_converged(tok_frame)} of {len(tok_frame)} tokenizers converged; the others are flagged in every "
-        "table.",
+        (f"Convergence (the smoothed loss changed by less than {sizes.converge_tol:.0%}, either way, over the last "
+         f"20 % of steps; the tokenizers watch their reconstruction term): {n_conv} of {len(frame)} transformer runs "
+         f"and {_n_converged(tok_frame)} of {len(tok_frame)} tokenizers converged; the others are flagged in every "
+         "table." if sizes.converge_tol else
+         "Convergence: not checked at this preset (every run trains for its fixed number of steps)."),
     ]
     return "\n\n".join(lines)
 

@@ -109,8 +109,8 @@ preset_note = (
     f"hidden widths divided by {sizes.width_div} (Shapes, MNIST) and {sizes.faces_width_div} "
     f"(faces; 1 = IRMAE's); {sizes.precision} autocast. "
     + (f"Convergence rule: stop once the smoothed training loss changed by less than "
-       f"{sizes.converge_tol:.0%} (either way) over the last 20 % of the steps, after at least "
-       f"{sizes.converge_min_epochs:g} epochs. " if sizes.converge_tol else
+       f"{sizes.converge_tol:.0%} (either way) over the last 20 % of the steps, "
+       f"after at least {sizes.converge_min_epochs:g} epochs. " if sizes.converge_tol else
        "No convergence rule at this preset: every run trains its full steps. ")
     + f"{len(grid_frame)} runs on {prov['device']}, trained {trained:%Y-%m-%d}. "
     + report.convergence_note(grid_frame))

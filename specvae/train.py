@@ -865,7 +865,7 @@ def fit(
         change = relative_change(history["step"], history.get(config.converge_on, []),
                                  window=config.converge_window)
         # |change|: a loss that rose by more than the tolerance has not settled (before 2026-11-30 a rise of any
-        # size stopped the run: six stored runs did so and were retrained)
+        # size stopped the run: ten stored trainings did so and were trained on)
         return math.isfinite(change) and abs(change) < config.converge_tol
 
     bar = tqdm(total=config.steps, initial=start, disable=not progress, desc=type(model).__name__,

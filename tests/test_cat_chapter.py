@@ -303,3 +303,17 @@ def test_run_note_counts_converged_transformers_and_tokenizers():
     note = cat_report.run_note(tok, runs, sizes, "cpu")
     assert "2 of 4 transformer runs and 1 of 3 tokenizers converged" in note
     assert "changed by less than 1%, either way" in note
+
+
+def test_tokenizer_config_rejects_a_downsample_that_does_not_divide_the_image_and_every_preset_passes():
+    """Evidence for code_equivalence.json #7: the check that ``downsample`` divides ``image_size`` (misplaced after
+    a ``return`` in a6f2542, so it never ran) is back in ``__post_init__``; every preset's tokenizer configs pass it,
+    so the stored runs, made while it did not run, are what the restored check computes."""
+    import dataclasses
+
+    good = ch3.tokenizer_configs("cpu")[0]
+    with pytest.raises(ValueError, match="does not divide image_size"):
+        dataclasses.replace(good, downsample=3)
+    for preset in ("smoke", "cpu", "gpu", "paper"):
+        for cfg in ch3.tokenizer_configs(preset):
+            assert cfg.image_size % cfg.downsample == 0, (preset, cfg)

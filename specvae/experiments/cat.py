@@ -240,14 +240,14 @@ class TokenizerConfig:
         if self.disc_start is not None and not 0 < self.disc_start < self.steps:
             raise ValueError(f"disc_start must lie in (0, steps = {self.steps}) so that the discriminator trains, "
                              f"got {self.disc_start}; None starts it at half the run")
+        if self.image_size % self.downsample:
+            raise ValueError(f"downsample {self.downsample} does not divide image_size {self.image_size}")
 
     @property
     def gan_from(self) -> int:
         """The step the PatchGAN discriminator (and the generator's adversarial term) starts at: ``disc_start``,
         or half the run when that is None."""
         return self.disc_start if self.disc_start is not None else max(1, self.steps // 2)
-        if self.image_size % self.downsample:
-            raise ValueError(f"downsample {self.downsample} does not divide image_size {self.image_size}")
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -64,7 +64,7 @@ def _variant(row) -> str:
 
 def _said_converged(c) -> bool:
     """Whether a stored ``converged`` value says yes (True or 1; None, NaN and "not checked" say no)."""
-    return c is True or (isinstance(c, (int, float, np.bool_)) and c == 1)
+    return c is True or (isinstance(c, (int, float, np.bool_, np.integer)) and c == 1)
 
 
 def label_runs(frame):
@@ -97,7 +97,7 @@ def seed_summary(frame, by: Sequence[str], metrics: Iterable[str]):
             row[f"{m}__std"] = float(v.std(ddof=1)) if v.notna().sum() > 1 else float("nan")
         conv = g["converged"] if "converged" in g else pd.Series([None])
         row["n_seeds"] = int(len(g))
-        row["converged"] = bool(all(c is True or c == 1 for c in conv))
+        row["converged"] = bool(all(_said_converged(c) for c in conv))
         row["steps"] = float(pd.to_numeric(g.get("steps_done", pd.Series([np.nan])), errors="coerce").mean())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -592,7 +592,7 @@ def _unmeasured(frame, metrics: Sequence[str]) -> list[str]:
 
 def run_note(frame, sizes, preset: str, device: str) -> str:
     """The chapter's "what was run" note (Markdown): preset, runs, caps, seeds, evaluation size, convergence."""
-    n_conv = int(frame["converged"].map(lambda c: c is True or c == 1).sum())
+    n_conv = int(frame["converged"].map(_said_converged).sum())
     rule = (f"|relative change| of the training MSE over the last 20 % of steps < {sizes.converge_tol}"
             if sizes.converge_tol else "not checked at this preset: every run trains for its fixed steps")
     small = ("" if preset in ("gpu", "paper") else

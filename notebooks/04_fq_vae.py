@@ -61,7 +61,7 @@ from specvae import plots, reference
 from specvae.data import fallback_summary
 from specvae.experiments import fq_vae as ch
 from specvae.experiments import fq_vae_report as report
-from specvae.experiments.store import ResultStore
+from specvae.experiments.store import ResultStore, said_converged
 
 if data_root is not None:
     os.environ["SPECVAE_DATA"] = str(data_root)
@@ -101,7 +101,7 @@ def read(text):
 
 # %% tags=["remove-input"]
 note = report.run_note(frame, sizes, preset, device)
-n_conv = int(frame["converged"].map(lambda c: c is True or c == 1).sum())
+n_conv = int(frame["converged"].map(said_converged).sum())
 stand_in = fallback_summary()
 glue("ch4_n_runs", len(frame), display=False)
 glue("ch4_n_converged", n_conv, display=False)

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from specvae.experiments.store import said_converged
+
 __all__ = ["ATTRIBUTE_LABELS", "shapes_table", "real_table", "curve_frame", "tokenizer_table", "run_note",
            "sample_grid", "reading", "compare_models", "tokenizer_ceiling"]
 
@@ -117,8 +119,7 @@ def _tokenizer_minutes(tok_frame) -> float:
 
 def _n_converged(frame) -> int:
     """How many rows of ``frame`` say ``converged`` (None / NaN / missing: not counted)."""
-    return int(sum(v is True or (isinstance(v, (bool, np.bool_, int, float)) and v == 1)
-                   for v in (frame["converged"] if "converged" in frame else [])))
+    return int(sum(said_converged(v) for v in (frame["converged"] if "converged" in frame else [])))
 
 
 def run_note(tok_frame, frame, sizes: Any, preset: str) -> str:

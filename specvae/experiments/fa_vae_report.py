@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from specvae.experiments.fa_vae import MAIN_F, TABLE1_F, TABLE2_ROWS, VARIANTS, ZERO_SHOT_F
+from specvae.experiments.store import converged_flag
 
 __all__ = ["convergence_mark", "table2", "table1", "table3", "orderings", "claims", "sigma_history",
            "CONVERGENCE_NOTE"]
@@ -26,7 +27,7 @@ CONVERGENCE_NOTE = ("✓ converged (the reconstruction term L1 + LPIPS changed b
 
 def convergence_mark(metrics: Mapping[str, Any]) -> str:
     """``✓`` converged, ``†`` stopped at the cap unconverged, ``—`` no rule (``metrics.converged`` is None)."""
-    c = metrics.get("converged")
+    c = converged_flag(metrics.get("converged"))
     return "—" if c is None else ("✓" if c else "†")
 
 

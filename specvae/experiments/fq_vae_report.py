@@ -23,6 +23,7 @@ import numpy as np
 
 from specvae.experiments.fq_vae import (_IMAGE_SIZE, ABLATION, ABLATION_LABELS, EXTRACTOR_LABELS, METHOD_LABELS,
                                          METHODS, PAPER_DATASET, default_dn)
+from specvae.experiments.store import said_converged
 
 __all__ = ["METRICS", "LOWER_IS_BETTER", "label_runs", "seed_summary", "paper_cells", "table1", "table2", "table3",
            "table4", "published_baselines", "published_sources", "known_paper_cells", "claims_check", "claims_table",
@@ -62,11 +63,6 @@ def _variant(row) -> str:
     return next(k for k, v in ABLATION.items() if v == key)
 
 
-def _said_converged(c) -> bool:
-    """Whether a stored ``converged`` value says yes (True or 1; None, NaN and "not checked" say no)."""
-    return c is True or (isinstance(c, (int, float, np.bool_, np.integer)) and c == 1)
-
-
 def label_runs(frame):
     """``frame`` with ``variant`` (A-I, ``D=…,N=…``, ``transformer`` or ``-``), ``method_label``, ``dataset_label``,
     ``table1`` (whether the run is one of Table 1's) and ``extractor_label`` (Table 4's conv/transformer/FFT row).
@@ -97,7 +93,7 @@ def seed_summary(frame, by: Sequence[str], metrics: Iterable[str]):
             row[f"{m}__std"] = float(v.std(ddof=1)) if v.notna().sum() > 1 else float("nan")
         conv = g["converged"] if "converged" in g else pd.Series([None])
         row["n_seeds"] = int(len(g))
-        row["converged"] = bool(all(_said_converged(c) for c in conv))
+        row["converged"] = bool(all(said_converged(c) for c in conv))
         row["steps"] = float(pd.to_numeric(g.get("steps_done", pd.Series([np.nan])), errors="coerce").mean())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -592,7 +588,7 @@ def _unmeasured(frame, metrics: Sequence[str]) -> list[str]:
 
 def run_note(frame, sizes, preset: str, device: str) -> str:
     """The chapter's "what was run" note (Markdown): preset, runs, caps, seeds, evaluation size, convergence."""
-    n_conv = int(frame["converged"].map(_said_converged).sum())
+    n_conv = int(frame["converged"].map(said_converged).sum())
     rule = (f"|relative change| of the training MSE over the last 20 % of steps < {sizes.converge_tol}"
             if sizes.converge_tol else "not checked at this preset: every run trains for its fixed steps")
     small = ("" if preset in ("gpu", "paper") else
@@ -929,7 +925,7 @@ def reading_quantisation_fit(fit, frame=None) -> str:
     behind = [DATASET_LABELS[ds] for ds in dict.fromkeys(s.dataset)
               if "fqvae" in set(s[s.dataset == ds].method)
               and (s[s.dataset == ds].set_index("method")[f"{METRICS['SSIM']}__mean"].idxmax() != "fqvae")]
-    conv = f["converged"].map(_said_converged)
+    conv = f["converged"].map(said_converged)
     fq, base = conv[f.method == "fqvae"], conv[f.method != "fqvae"]
     if behind:
         text += (f" FQ-VAE trails the best baseline on SSIM on {', '.join(behind)}; {int(fq.sum())} of its {len(fq)} "

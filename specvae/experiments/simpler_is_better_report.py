@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from specvae.experiments.store import converged_flag
 from specvae.experiments.simpler_is_better import OBJECTIVE_LABELS, PAPER_DATASET, UPSAMPLERS
 
 __all__ = [
@@ -146,23 +147,8 @@ def _require(frame, columns: Iterable[str], what: str) -> None:
 # ------------------------------------------------------------------------------------------------------------
 # convergence
 # ------------------------------------------------------------------------------------------------------------
-def _flag(value: Any) -> bool | None:
-    """A stored ``converged`` value as True / False / None (not recorded: missing, None or NaN)."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise ValueError(f"a run's 'converged' must be true/false (or missing), got {value!r}")
-
-
 def _status(values: Iterable[Any]) -> dict[str, Any]:
-    flags = [_flag(v) for v in values]
+    flags = [converged_flag(v) for v in values]
     n_not = sum(f is False for f in flags)
     n_unknown = sum(f is None for f in flags)
     status = False if n_not else (None if n_unknown else True)
@@ -189,7 +175,7 @@ def convergence(frame, keys: Sequence[str] = ("upsample", "dataset", "objective"
 
 def convergence_label(converged: Any, n_not: int = 0, n_seeds: int = 0) -> str:
     """``"yes"``, ``"no (k of n seeds)"`` or ``"not recorded"`` for a row's convergence status."""
-    flag = None if converged is None or (isinstance(converged, float) and math.isnan(converged)) else bool(converged)
+    flag = converged_flag(converged)
     if flag is True:
         return "yes"
     if flag is False:
@@ -995,7 +981,7 @@ def convergence_outlook(records: Iterable[Mapping[str, Any]], *, tol: float = 0.
     rows: dict[tuple, list[dict[str, float]]] = {}
     for rec in records:
         m, c = rec.get("metrics") or {}, rec.get("config") or {}
-        if _flag(m.get("converged")) is not False:
+        if converged_flag(m.get("converged")) is not False:
             continue
         h = rec.get("history") or {}
         cap = float(m.get("steps_done") or (h.get("step") or [np.nan])[-1])

@@ -48,7 +48,7 @@ from specvae.experiments.atomic import TEMP_SUFFIX, atomic_write, atomic_write_t
 from specvae.experiments.hashing import canonical_config, config_hash
 
 __all__ = ["ResultStore", "ResultMismatchError", "MissingResultError", "SCHEMA_VERSION", "MAX_ARRAY_ELEMENTS",
-           "encode_array", "decode_array"]
+           "encode_array", "decode_array", "converged_flag", "said_converged"]
 
 #: layout version of the result files; files of another version are never reused
 SCHEMA_VERSION = 1
@@ -72,6 +72,35 @@ class MissingResultError(LookupError):
 # ----------------------------------------------------------------------------------------------------------
 # encoding
 # ----------------------------------------------------------------------------------------------------------
+def converged_flag(value: Any) -> bool | None:
+    """A stored ``metrics.converged`` value read as True / False / None.
+
+    None means "not recorded": the key is missing (None), the run had no convergence rule (None, e.g. at
+    ``smoke``), or a table cell is NaN. Every chapter writes a bool (or None); JSON/pandas may hand it back as
+    a NumPy bool, 0/1 or a float, and old notebooks' frames as "true"/"false". Anything else is a defect of the
+    record and raises :class:`ValueError` naming the value, instead of being counted one way or the other.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        if value != value:  # NaN: a missing cell
+            return None
+        if value in (0.0, 1.0):
+            return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"a run's 'converged' must be true/false (or missing), got {value!r}")
+
+
+def said_converged(value: Any) -> bool:
+    """Whether a stored ``converged`` value says yes (:func:`converged_flag` is True; "not recorded" says no)."""
+    return converged_flag(value) is True
+
+
 def _to_numpy(value: Any, where: str) -> np.ndarray:
     if type(value).__module__.startswith("torch"):
         value = value.detach().cpu()

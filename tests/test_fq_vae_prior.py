@@ -124,6 +124,41 @@ def test_smoke_priors_store_what_the_report_reads(tmp_path, monkeypatch):
     assert list(again.test_bits_per_code) == list(frame.test_bits_per_code)
 
 
+def test_a_lost_tokenizer_checkpoint_is_recreated_by_training_the_stored_run_again(tmp_path, monkeypatch):
+    """On a fresh machine the faces runs are stored but their checkpoints (never committed) are gone: the priors'
+    run_all trains them again, seeded as run() did, and gets the very same models (weights equal bit for bit, the
+    training history identical), and each prior's record says so."""
+    import shutil
+
+    from specvae.experiments.store import MissingResultError, ResultStore
+
+    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SPECVAE_RUNS", str(tmp_path / "runs"))
+    toks = [prior.tokenizer_config(m, "smoke") for m in prior.METHODS]
+    with pytest.raises(MissingResultError, match="no stored result"):
+        ch.retrain_checkpoint(toks[0])
+    first = prior.run_all("smoke", progress=False)
+    assert all(ch.has_checkpoint(t) for t in toks)
+    weights = {t.method: {k: v.clone() for k, v in ch.trained_model(t).state_dict().items()} for t in toks}
+    store = ResultStore(ch.CHAPTER)
+    shutil.rmtree(tmp_path / "runs")                      # a fresh machine: stored results, no checkpoints
+    for c in prior.configs("smoke"):
+        store.delete(c)                                   # the priors are to be trained (here: again)
+    assert not any(ch.has_checkpoint(t) for t in toks)
+    with pytest.raises(FileNotFoundError, match="retrain_checkpoint"):
+        ch.trained_model(toks[0])
+    again = prior.run_all("smoke", progress=False)
+    for t in toks:
+        new = ch.trained_model(t).state_dict()
+        assert new.keys() == weights[t.method].keys()
+        assert all(torch.equal(new[k], weights[t.method][k]) for k in new), t.method
+    for c in prior.configs("smoke"):
+        note = store.load(c)["extra"]["tokenizer_retrained"]
+        assert note["history_max_abs_diff"] == 0.0 and note["history_terms"] >= 3
+        assert note["steps"] == note["stored_steps"] == store.load(c.tokenizer)["metrics"]["steps_done"]
+    assert list(again.test_bits_per_code) == list(first.test_bits_per_code)  # the priors see the same codes
+
+
 def test_reading_ranks_the_measured_fids():
     import pandas as pd
 

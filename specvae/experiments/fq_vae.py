@@ -811,15 +811,91 @@ def trained_model(cfg: RunConfig, runs_root=None) -> torch.nn.Module:
 
     from specvae.train import load_checkpoint
 
-    run_dir = Path(_store().run_dir(cfg, runs_root))
-    if cfg.method == "hqa":
-        run_dir = run_dir / "layer1"  # the second layer's checkpoint holds the whole stack
+    run_dir = _checkpoint_dir(cfg, runs_root)
     if not (run_dir / "checkpoint.pt").is_file():
         raise FileNotFoundError(f"no checkpoint of {cfg} in {run_dir}: train the run here first "
-                                f"(run_all({cfg.preset!r})) or copy its runs/ folder")
+                                f"(run_all({cfg.preset!r})), recreate it with retrain_checkpoint(cfg) when its "
+                                "result is stored, or copy its runs/ folder")
     model = build_model(cfg)
     model.load_state_dict(load_checkpoint(run_dir)["model"])
     return model.eval()
+
+
+def _checkpoint_dir(cfg: RunConfig, runs_root=None):
+    """The folder of the checkpoint that holds ``cfg``'s whole trained model (HQA: its second layer's)."""
+    from pathlib import Path
+
+    run_dir = Path(_store().run_dir(cfg, runs_root))
+    return run_dir / "layer1" if cfg.method == "hqa" else run_dir
+
+
+def has_checkpoint(cfg: RunConfig, runs_root=None) -> bool:
+    """Whether :func:`trained_model` can load ``cfg`` here (its checkpoint is in the runs folder)."""
+    return (_checkpoint_dir(cfg, runs_root) / "checkpoint.pt").is_file()
+
+
+def _stored_threads(record: dict[str, Any]) -> int | None:
+    """The torch thread count a stored run trained with, from its provenance's device line ("…, 1 torch threads)")."""
+    import re
+
+    found = re.search(r"(\d+) torch threads", str((record.get("provenance") or {}).get("device", "")))
+    return int(found.group(1)) if found else None
+
+
+#: the file :func:`retrain_checkpoint` leaves beside the recreated checkpoint (read into the prior's record)
+RETRAIN_NOTE = "retrained.json"
+
+
+def retrain_checkpoint(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
+    """Recreate the checkpoint of a stored run by training it again, exactly as :func:`run` trained it.
+
+    Checkpoints are not committed (nor kept by a fresh machine), but Fig. 6's priors need the trained faces models
+    of Table 1. The training is seeded (data order, weights, quantiser) and runs on as many torch threads as the
+    stored run did (read from its provenance: a reduction split over another number of threads sums in another
+    order), so on the same software it reproduces the stored run; this returns (and writes to
+    :data:`RETRAIN_NOTE` in the run folder) how closely: the largest absolute difference between the new and the
+    stored training histories over their common logged terms (0.0 = the same training, step for step), and the
+    steps of both. Evaluation is not repeated: the stored record keeps its metrics. Raises
+    :class:`~specvae.experiments.store.MissingResultError` when ``cfg`` has no stored result (train it with
+    :func:`run_all` instead).
+    """
+    import json
+    from pathlib import Path
+
+    from specvae.experiments.store import MissingResultError
+
+    store = _store()
+    record = store.load(cfg)
+    if record is None:
+        raise MissingResultError(f"{cfg} has no stored result in {store.folder}: train it with run_all() (`specvae "
+                                 f"run {CHAPTER} --preset {cfg.preset}`), which also leaves its checkpoint")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(_stored_threads(record) or threads)
+    try:
+        torch.set_flush_denormal(True)
+        train = _load(cfg, "train")
+        _load(cfg, "test")  # as run() does before seeding
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg)
+        summary = train_model(cfg, model, train.images, run_dir=store.run_dir(cfg), progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+    old, new = record.get("history") or {}, summary["history"]
+    diffs = []
+    for key in sorted(set(old) & set(new) - {"step"}):
+        a, b = np.asarray(old[key], float), np.asarray(new[key], float)
+        if a.shape != b.shape:
+            diffs.append(math.inf)
+            continue
+        both = np.isfinite(a) & np.isfinite(b)
+        diffs.append(float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0)
+        if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+            diffs.append(math.inf)
+    note = {"history_max_abs_diff": max(diffs) if diffs else math.inf, "history_terms": len(diffs),
+            "steps": int(summary["steps"]), "stored_steps": int(record["metrics"].get("steps_done", -1)),
+            "torch": torch.__version__, "stored_torch": (record.get("provenance") or {}).get("torch_version")}
+    (Path(store.run_dir(cfg)) / RETRAIN_NOTE).write_text(json.dumps(note, indent=1))
+    return note
 
 
 def _missing_metric_weights() -> list[str]:

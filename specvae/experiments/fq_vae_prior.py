@@ -10,8 +10,10 @@ sampled ancestrally (temperature 1, no top-k: the plain model distribution, so t
 decoder, not a sampling heuristic).
 
 The two tokenizers are Table 1's faces runs of seed 0 (:func:`tokenizer_config`), loaded from their checkpoints
-(:func:`specvae.experiments.fq_vae.trained_model`; checkpoints are not committed, so the priors are trained where
-the grid was). Both quantise U = 256 vectors with K = 512 codes, so the two priors model sequences of the same length
+(:func:`specvae.experiments.fq_vae.trained_model`; checkpoints are not committed: where they are missing, as on a
+fresh machine, :func:`run_all` first recreates them by training the stored runs again with
+:func:`specvae.experiments.fq_vae.retrain_checkpoint`, and each prior's record says how closely that training
+followed the stored one, ``extra.tokenizer_retrained``). Both quantise U = 256 vectors with K = 512 codes, so the two priors model sequences of the same length
 and vocabulary and differ only in what a code means:
 
 * CVQ-VAE: a 16 × 16 spatial grid of codes, raster order (row-major);
@@ -306,7 +308,7 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
     extra = {"train_notes": train.notes, "test_notes": test.notes, "stand_in": train.stand_in or test.stand_in,
              "n_train_sequences": int(codes.shape[0]), "code_grid": list(cfg.cat.grid),
              "resumed_from": result.resumed_from, "total_wall_s": time.perf_counter() - t0,
-             "tokenizer_hash": _hash(cfg.tokenizer)}
+             "tokenizer_hash": _hash(cfg.tokenizer), "tokenizer_retrained": _retrain_note(cfg.tokenizer)}
     return {"metrics": metrics, "arrays": arrays, "history": hist, "extra": extra, "npz": npz,
             "device": result.device}
 
@@ -315,6 +317,18 @@ def _subset(n: int, k: int, seed: int = 0) -> Tensor:
     """``k`` of ``n`` indices drawn without replacement, seeded (the training split is ordered by file index, and
     its first faces are mostly profiles: a prefix would not be a fair sample)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(k, n)]
+
+
+def _retrain_note(tok_cfg: Any) -> dict[str, Any] | None:
+    """What :func:`fq_vae.retrain_checkpoint` wrote when it recreated the tokenizer's checkpoint (how closely the new
+    training followed the stored one), or None when the checkpoint is the grid's own."""
+    import json
+    from pathlib import Path
+
+    from specvae.experiments.store import ResultStore
+
+    path = Path(ResultStore(CHAPTER).run_dir(tok_cfg)) / fq_vae.RETRAIN_NOTE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _hash(cfg: Any) -> str:
@@ -337,10 +351,18 @@ def run_all(preset: str = "cpu", *, train: bool = True, workers: int = 1, progre
         raise MissingResultError(
             f"{len(missing)} of Fig. 6's {len(cfgs)} priors at preset {preset!r} have no stored result in "
             f"{store.folder} (first: {missing[0].method}). Train them with `specvae run {CHAPTER} --preset {preset}` "
-            "where the faces runs were trained (their checkpoints are needed).")
+            "(it recreates the faces runs' checkpoints first where they are missing).")
     if missing:
         toks = [c.tokenizer for c in missing if not store.exists(c.tokenizer)]
         if toks:
             run_grid(toks, fq_vae.run, store, workers=min(workers, len(toks)), progress=progress)
+        for tok in dict.fromkeys(c.tokenizer for c in missing if not fq_vae.has_checkpoint(c.tokenizer)):
+            if progress:
+                print(f"Fig. 6: the {tok.method} faces run is stored but its checkpoint is not here; training it "
+                      "again (seeded, as stored) to recreate it", flush=True)
+            note = fq_vae.retrain_checkpoint(tok, progress=progress)
+            if progress:
+                print(f"  recreated: {note['steps']} steps (stored {note['stored_steps']}), training history "
+                      f"differs from the stored one by at most {note['history_max_abs_diff']:.3g}", flush=True)
         run_grid(missing, run, store, workers=min(workers, len(missing)), progress=progress)
     return store.frame(cfgs)

@@ -334,7 +334,8 @@ if shown:
 pending = len(prior_cfgs) - len(shown)
 read(report.reading_prior(prior_frame) + (
     f" **Pending: {pending} of {len(prior_cfgs)} priors are not stored at this preset** (they are trained after "
-    "the faces runs, on their checkpoints: `specvae run 04`)." if pending else ""))
+    "the faces runs, on their checkpoints, which it recreates where they are missing: `specvae run 04`)."
+    if pending else ""))
 
 # %% [markdown]
 # ## Training length and convergence of every run

@@ -13,8 +13,8 @@ The two tokenizers are Table 1's faces runs of seed 0 (:func:`tokenizer_config`)
 (:func:`specvae.experiments.fq_vae.trained_model`; checkpoints are not committed: where they are missing, as on a
 fresh machine, :func:`run_all` first recreates them by training the stored runs again with
 :func:`specvae.experiments.fq_vae.retrain_checkpoint`, and each prior's record says how closely that training
-followed the stored one, ``extra.tokenizer_retrained``). Both quantise U = 256 vectors with K = 512 codes, so the two priors model sequences of the same length
-and vocabulary and differ only in what a code means:
+followed the stored one, ``extra.tokenizer_retrained``). Both quantise U = 256 vectors with K = 512 codes, so the
+two priors model sequences of the same length and vocabulary and differ only in what a code means:
 
 * CVQ-VAE: a 16 × 16 spatial grid of codes, raster order (row-major);
 * FQ-VAE: the D × N = 2 × 128 frequency components (channel × dynamic filter basis), channel-major order. The order

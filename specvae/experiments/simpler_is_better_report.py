@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from specvae.experiments.store import converged_flag
 from specvae.experiments.simpler_is_better import OBJECTIVE_LABELS, PAPER_DATASET, UPSAMPLERS
+from specvae.experiments.store import converged_flag
 
 __all__ = [
     "DOMAINS",

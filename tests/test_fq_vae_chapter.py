@@ -412,3 +412,21 @@ def test_the_convergence_table_and_reading_show_the_stored_verdict():
     assert list(table["converged"]) == ["no", "yes", "yes", "no"]
     text = report.reading_convergence(pd.DataFrame(rows))
     assert text.startswith("2 of 4 runs converged") and "Stopped at the cap: CVQ-VAE 2." in text
+
+
+def test_table1_reading_names_a_collapsed_codebook():
+    """A seed whose codes' perplexity is ~1 (one code for every vector) is named with its figures; the others not."""
+    rows = [{"dataset": "mnist", "method": "vqvae", "seed": s, "D": 0, "N": 0, "extractor": "fft",
+             "codebook_update": "dependency", "gcm": True, "converge_tol": 0.01, "converged": c,
+             "loss_rel_change_last20": 0.0, "steps_done": 500, "ssim_mean": ssim, "lpips_vgg_mean": 0.1,
+             "rfid": 40.0, "perplexity": perp}
+            for s, c, ssim, perp in ((0, False, 0.85, 33.6), (1, False, 0.83, 46.4), (2, True, 0.11, 1.0))]
+    rows.append({**rows[0], "method": "fqvae", "D": 1, "N": 49, "perplexity": 1.99, "ssim_mean": 0.5})
+    frame = pd.DataFrame(rows)
+    got = report.collapsed_runs(frame)
+    assert [(r.method, r.seed) for r in got.itertuples()] == [("fqvae", 0), ("vqvae", 2)]
+    assert report.collapsed_runs(frame, threshold=1.5).method.tolist() == ["vqvae"]
+    text = report.reading_table1(frame)
+    assert "Codebook collapse: FQ-VAE on MNIST, seed 0 (perplexity 1.99, SSIM 0.500); VQ-VAE on MNIST, seed 2 " \
+           "(perplexity 1.00, SSIM 0.110)" in text
+    assert "Codebook collapse" not in report.reading_table1(frame[frame.perplexity > 2])

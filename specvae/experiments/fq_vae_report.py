@@ -27,7 +27,7 @@ from specvae.experiments.store import said_converged
 
 __all__ = ["METRICS", "LOWER_IS_BETTER", "label_runs", "seed_summary", "paper_cells", "table1", "table2", "table3",
            "table4", "published_baselines", "published_sources", "known_paper_cells", "claims_check", "claims_table",
-           "convergence_table", "band_table", "component_effects", "crop_errors", "plot_usage",
+           "convergence_table", "collapsed_runs", "band_table", "component_effects", "crop_errors", "plot_usage",
            "plot_unit_information", "plot_reconstructions", "plot_band_errors", "plot_spectra", "reproduction_notes",
            "run_note", "reading_table1", "reading_claims", "reading_table2", "reading_table3", "reading_table4",
            "reading_usage",
@@ -646,7 +646,32 @@ def reading_table1(frame) -> str:
     if n_flag:
         out.append(f"{n_flag} of {len(s)} cells hold a run that stopped at its step cap before converging (†): "
                    "their numbers are lower bounds on what the method reaches.")
+    collapsed = collapsed_runs(f)
+    if len(collapsed):
+        runs = "; ".join(f"{METHOD_LABELS[r.method]} on {DATASET_LABELS.get(r.dataset, r.dataset)}, seed {int(r.seed)} "
+                         f"(perplexity {r.perplexity:.2f}, SSIM {getattr(r, METRICS['SSIM']):.3f})"
+                         for r in collapsed.itertuples(index=False))
+        out.append(f"Codebook collapse: {runs} — every image is coded with (nearly) one code. The loss is then flat "
+                   "at a poor value, so the convergence rule may count such a run as converged; it is kept in the "
+                   "means and spreads above, as a seed of the method.")
     return " ".join(out) if out else "No run of Table 1 is stored yet."
+
+
+#: a run whose codes' perplexity over the evaluation images is below this uses (nearly) one code
+COLLAPSE_PERPLEXITY = 2.0
+
+
+def collapsed_runs(frame, threshold: float = COLLAPSE_PERPLEXITY):
+    """The runs of ``frame`` whose codebook collapsed: perplexity of the code usage over the evaluation images below
+    ``threshold`` (perplexity = exp of the usage entropy, the effective number of codes used; 1 = one code for
+    every vector). Columns dataset, method, seed, perplexity and SSIM."""
+    import pandas as pd
+
+    if "perplexity" not in frame:
+        return frame.iloc[0:0]
+    p = pd.to_numeric(frame["perplexity"], errors="coerce")
+    cols = [c for c in ("dataset", "method", "seed", "perplexity", METRICS["SSIM"]) if c in frame]
+    return frame.loc[p < threshold, cols].sort_values(["dataset", "method", "seed"]).reset_index(drop=True)
 
 
 def reading_claims(claims) -> str:

@@ -881,21 +881,31 @@ def retrain_checkpoint(cfg: RunConfig, *, progress: bool = False) -> dict[str, A
     finally:
         torch.set_num_threads(threads)
     old, new = record.get("history") or {}, summary["history"]
-    diffs = []
-    for key in sorted(set(old) & set(new) - {"step"}):
-        a, b = np.asarray(old[key], float), np.asarray(new[key], float)
-        if a.shape != b.shape:
-            diffs.append(math.inf)
-            continue
-        both = np.isfinite(a) & np.isfinite(b)
-        diffs.append(float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0)
-        if not np.array_equal(np.isfinite(a), np.isfinite(b)):
-            diffs.append(math.inf)
+    diffs = [_curve_diff(old[key], new[key]) for key in sorted(set(old) & set(new) - {"step"})]
     note = {"history_max_abs_diff": max(diffs) if diffs else math.inf, "history_terms": len(diffs),
             "steps": int(summary["steps"]), "stored_steps": int(record["metrics"].get("steps_done", -1)),
             "torch": torch.__version__, "stored_torch": (record.get("provenance") or {}).get("torch_version")}
     (Path(store.run_dir(cfg)) / RETRAIN_NOTE).write_text(json.dumps(note, indent=1))
     return note
+
+
+def _curve_diff(old: Sequence[float], new: Sequence[float]) -> float:
+    """Largest absolute difference of two logged curves; inf when their lengths or their NaN positions differ."""
+    a, b = np.asarray(old, float), np.asarray(new, float)
+    if a.shape != b.shape or not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        return math.inf
+    both = np.isfinite(a)
+    return float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0
+
+
+def retrain_note(cfg: RunConfig) -> dict[str, Any] | None:
+    """What :func:`retrain_checkpoint` wrote when it recreated ``cfg``'s checkpoint here (how closely the new training
+    followed the stored one), or None when the checkpoint is the grid's own."""
+    import json
+    from pathlib import Path
+
+    path = Path(_store().run_dir(cfg)) / RETRAIN_NOTE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _missing_metric_weights() -> list[str]:

@@ -308,7 +308,7 @@ def run(cfg: PriorConfig, *, progress: bool = False) -> dict[str, Any]:
     extra = {"train_notes": train.notes, "test_notes": test.notes, "stand_in": train.stand_in or test.stand_in,
              "n_train_sequences": int(codes.shape[0]), "code_grid": list(cfg.cat.grid),
              "resumed_from": result.resumed_from, "total_wall_s": time.perf_counter() - t0,
-             "tokenizer_hash": _hash(cfg.tokenizer), "tokenizer_retrained": _retrain_note(cfg.tokenizer)}
+             "tokenizer_hash": _hash(cfg.tokenizer), "tokenizer_retrained": fq_vae.retrain_note(cfg.tokenizer)}
     return {"metrics": metrics, "arrays": arrays, "history": hist, "extra": extra, "npz": npz,
             "device": result.device}
 
@@ -317,18 +317,6 @@ def _subset(n: int, k: int, seed: int = 0) -> Tensor:
     """``k`` of ``n`` indices drawn without replacement, seeded (the training split is ordered by file index, and
     its first faces are mostly profiles: a prefix would not be a fair sample)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(k, n)]
-
-
-def _retrain_note(tok_cfg: Any) -> dict[str, Any] | None:
-    """What :func:`fq_vae.retrain_checkpoint` wrote when it recreated the tokenizer's checkpoint (how closely the new
-    training followed the stored one), or None when the checkpoint is the grid's own."""
-    import json
-    from pathlib import Path
-
-    from specvae.experiments.store import ResultStore
-
-    path = Path(ResultStore(CHAPTER).run_dir(tok_cfg)) / fq_vae.RETRAIN_NOTE
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _hash(cfg: Any) -> str:

@@ -746,8 +746,7 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, test_images: torch.Tensor, 
 
 def _codes(quantizer) -> torch.Tensor:
     """The code vectors as the quantiser looks them up (unit rows for ℓ2-normalised codes), detached, on the CPU."""
-    codes = quantizer.codes() if hasattr(quantizer, "codes") else quantizer.codebook
-    return codes.detach().float().cpu()
+    return quantizer.codes().detach().float().cpu()
 
 
 def _code_grid(model, flat_shape) -> tuple[int, ...]:
@@ -757,6 +756,20 @@ def _code_grid(model, flat_shape) -> tuple[int, ...]:
     n = int(np.prod(flat_shape))
     side = int(round(math.sqrt(n)))
     return (side, n // side)
+
+
+def _train_run(cfg: RunConfig, run_dir, *, progress: bool = False):
+    """Load ``cfg``'s data, seed, build and train its model with checkpoints in ``run_dir``: ``(train data, test
+    data, model, training summary)``. The one training path of :func:`run` and :func:`retrain_checkpoint`, so a
+    recreated checkpoint is trained exactly as the stored run was (the test split is loaded before seeding, as the
+    grid always did)."""
+    torch.set_flush_denormal(True)
+    train = _load(cfg, "train")
+    test = _load(cfg, "test")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    summary = train_model(cfg, model, train.images, run_dir=run_dir, progress=progress)
+    return train, test, model, summary
 
 
 def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
@@ -769,13 +782,8 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
 
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"run() takes a RunConfig (see configs()), got {type(cfg).__name__}")
-    torch.set_flush_denormal(True)
     t0 = time.perf_counter()
-    train = _load(cfg, "train")
-    test = _load(cfg, "test")
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg)
-    summary = train_model(cfg, model, train.images, run_dir=ResultStore(CHAPTER).run_dir(cfg), progress=progress)
+    train, test, model, summary = _train_run(cfg, ResultStore(CHAPTER).run_dir(cfg), progress=progress)
     t_eval = time.perf_counter()
     missing = _missing_metric_weights() if cfg.preset == "gpu" else []
     ev = evaluate(model, cfg, test.images, progress=progress, lpips=cfg.image_metrics and "lpips-vgg" not in missing,
@@ -872,12 +880,7 @@ def retrain_checkpoint(cfg: RunConfig, *, progress: bool = False) -> dict[str, A
     threads = torch.get_num_threads()
     torch.set_num_threads(_stored_threads(record) or threads)
     try:
-        torch.set_flush_denormal(True)
-        train = _load(cfg, "train")
-        _load(cfg, "test")  # as run() does before seeding
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg)
-        summary = train_model(cfg, model, train.images, run_dir=store.run_dir(cfg), progress=progress)
+        summary = _train_run(cfg, store.run_dir(cfg), progress=progress)[3]
     finally:
         torch.set_num_threads(threads)
     old, new = record.get("history") or {}, summary["history"]

@@ -58,20 +58,21 @@ class CodebookQuantizer(nn.Module):
     ``(M, dim)`` view), :meth:`lookup` (code ids → vectors) and :meth:`nearest` (L2 nearest code ids).
     """
 
-    def __init__(self, num_codes: int, dim: int) -> None:
+    def __init__(self, num_codes: int, dim: int, normalize: bool = False) -> None:
         super().__init__()
         for name, value in (("num_codes", num_codes), ("dim", dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{type(self).__name__}: {name} must be a positive integer, got {value!r}")
         self.num_codes = int(num_codes)
         self.dim = int(dim)
+        self.normalize = bool(normalize)
 
     # subclasses set self.codebook (nn.Parameter (K, D))
     codebook: nn.Parameter
     #: ℓ2-normalise the input vectors and the codes before the lookup and the losses (ViT-VQGAN's "ℓ2-normalised
     #: codes", Yu et al. 2022 §3.2): every vector and code then lies on the unit sphere, so the encoder's output
-    #: cannot run away from the codebook in scale. Subclasses set it from their ``normalize`` argument.
-    normalize: bool = False
+    #: cannot run away from the codebook in scale. Set from the ``normalize`` argument.
+    normalize: bool
 
     def codes(self) -> Tensor:
         """The codebook as the lookup uses it: float32 ``(K, D)``, unit rows when :attr:`normalize`."""

@@ -60,8 +60,7 @@ class ClusteredQuantizer(CodebookQuantizer):
     def __init__(self, num_codes: int = 512, dim: int = 64, beta: float = 0.25, decay: float = 0.99,
                  distance: str = "cos", anchor: str = "closest", eps: float = 1e-3, usage_scale: float = 10.0,
                  normalize: bool = False) -> None:
-        super().__init__(num_codes, dim)
-        self.normalize = bool(normalize)
+        super().__init__(num_codes, dim, normalize)
         name = type(self).__name__
         if distance not in DISTANCES:
             raise ValueError(f"{name}: unknown distance {distance!r}; choose one of {DISTANCES}")

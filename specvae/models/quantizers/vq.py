@@ -38,19 +38,19 @@ class VectorQuantizer(CodebookQuantizer):
     """
 
     def __init__(self, num_codes: int = 512, dim: int = 64, beta: float = 0.25, normalize: bool = False) -> None:
-        super().__init__(num_codes, dim)
+        super().__init__(num_codes, dim, normalize)
         if not beta >= 0:
             raise ValueError(f"VectorQuantizer: beta must be >= 0, got {beta!r}")
         self.beta = float(beta)
-        self.normalize = bool(normalize)
         self.codebook = nn.Parameter(uniform_codebook(num_codes, dim))
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         with torch.autocast(z.device.type, enabled=False):
             flat, lead = self.flatten(z)
+            codes = self.codes()
             with torch.no_grad():
-                idx = squared_distances(flat, self.codes()).argmin(dim=1)
-            q = torch.nn.functional.embedding(idx, self.codes())
+                idx = squared_distances(flat, codes).argmin(dim=1)
+            q = torch.nn.functional.embedding(idx, codes)
             loss, cb, cm = self.commitment_terms(flat, q, self.beta)
             z_q = straight_through(flat, q)
         terms = {"loss": loss, "codebook": cb.detach(), "commitment": cm.detach(),

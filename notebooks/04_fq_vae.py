@@ -332,7 +332,9 @@ if shown:
     glue("ch4_fig6", fig, display=False)
     plt.show()
 pending = len(prior_cfgs) - len(shown)
-read(report.reading_prior(prior_frame) + (
+retrained = {f"{ch.METHOD_LABELS[c.method]} prior": store.load(c)["extra"].get("tokenizer_retrained")
+             for c in shown}
+read(report.reading_prior(prior_frame) + " " + report.reading_retrained(retrained) + (
     f" **Pending: {pending} of {len(prior_cfgs)} priors are not stored at this preset** (they are trained after "
     "the faces runs, on their checkpoints, which it recreates where they are missing: `specvae run 04`)."
     if pending else ""))

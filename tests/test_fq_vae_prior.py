@@ -155,6 +155,7 @@ def test_a_lost_tokenizer_checkpoint_is_recreated_by_training_the_stored_run_aga
     for c in prior.configs("smoke"):
         note = store.load(c)["extra"]["tokenizer_retrained"]
         assert note["history_max_abs_diff"] == 0.0 and note["history_terms"] >= 3
+        assert note["device"].startswith("CPU: ") and note["device"] == store.load(c.tokenizer)["provenance"]["device"]
         assert note["steps"] == note["stored_steps"] == store.load(c.tokenizer)["metrics"]["steps_done"]
     assert list(again.test_bits_per_code) == list(first.test_bits_per_code)  # the priors see the same codes
 
@@ -175,3 +176,31 @@ def test_reading_ranks_the_measured_fids():
     assert "Not converged by the rule (marked †): FQ-VAE." in text
     table = report.prior_table(frame)
     assert list(table["FID samples"]) == ["80.0", "60.0 †"]
+
+
+def test_reading_says_which_tokenizers_were_recreated_and_whether_exactly():
+    same = {"history_max_abs_diff": 0.0, "history_terms": 8, "steps": 975, "stored_steps": 975,
+            "device": "CPU: Intel(R) Xeon(R) Processor (2 logical cores, 1 torch threads)",
+            "stored_device": "CPU: Intel(R) Xeon(R) Processor (2 logical cores, 1 torch threads)"}
+    other = dict(same, history_max_abs_diff=44.09, steps=1000, stored_steps=975,
+                 device="CPU: AMD EPYC (2 logical cores, 1 torch threads)")
+    assert report.reading_retrained({"CVQ-VAE prior": None, "FQ-VAE prior": None}) == ""
+    text = report.reading_retrained({"CVQ-VAE prior": same, "FQ-VAE prior": other})
+    first, second = text.split("FQ-VAE prior: ")
+    assert first.startswith("CVQ-VAE prior: ") and "repeated the stored one exactly" in first
+    assert "8 logged terms" in first and "re-draw" not in first
+    assert "on CPU: AMD EPYC" in second and "on CPU: Intel(R) Xeon(R)" in second
+    assert "largest difference of the logged training curves 44.1" in second and "1,000 vs 975 steps" in second
+    assert "re-draw of Table 1's faces model" in second
+
+
+def test_a_retraining_keeps_the_stored_thread_count_only_on_the_same_kind_of_cpu(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    record = {"provenance": {"device": "CPU: Intel(R) Xeon(R) Processor (2 logical cores, 1 torch threads)"}}
+    assert ch._retrain_threads(record, "CPU: Intel(R) Xeon(R) Processor (2 logical cores, 2 torch threads)") == 1
+    assert ch._retrain_threads(record, "CPU: AMD EPYC (2 logical cores, 1 torch threads)") == 16
+    assert ch._retrain_threads({"provenance": {}}, "CPU: AMD EPYC (2 logical cores, 1 torch threads)") == 16
+    assert ch._retrain_threads({"provenance": {"device": "CPU: AMD EPYC (2 logical cores)"}},
+                               "CPU: AMD EPYC (16 logical cores, 4 torch threads)") == 16

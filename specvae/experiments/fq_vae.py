@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -850,6 +851,17 @@ def _stored_threads(record: dict[str, Any]) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _retrain_threads(record: dict[str, Any], here: str) -> int:
+    """Torch threads for retraining a stored run on the device described by ``here`` (a
+    :func:`~specvae.experiments.provenance.device_name` line): the stored run's count where it trained on the same
+    kind of device (the same count sums in the same order, so the training can repeat exactly), else every core
+    this process has — on another CPU the training cannot repeat the stored one anyway (see
+    :func:`retrain_checkpoint`), so it may as well be fast."""
+    stored = str((record.get("provenance") or {}).get("device", ""))
+    same_kind = stored.split(" (", 1)[0] == here.split(" (", 1)[0]
+    return (_stored_threads(record) if same_kind else None) or (os.cpu_count() or 1)
+
+
 #: the file :func:`retrain_checkpoint` leaves beside the recreated checkpoint (read into the prior's record)
 RETRAIN_NOTE = "retrained.json"
 
@@ -860,16 +872,21 @@ def retrain_checkpoint(cfg: RunConfig, *, progress: bool = False) -> dict[str, A
     Checkpoints are not committed (nor kept by a fresh machine), but Fig. 6's priors need the trained faces models
     of Table 1. The training is seeded (data order, weights, quantiser) and runs on as many torch threads as the
     stored run did (read from its provenance: a reduction split over another number of threads sums in another
-    order), so on the same software it reproduces the stored run; this returns (and writes to
-    :data:`RETRAIN_NOTE` in the run folder) how closely: the largest absolute difference between the new and the
-    stored training histories over their common logged terms (0.0 = the same training, step for step), and the
-    steps of both. Evaluation is not repeated: the stored record keeps its metrics. Raises
+    order), so on the same software and the same kind of CPU it reproduces the stored run. On another CPU it does
+    not: bf16 kernels differ between CPUs (AMX on Intel Xeon, AVX-512 BF16 on AMD EPYC), and the same seeded
+    CVQ-VAE faces training differed from its first logged step (2026-12-01); there it trains on every core
+    (:func:`_retrain_threads`). This returns (and writes to
+    :data:`RETRAIN_NOTE` in the run folder) how closely it followed: the largest absolute difference between the
+    new and the stored training histories over their common logged terms (0.0 = the same training, step for
+    step), the steps of both, and the device lines of both (``device``, ``stored_device``). Evaluation is not
+    repeated: the stored record keeps its metrics. Raises
     :class:`~specvae.experiments.store.MissingResultError` when ``cfg`` has no stored result (train it with
     :func:`run_all` instead).
     """
     import json
     from pathlib import Path
 
+    from specvae.experiments.provenance import device_name
     from specvae.experiments.store import MissingResultError
 
     store = _store()
@@ -878,8 +895,9 @@ def retrain_checkpoint(cfg: RunConfig, *, progress: bool = False) -> dict[str, A
         raise MissingResultError(f"{cfg} has no stored result in {store.folder}: train it with run_all() (`specvae "
                                  f"run {CHAPTER} --preset {cfg.preset}`), which also leaves its checkpoint")
     threads = torch.get_num_threads()
-    torch.set_num_threads(_stored_threads(record) or threads)
+    torch.set_num_threads(_retrain_threads(record, device_name("auto")))
     try:
+        device = device_name("auto")  # where fit trains, with the thread count just set
         summary = _train_run(cfg, store.run_dir(cfg), progress=progress)[3]
     finally:
         torch.set_num_threads(threads)
@@ -887,7 +905,8 @@ def retrain_checkpoint(cfg: RunConfig, *, progress: bool = False) -> dict[str, A
     diffs = [_curve_diff(old[key], new[key]) for key in sorted(set(old) & set(new) - {"step"})]
     note = {"history_max_abs_diff": max(diffs) if diffs else math.inf, "history_terms": len(diffs),
             "steps": int(summary["steps"]), "stored_steps": int(record["metrics"].get("steps_done", -1)),
-            "torch": torch.__version__, "stored_torch": (record.get("provenance") or {}).get("torch_version")}
+            "torch": torch.__version__, "stored_torch": (record.get("provenance") or {}).get("torch_version"),
+            "device": device, "stored_device": (record.get("provenance") or {}).get("device")}
     (Path(store.run_dir(cfg)) / RETRAIN_NOTE).write_text(json.dumps(note, indent=1))
     return note
 

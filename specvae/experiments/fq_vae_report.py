@@ -1043,6 +1043,33 @@ def reading_prior(frame) -> str:
     return " ".join(parts)
 
 
+def reading_retrained(notes: dict[str, dict[str, Any] | None]) -> str:
+    """Which of Fig. 6's tokenizers were recreated by training their stored run again, and how closely that
+    training followed the stored one (``notes``: prior label → its record's ``extra.tokenizer_retrained``, None
+    for the grid's own checkpoint; :func:`specvae.experiments.fq_vae.retrain_checkpoint` writes them). A training
+    that did not repeat the stored one makes the prior's tokenizer a re-draw of Table 1's model, and the reader is
+    told so."""
+    parts = []
+    for label, note in notes.items():
+        if not note:
+            continue
+        diff = float(note.get("history_max_abs_diff", math.inf))
+        where = note.get("device") or "this machine"
+        if diff == 0.0:
+            parts.append(f"{label}: its tokenizer's checkpoint (never committed) was recreated by training the stored "
+                         f"run again on {where}; the training repeated the stored one exactly (identical curves over "
+                         f"{int(note.get('history_terms', 0))} logged terms), so the prior sits on Table 1's model.")
+        else:
+            parts.append(f"{label}: its tokenizer's checkpoint (never committed) was recreated by training the stored "
+                         f"run again (same code, seed and data) on {where}, the stored run having trained on "
+                         f"{note.get('stored_device') or 'an unrecorded device'}; the training did not repeat the "
+                         f"stored one (largest difference of the logged training curves {diff:.3g}; "
+                         f"{int(note.get('steps', -1)):,} vs {int(note.get('stored_steps', -1)):,} steps), so this "
+                         "prior sits on a re-draw of Table 1's faces model, not on that model itself: the "
+                         "reconstruction FID beside it is the ceiling that applies.")
+    return " ".join(parts)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # notes
 # ------------------------------------------------------------------------------------------------------------

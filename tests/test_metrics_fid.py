@@ -290,10 +290,12 @@ def test_rfid_takes_reconstructions_batch_by_batch():
             yield recon[i:i + 7]
 
     streamed = rfid(real, decode(), extractor=ext, batch_size=8, progress=False)
-    assert streamed.value == pytest.approx(whole.value, rel=1e-9) and streamed.n_recon == 30 and seen == [0, 7, 14,
+    # the extractor sees other batch sizes (7 instead of 8): float32 kernels may sum in another order for another
+    # batch size (on AMD EPYC the FID moved by 1e-7 relative; on Intel Xeon it did not), hence float32's tolerance
+    assert streamed.value == pytest.approx(whole.value, rel=1e-6) and streamed.n_recon == 30 and seen == [0, 7, 14,
                                                                                                          21, 28]
     assert rfid(real, [recon[:10], recon[10:]], extractor=ext, progress=False).value == pytest.approx(whole.value,
-                                                                                                       rel=1e-9)
+                                                                                                       rel=1e-6)
     with pytest.raises(ValueError, match="differ in shape"):
         rfid(real, (b[:, :, :8] for b in [recon]), extractor=ext, progress=False)
     with pytest.raises(TypeError, match="iterable"):

@@ -311,11 +311,12 @@ from specvae.experiments import fq_vae_prior as prior
 prior_cfgs = prior.configs(preset, grid_overrides=overrides) if "faces" in DATASETS else []
 shown = [c for c in prior_cfgs if store.exists(c)]
 prior_frame = store.frame(shown) if shown else None
+records = {c: store.load(c) for c in shown}
 if shown:
     show(report.prior_table(prior_frame), "Fig. 6 in numbers: FID against held-out faces (lower is better), "
          "bits per code of held-out codes", index=False)
     npz = {c: store.load_npz(c, "samples") for c in shown}
-    profiles = {c: store.load(c)["arrays"] for c in shown}
+    profiles = {c: records[c]["arrays"] for c in shown}
     labels = {c: f"{ch.METHOD_LABELS[c.method]} prior" for c in shown}
     n_img = 8
     fig, axes = plt.subplots(1 + len(shown), n_img + 3, figsize=(13, 1.45 * (1 + len(shown))), layout="constrained",
@@ -332,12 +333,11 @@ if shown:
     glue("ch4_fig6", fig, display=False)
     plt.show()
 pending = len(prior_cfgs) - len(shown)
-retrained = {f"{ch.METHOD_LABELS[c.method]} prior": store.load(c)["extra"].get("tokenizer_retrained")
-             for c in shown}
-read(report.reading_prior(prior_frame) + " " + report.reading_retrained(retrained) + (
-    f" **Pending: {pending} of {len(prior_cfgs)} priors are not stored at this preset** (they are trained after "
+retrained = {f"{ch.METHOD_LABELS[c.method]} prior": records[c]["extra"].get("tokenizer_retrained") for c in shown}
+read(" ".join(filter(None, [report.reading_prior(prior_frame), report.reading_retrained(retrained), (
+    f"**Pending: {pending} of {len(prior_cfgs)} priors are not stored at this preset** (they are trained after "
     "the faces runs, on their checkpoints, which it recreates where they are missing: `specvae run 04`)."
-    if pending else ""))
+    if pending else "")])))
 
 # %% [markdown]
 # ## Training length and convergence of every run

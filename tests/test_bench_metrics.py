@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from specvae.bench import metrics as bm
+from specvae.experiments.provenance import cpu_name
 from specvae.metrics import weights as W
 
 
@@ -38,7 +41,8 @@ def test_lpips_before_variant_is_the_former_forward():
 
 
 @pytest.mark.weights
-def test_bench_rows_report_every_variant():
+def test_bench_rows_report_every_variant(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path))
     require("lpips-alex")
     rows = bm.bench_metrics(["lpips-alex/metric", "lpips-alex/loss"], batch_size=2, image_size=32, rounds=2,
                             min_seconds=0.0, threads=1, progress=False)
@@ -54,6 +58,10 @@ def test_bench_rows_report_every_variant():
     table = bm.speed_table(rows).splitlines()
     assert len(table) == 2 + 3 + 4 + 2 and table[2].startswith("| LPIPS-ALEX | forward | before |")
     assert "| LPIPS-ALEX | forward + backward | bf16, backward in bf16 too |" in table[8]
+    assert "thread(s) on Some CPU 9000;" in bm.speed_table(rows, cpu="Some CPU 9000").splitlines()[-1]
+    paths = bm.store_metric_rows(rows, rounds=2, min_seconds=0.0)
+    stored = [json.loads(p.read_text()) for p in paths]
+    assert [s["config"]["cpu"] for s in stored] == [cpu_name()] * 2  # the CPU kind is part of the key
     with pytest.raises(ValueError, match="known: inception/metric"):
         bm.bench_metrics(["lpips-squeeze/metric"])
     with pytest.raises(ValueError, match="rounds"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import statistics
@@ -90,6 +91,13 @@ def test_bench_rows_are_medians_and_ratios_of_interleaved_rounds(tmp_path: Path,
     (path,) = store_rows(rows, preset="smoke", steps=2, warmup=1, rounds=3, layout=False, compile=False)
     stored = json.loads(path.read_text())
     assert stored["metrics"]["fit_img_s"] == row["fit_img_s"] and stored["provenance"]["preset"] == "smoke"
+    # the CPU kind is part of the key: the same benchmark on another processor is stored beside it, not over it
+    provenance = importlib.import_module("specvae.experiments.provenance")  # the package re-exports a function of that name
+
+    assert stored["config"]["cpu"] == provenance.cpu_name()
+    monkeypatch.setattr(provenance, "cpu_name", lambda: "AMD EPYC (test)")
+    (other,) = store_rows(rows, preset="smoke", steps=2, warmup=1, rounds=3, layout=False, compile=False)
+    assert other != path and path.exists() and json.loads(other.read_text())["config"]["cpu"] == "AMD EPYC (test)"
 
 
 def test_bench_names_unknown_families_and_chapters() -> None:

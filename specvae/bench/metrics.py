@@ -65,7 +65,8 @@ VARIANTS = ("before", "after-fp32", "after-bf16", "after-bf16-grad")
 
 @dataclass(frozen=True)
 class MetricBenchConfig:
-    """What one stored metric benchmark measured (its hash names the file under ``book/results/bench/``)."""
+    """What one stored metric benchmark measured (its hash names the file under ``book/results/bench/``; ``cpu``,
+    the processor's model name, is part of the key, so a run on another kind of CPU is stored beside this one)."""
 
     case: str
     batch_size: int
@@ -73,6 +74,7 @@ class MetricBenchConfig:
     rounds: int
     min_seconds: float
     threads: int
+    cpu: str
 
 
 # --------------------------------------------------------------------------------------------- the variants
@@ -249,13 +251,15 @@ def bench_metrics(
 
 def store_metric_rows(rows: Sequence[dict[str, Any]], *, rounds: int, min_seconds: float) -> list[Path]:
     """Save each row under ``book/results/bench/`` (one JSON per case, with provenance); return the paths."""
+    from specvae.experiments.provenance import cpu_name
     from specvae.experiments.store import ResultStore
 
     store = ResultStore("bench")
     paths = []
     for row in rows:
         cfg = MetricBenchConfig(case=row["case"], batch_size=int(row["batch_size"]), image_size=int(row["image_size"]),
-                                rounds=rounds, min_seconds=float(min_seconds), threads=int(row["threads"]))
+                                rounds=rounds, min_seconds=float(min_seconds), threads=int(row["threads"]),
+                                cpu=cpu_name())
         metrics = {k: v for k, v in row.items()
                    if (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)))
                    or isinstance(v, str)}
@@ -441,8 +445,14 @@ def precision_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def speed_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of :func:`bench_metrics`' rows, one line per variant (what the book's Metrics page includes)."""
+def speed_table(rows: Sequence[dict[str, Any]], cpu: str | None = None) -> str:
+    """A Markdown table of :func:`bench_metrics`' rows, one line per variant (what the book's Metrics page includes).
+
+    ``cpu``: the processor the rows were measured on (default: this machine's, :func:`cpu_name`), named under the
+    table.
+    """
+    from specvae.experiments.provenance import cpu_name
+
     what = {"metric": "forward", "loss": "forward + backward"}
     label = {"before": "before", "after-fp32": "fp32", "after-bf16": "bf16",
              "after-bf16-grad": "bf16, backward in bf16 too"}
@@ -458,8 +468,9 @@ def speed_table(rows: Sequence[dict[str, Any]]) -> str:
     first = rows[0] if rows else {}
     lines.append("")
     lines.append(f"Batches of {first.get('batch_size', '?')} images of {first.get('image_size', '?')}×"
-                 f"{first.get('image_size', '?')} px, {first.get('threads', '?')} torch thread(s); the median of the "
-                 "interleaved rounds; load: the 1-minute load average before–after.")
+                 f"{first.get('image_size', '?')} px, {first.get('threads', '?')} torch thread(s) on "
+                 f"{cpu or cpu_name()}; the median of the interleaved rounds; load: the 1-minute load average "
+                 "before–after.")
     return "\n".join(lines) + "\n"
 
 

@@ -65,7 +65,12 @@ class BenchCase:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What one stored benchmark measured (its hash names the result file under ``book/results/bench/``)."""
+    """What one stored benchmark measured (its hash names the result file under ``book/results/bench/``).
+
+    ``cpu`` (the processor's model name) is part of the key: the same benchmark on another kind of CPU (an Intel
+    Xeon with AMX against an AMD EPYC without it, say) is another measurement and is stored beside the first,
+    not over it.
+    """
 
     chapter: str
     family: str
@@ -76,6 +81,7 @@ class BenchConfig:
     threads: int
     layout: bool
     compile: bool
+    cpu: str
 
 
 def chapter_families(chapter: str, preset: str = "cpu") -> dict[str, BenchCase]:
@@ -292,13 +298,15 @@ def bench_training(
 def store_rows(rows: Sequence[Mapping[str, Any]], *, preset: str, steps: int, warmup: int, rounds: int,
                layout: bool, compile: bool) -> list[Any]:
     """Save each row under ``book/results/bench/`` (one JSON per chapter/family, with provenance); return paths."""
+    from specvae.experiments.provenance import cpu_name
     from specvae.experiments.store import ResultStore
 
     store = ResultStore("bench")
     paths = []
     for row in rows:
         cfg = BenchConfig(chapter=row["chapter"], family=row["family"], preset=preset, steps=steps, warmup=warmup,
-                          rounds=rounds, threads=int(row["threads"]), layout=layout, compile=compile)
+                          rounds=rounds, threads=int(row["threads"]), layout=layout, compile=compile,
+                          cpu=cpu_name())
         metrics = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(float(v))}
         extra = {k: v for k, v in row.items() if k not in metrics}

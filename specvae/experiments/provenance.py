@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["provenance", "git_commit", "device_name"]
+__all__ = ["provenance", "git_commit", "device_name", "cpu_name"]
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -44,7 +44,8 @@ def git_commit(root: str | os.PathLike | None = None) -> tuple[str | None, bool 
     return commit, (bool(status) if status is not None else None)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s "model name", else what :mod:`platform` knows)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
@@ -65,7 +66,7 @@ def device_name(device: Any = None) -> str:
     if dev.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name(dev.index if dev.index is not None else torch.cuda.current_device())
     if dev.type == "cpu":
-        return f"CPU: {_cpu_name()} ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
+        return f"CPU: {cpu_name()} ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
     return str(dev)
 
 

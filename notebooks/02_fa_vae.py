@@ -157,7 +157,7 @@ show(ref3.drop(columns=["table"]).rename(columns={
 # ## Which of the paper's claims hold here
 
 # %% tags=["remove-input"]
-claims = report.claims(records, t2, order)
+claims = report.claims(records, t2, order, reference.load("lin2023", "table2"))
 glue("ch2_claims", Markdown(claims), display=False)
 display(Markdown(claims))
 

@@ -97,6 +97,8 @@ note = (
     f"Data: the CelebA-style faces at 64 px ({m0['extra']['n_train_images']} training, "
     f"{m0['extra']['n_test_images']} held-out faces evaluated). "
     f"Total training time {frame['wall_time_s'].sum() / 3600:.1f} h on {m0['provenance'].get('device', '?')}.")
+pre_gan = report.pre_gan_note(records)  # "" when no run has a pre-GAN history long enough to judge
+note += f" {pre_gan}" if pre_gan else ""
 if preset not in ("gpu", "paper"):
     note += (" **These are short CPU runs at a reduced width: read the tables as a test of the pipeline and of "
              "early-training behaviour, not as a test of the paper's claims at its scale.**")
@@ -115,7 +117,7 @@ display(Markdown(note))
 # %% tags=["remove-input"]
 t2 = report.table2(records, reference.load("lin2023", "table2"))
 show(t2)
-display(Markdown(report.CONVERGENCE_NOTE))
+display(Markdown(". ".join(t for t in (report.CONVERGENCE_NOTE, pre_gan) if t)))
 order = report.orderings(t2)
 display(Markdown("**Do the orderings agree?** Kendall τ between our values and the paper's over the rows:"))
 show(order)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -190,3 +191,24 @@ def test_report_tables_and_orderings_from_known_values() -> None:
     steps, sig = report.sigma_history(recs[("row07", 4)])
     assert sig.shape == (2, 2) and sig[1].tolist() == [3.1, 2.9]
     assert report.sigma_history(recs[("row01", 4)])[1].shape == (0, 0)
+
+
+def test_pre_gan_change_reads_the_curve_before_the_discriminator_only() -> None:
+    from specvae.experiments import fa_vae_report as report
+
+    steps = list(range(25, 1401, 25))
+    # rec falls linearly from 1.0 by 0.0005 a step until the discriminator starts at 1000, then stays flat
+    rec = [1.0 - 0.0005 * min(s, 1000) for s in steps]
+    rec_ = {"config": {"disc_start": 1000}, "history": {"step": steps, "rec": rec}}
+    kept = [(s, v) for s, v in zip(steps, rec) if s <= 1000]
+    from specvae.train import relative_change
+
+    expected = relative_change([s for s, _ in kept], [v for _, v in kept], window=0.2)
+    assert report.pre_gan_change(rec_) == pytest.approx(expected)
+    assert report.pre_gan_change(rec_) > 0.1  # still falling: (≈0.6 - 0.5) / 0.5 over steps 800-1000
+    # the whole run's rule sees the flat GAN phase only: below 1 %, "converged"
+    assert abs(relative_change(steps, rec, window=0.2)) < 0.01
+    note = report.pre_gan_note({("row01", 4): rec_})
+    assert "(step 1000)" in note and "still falling: by" in note and "over 1 runs" in note
+    assert math.isnan(report.pre_gan_change({"config": {"disc_start": 5000}, "history": {"step": steps, "rec": rec}}))
+    assert report.pre_gan_note({}) == ""

@@ -485,8 +485,9 @@ def tokenizer_path(cfg: RunConfig, store=None) -> Path:
 def load_tokenizer(preset: str = "cpu", f: int = MAIN_F, *, variant: str = "favae", **overrides: Any):
     """The trained tokenizer (a :class:`~specvae.models.vqgan.VQGAN`, eval mode) of ``variant`` at ``f``.
 
-    Stored for FA-VAE (:data:`VARIANTS` ``"favae"``) at f = 4 and 8. Raises ``FileNotFoundError`` (with the command
-    to train it) when missing.
+    Stored for FA-VAE (:data:`VARIANTS` ``"favae"``) at f = 4 and 8 beside the run's JSON, by the run itself; the
+    files are not committed (about 14 MB each at ``cpu``, see ``.gitignore``). Raises ``FileNotFoundError`` (with
+    the command that recreates it) when missing.
     """
     from specvae.models.vqgan import VQGAN
 
@@ -494,8 +495,11 @@ def load_tokenizer(preset: str = "cpu", f: int = MAIN_F, *, variant: str = "fava
     cfg = _config(s, preset, variant, f, 0)
     path = tokenizer_path(cfg)
     if not path.is_file():
-        raise FileNotFoundError(f"no tokenizer stored for {variant} at f = {f}, preset {preset!r} ({path}); train it "
-                                f"with `specvae run {CHAPTER} --preset {preset}` (Table 1 runs)")
+        store = _store()
+        how = (f"its run is stored without it (tokenizers are not committed): delete {store.path_for(cfg)} and run "
+               f"`specvae run {CHAPTER} --preset {preset}`, which retrains that run" if store.exists(cfg)
+               else f"train it with `specvae run {CHAPTER} --preset {preset}` (Table 1 runs)")
+        raise FileNotFoundError(f"no tokenizer stored for {variant} at f = {f}, preset {preset!r} ({path}); {how}")
     return VQGAN.load_tokenizer(path)
 
 

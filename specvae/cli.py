@@ -5,10 +5,10 @@
     specvae book execute [--preset P | --smoke] [CHAPTER ...] [-p KEY VALUE ...] [--output-dir DIR]
     specvae book build [--strict] [-W]
     specvae book status
-    specvae run CHAPTER --preset P [--workers N] [--set KEY=VALUE ...] [--no-train | --rerun-stale]
+    specvae run CHAPTER --preset P [--workers N] [--set KEY=VALUE ...] [--no-train | --rerun-stale] [--datasets A,B]
     specvae weights fetch [--offline] [--from DIR]
     specvae data check [--root DIR]
-    specvae gpu stage CHAPTER | specvae gpu unpack ARCHIVE
+    specvae gpu stage CHAPTER [--datasets A,B] | specvae gpu unpack ARCHIVE
     specvae bench [CHAPTER ...] [--family NAME] [--steps N] [--rounds R] [--layout] [--compile] [--metrics]
 
 Everything heavy (torch, papermill, the chapter modules) is imported inside the subcommand that needs it, so
@@ -171,6 +171,33 @@ def _report_code(tracker: Any, args: argparse.Namespace) -> None:
                   file=sys.stderr)
 
 
+def _split_names(value: str | None) -> tuple[str, ...] | None:
+    """``"mnist,cifar10"`` -> ``("mnist", "cifar10")``; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise SystemExit(f"--datasets needs comma-separated data set names, got {value!r}")
+    return names
+
+
+def _only_datasets(module, value: str | None) -> dict[str, tuple[str, ...]]:
+    """``{"only_datasets": names}`` for ``run_all`` when ``--datasets`` was given (empty otherwise).
+
+    Raises:
+        SystemExit: the chapter's ``run_all`` has no ``only_datasets`` parameter.
+    """
+    names = _split_names(value)
+    if names is None:
+        return {}
+    import inspect
+
+    if "only_datasets" not in inspect.signature(module.run_all).parameters:
+        raise SystemExit(f"specvae run: {module.__name__}.run_all cannot limit its runs to data sets (it has no "
+                         "only_datasets parameter); leave out --datasets")
+    return {"only_datasets": names}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     module = _chapter_module(args.chapter)
     _check_preset(args.preset)
@@ -180,10 +207,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit("specvae run: --rerun-stale retrains runs and --no-train forbids training; give one")
     from specvae.experiments.fingerprint import track_code
 
+    limit = _only_datasets(module, args.datasets)
     try:
         with track_code(rerun_stale=args.rerun_stale) as tracker:
             frame = module.run_all(args.preset, workers=args.workers, train=not args.no_train,
-                                   **_overrides(args.set))
+                                   **limit, **_overrides(args.set))
     except (LookupError, ValueError, TypeError) as exc:  # a missing stored result (--no-train), a bad override
         print(f"specvae run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -235,17 +263,34 @@ def _cmd_gpu_stage(args: argparse.Namespace) -> int:
 
     module = _chapter_module(args.chapter)
     try:
-        summary = gpu.stage(module, data_root=args.data_root)
+        summary = gpu.stage(module, data_root=args.data_root, datasets=_split_names(args.datasets))
     except (ValueError, FileNotFoundError) as exc:
         print(f"specvae gpu stage: {exc}", file=sys.stderr)
         return 2
+    chapter = summary["chapter"]
+    sizes = summary["dataset_mib"]
+    if summary["done"]:
+        print(f"every gpu run of {chapter} is stored for: {', '.join(summary['done'])}")
+    if summary["command"] is None:
+        print(f"nothing to stage: every gpu run of {chapter} is stored (.stage/ emptied).")
+        return 0
+    print(f"staged for this call: {', '.join(f'{d} ({sizes[d]:.1f} MiB)' for d in summary['datasets'])}")
     for name, size in summary["files"]:
-        print(f"  staged {name} ({size / 2**20:.1f} MiB)")
-    print(f"{summary['staged_mib']:.1f} MiB staged + {summary['tree_mib']:.1f} MiB checkout (limit 64 MiB).")
+        print(f"  {name} ({size / 2**20:.1f} MiB)")
+    print(f"{summary['staged_mib']:.1f} MiB staged + {summary['tree_mib']:.1f} MiB checkout = "
+          f"{summary['staged_mib'] + summary['tree_mib']:.1f} MiB (limit {summary['limit_mib']:.0f} MiB).")
+    if summary["remaining"] is None:
+        print(f"(--datasets given: stored runs were not looked up; `specvae gpu stage {chapter[:2]}` without it "
+              "chooses the data sets still to run.)")
+    elif summary["remaining"]:
+        print(f"left for later calls: {', '.join(f'{d} ({sizes[d]:.1f} MiB)' for d in summary['remaining'])}; "
+              f"after unpacking this call's results, run `specvae gpu stage {chapter[:2]}` again.")
+    else:
+        print("left for later calls: none (a data set whose runs the deadline cut short is staged again next time).")
     print("Give the device tool:")
     print(f"  command: {summary['command']}")
     print(f"  carry:   {summary['carry']}")
-    print(f"then: specvae gpu unpack <files_at>/results-{summary['chapter'][:2]}.tar.gz")
+    print(f"then: specvae gpu unpack <files_at>/results-{chapter[:2]}.tar.gz")
     return 0
 
 
@@ -370,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a run-config field, e.g. --set steps=2000; repeatable")
     run.add_argument("--no-train", action="store_true", help="only load stored results; a missing one is an error")
+    run.add_argument("--datasets", default=None, metavar="A,B",
+                     help="only the runs on these data sets (comma-separated; chapters whose run_all has "
+                          "only_datasets, e.g. 01 and 04; used by scripts/gpu_chapter.sh)")
     run.add_argument("--rerun-stale", action="store_true",
                      help="retrain stored runs whose code changed since (stale) or cannot be checked (unknown); "
                           "without it they are reused and listed")
@@ -393,13 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--metrics-only", action="store_true", help="only measure the metric networks")
     b.set_defaults(func=_cmd_bench)
 
-    g = sub.add_parser("gpu", help="run a chapter's gpu preset on a lent GPU in one call (stage here, unpack here)")
+    g = sub.add_parser("gpu", help="run a chapter's gpu preset on a lent GPU, a few data sets per call (stage here, "
+                                   "unpack here)")
     g_sub = g.add_subparsers(dest="gpu_command", metavar="GPU_COMMAND")
     g_sub.required = True
-    gs = g_sub.add_parser("stage", help="copy the data the chapter's gpu runs need into .stage/ and print the "
-                                        "device command")
+    gs = g_sub.add_parser("stage", help="copy the data of the chapter's data sets still to run on the gpu preset "
+                                        "(as many as fit one call) into .stage/ and print the device command")
     gs.add_argument("chapter", metavar="CHAPTER")
     gs.add_argument("--data-root", default=None, help="the data folder (default: SPECVAE_DATA)")
+    gs.add_argument("--datasets", default=None, metavar="A,B",
+                    help="stage these data sets (comma-separated, stored or not; they must fit one call together) "
+                         "instead of the automatic choice: those with gpu runs not yet stored, in the chapter's "
+                         "order, as many as fit in the 64 MiB a call carries")
     gs.set_defaults(func=_cmd_gpu_stage)
     gu = g_sub.add_parser("unpack", help="unpack a device run's results archive into book/results/")
     gu.add_argument("archive", metavar="ARCHIVE")

@@ -70,7 +70,7 @@ __all__ = [
     "table2_configs", "table3_configs", "table4_configs", "method_config", "ablation_config", "build_model",
     "build_objective",
     "data_variance", "train_model", "evaluate", "run", "run_all", "load_records", "bench_families", "GPU_DATA",
-    "GPU_WEIGHTS", "GPU_WORKERS", "trained_model",
+    "GPU_WEIGHTS", "GPU_WORKERS", "trained_model", "dataset_runs", "only_on",
 ]
 
 CHAPTER = "04_fq_vae"
@@ -215,13 +215,15 @@ PRESETS: dict[str, Sizes] = {
                    log_every=100, checkpoint_every=2000),
 }
 
-#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 04``; with the checkout under 64 MiB):
-#: MNIST, the CIFAR-10 subset and one of the five faces shards (5,000 faces: 4,500 train, 500 test)
-GPU_DATA: tuple[str, ...] = (
-    "mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz",
-    "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz",
-    "cifar10-subset/cifar10-subset.npz", "faces64/faces64-00.zip",
-)
+#: what the ``gpu`` runs of each data set read on a lent GPU machine (``specvae gpu stage 04`` stages the data sets
+#: still to run, as many as fit beside the checkout in the 64 MiB a call carries): MNIST, the CIFAR-10 subset and
+#: one of the five faces shards (5,000 faces: 4,500 train, 500 test)
+GPU_DATA: dict[str, tuple[str, ...]] = {
+    "mnist": ("mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz",
+              "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"),
+    "cifar10": ("cifar10-subset/cifar10-subset.npz",),
+    "faces": ("faces64/faces64-00.zip",),
+}
 #: the metric networks do not fit (Inception 87 MB, VGG 59 MB): gpu runs leave rFID and VGG-LPIPS NaN there
 GPU_WEIGHTS: tuple[str, ...] = ()
 #: runs side by side on the one GPU
@@ -950,20 +952,47 @@ def _store():
     return ResultStore(CHAPTER)
 
 
+def only_on(cfgs: Sequence[RunConfig], datasets: Sequence[str] | None) -> list[RunConfig]:
+    """The runs of ``cfgs`` on ``datasets`` (all of them when ``None``), in their order.
+
+    Raises:
+        ValueError: a name that is not one of :data:`ALL_DATASETS`.
+    """
+    if datasets is None:
+        return list(cfgs)
+    _check_names(datasets)
+    return [c for c in cfgs if c.dataset in datasets]
+
+
+def dataset_runs(dataset: str, preset: str = "gpu") -> list[Any]:
+    """Every run ``run_all(preset, only_datasets=(dataset,))`` trains: the tables' runs on ``dataset`` and, for the
+    faces, Fig. 6's priors; ``specvae gpu stage`` stages a data set while some of these are not stored."""
+    out: list[Any] = only_on(configs(preset), (dataset,))
+    if dataset == "faces":
+        from specvae.experiments import fq_vae_prior
+
+        out += fq_vae_prior.configs(preset)
+    return out
+
+
 def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables: Sequence[int] = (1, 2, 3, 4),
-            datasets: Sequence[str] = DATASETS, progress: bool = True, figure6: bool = True, **overrides: Any):
+            datasets: Sequence[str] = DATASETS, progress: bool = True, figure6: bool = True,
+            only_datasets: Sequence[str] | None = None, **overrides: Any):
     """The chapter's results at ``preset`` as a DataFrame (one row per run).
 
     Loads stored results and trains the missing ones with :func:`specvae.experiments.run_grid` (``workers`` processes
     side by side); with ``train=False`` a missing result raises :class:`~specvae.experiments.store.MissingResultError`.
-    ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``). With ``train`` and ``figure6`` (and Table 1 on the faces in
-    the grid), Fig. 6's two priors (:mod:`specvae.experiments.fq_vae_prior`, at the preset's own prior sizes) are
-    trained afterwards on the faces runs' checkpoints; their results are read with that module.
+    ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``). ``datasets`` chooses Table 1's data sets (see
+    :func:`configs`); ``only_datasets`` then keeps only the runs of every table on those data sets (``specvae run
+    04 --datasets mnist,cifar10``: one device call carries the data of only some, see :mod:`specvae.gpu`; default
+    all). With ``train`` and ``figure6`` (and Table 1 on the faces in the grid), Fig. 6's two priors
+    (:mod:`specvae.experiments.fq_vae_prior`, at the preset's own prior sizes) are trained afterwards on the faces
+    runs' checkpoints; their results are read with that module.
     """
     from specvae.experiments.grid import run_grid
     from specvae.experiments.store import MissingResultError
 
-    cfgs = configs(preset, datasets=datasets, tables=tables, **overrides)
+    cfgs = only_on(configs(preset, datasets=datasets, tables=tables, **overrides), only_datasets)
     store = _store()
     missing = [c for c in cfgs if not store.exists(c)]
     if missing and not train:
@@ -973,7 +1002,8 @@ def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables
             "run_all(..., train=True) (papermill -p train True).")
     if missing:
         run_grid(cfgs, run, store, workers=workers, progress=progress)
-    if train and figure6 and 1 in tables and "faces" in datasets:
+    faces_kept = only_datasets is None or "faces" in only_datasets
+    if train and figure6 and 1 in tables and "faces" in datasets and faces_kept:
         from specvae.experiments import fq_vae_prior
 
         fq_vae_prior.run_all(preset, workers=workers, progress=progress, grid_overrides=overrides)

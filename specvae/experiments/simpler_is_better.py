@@ -60,6 +60,8 @@ __all__ = [
     "bench_families",
     "GPU_DATA",
     "GPU_WEIGHTS",
+    "dataset_runs",
+    "only_on",
     "GPU_WORKERS",
     "load_records",
 ]
@@ -155,13 +157,15 @@ PRESETS: dict[str, Sizes] = {
 }
 
 
-#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 01``; under 64 MiB with the checkout):
-#: MNIST and two of the five faces shards (about 9,000 training faces; Shapes are generated)
-GPU_DATA: tuple[str, ...] = (
-    "mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz",
-    "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz",
-    "faces64/faces64-00.zip", "faces64/faces64-01.zip",
-)
+#: what the ``gpu`` runs of each data set read on a lent GPU machine (``specvae gpu stage 01`` stages the data
+#: sets still to run, as many as fit beside the checkout in the 64 MiB a call carries): MNIST, and two of the five
+#: faces shards (about 9,000 training faces); Shapes are generated
+GPU_DATA: dict[str, tuple[str, ...]] = {
+    "shapes": (),
+    "mnist": ("mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz",
+              "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"),
+    "faces": ("faces64/faces64-00.zip", "faces64/faces64-01.zip"),
+}
 #: the Watson-DFT parameters (``specvae gpu stage`` copies them from the weights root)
 GPU_WEIGHTS: tuple[str, ...] = ("watson/gray_watson_fft_trial0.pth", "watson/rgb_watson_fft_trial0.pth")
 #: runs side by side on the one GPU
@@ -496,20 +500,43 @@ def all_configs(preset: str = "cpu", *, alpha_sweep: bool = True, controls: bool
     return list(dict.fromkeys(cfgs))
 
 
+def only_on(cfgs: Sequence[RunConfig], datasets: Sequence[str] | None) -> list[RunConfig]:
+    """The runs of ``cfgs`` on ``datasets`` (all of them when ``None``), in their order.
+
+    Raises:
+        ValueError: a name that is not one of :data:`DATASETS`.
+    """
+    if datasets is None:
+        return list(cfgs)
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad:
+        raise ValueError(f"unknown data sets {bad}; choose from {DATASETS}")
+    return [c for c in cfgs if c.dataset in datasets]
+
+
+def dataset_runs(dataset: str, preset: str = "gpu") -> list[RunConfig]:
+    """Every run ``run_all(preset, only_datasets=(dataset,))`` trains (grid, controls and α sweep on ``dataset``);
+    ``specvae gpu stage`` stages a data set while some of these are not stored."""
+    return only_on(all_configs(preset), (dataset,))
+
+
 def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, alpha_sweep: bool = True,
-            controls: bool = True, progress: bool = True, **overrides: Any):
+            controls: bool = True, progress: bool = True, only_datasets: Sequence[str] | None = None,
+            **overrides: Any):
     """The chapter's results at ``preset`` as a DataFrame (one row per run).
 
     Loads stored results and trains the missing ones with :func:`specvae.experiments.run_grid` (``workers``
     processes side by side); with ``train=False`` a missing result raises
     :class:`~specvae.experiments.store.MissingResultError`. ``alpha_sweep=True`` adds :func:`alpha_sweep_configs`,
-    ``controls=True`` (default) :func:`control_configs`; the frame holds every run asked for.
-    ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``, ``steps=2000``).
+    ``controls=True`` (default) :func:`control_configs`; ``only_datasets`` keeps only the runs on those data sets
+    (``specvae run 01 --datasets mnist``: one device call carries the data of only some, see :mod:`specvae.gpu`;
+    default all); the frame holds every run asked for. ``overrides`` go to :func:`sizes` (e.g. ``seeds=1``,
+    ``steps=2000``).
     """
     from specvae.experiments.grid import run_grid
     from specvae.experiments.store import MissingResultError
 
-    cfgs = all_configs(preset, alpha_sweep=alpha_sweep, controls=controls, **overrides)
+    cfgs = only_on(all_configs(preset, alpha_sweep=alpha_sweep, controls=controls, **overrides), only_datasets)
     store = _store()
     missing = [c for c in cfgs if not store.exists(c)]
     if missing and not train:

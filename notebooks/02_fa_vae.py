@@ -86,17 +86,20 @@ m0 = records[("row01", ch2.MAIN_F)]
 n_conv = int(sum(bool(r["metrics"]["converged"]) for r in records.values()))
 note = (
     f"**Preset `{preset}`**: {len(records)} runs ({len(ch2.TABLE2_ROWS)} Table 2 rows at f = {ch2.MAIN_F}, plus "
-    f"f = 8 and 16 for Table 1). Each run: at most {sizes.steps} steps of batch {sizes.batch_size} "
-    f"(Adam lr {sizes.lr:g}, betas (0.5, 0.9), {sizes.precision}), stopped earlier when the reconstruction term "
-    f"L1 + LPIPS changed by less than {sizes.converge_tol} (either way) over the last 20 % of the steps; "
-    f"{n_conv} of {len(records)} runs met that rule. Discriminator from step {sizes.disc_start}. "
+    f"f = 8 and 16 for Table 1). Each run: {sizes.steps} steps of batch {sizes.batch_size} "
+    f"(Adam lr {sizes.lr:g}, betas (0.5, 0.9), {sizes.precision}), the same budget for every row, no early stop; "
+    + (f"{n_conv} of {len(records)} runs met the convergence rule (the reconstruction term L1 + LPIPS changed by "
+       f"less than {sizes.converge_tol:g}, either way, over the last 20 % of the steps). "
+       if sizes.converge_tol is not None else "no convergence rule at this preset. ")
+    + f"Discriminator from step {sizes.disc_start}. "
     f"VQGAN width {sizes.ch}, "
     f"{sizes.num_res_blocks} res block(s) per level, codebook {sizes.codebook_size} × {sizes.z_channels}, "
     f"{m0['metrics']['n_params'] / 1e6:.2f} M parameters at f = 4 (the paper: width 128, 2 blocks, 1024 × 256). "
     f"Training LPIPS: **{lpips_train}** (FA-VAE: VGG16); the tables report LPIPS-VGG. "
     f"Data: the CelebA-style faces at 64 px ({m0['extra']['n_train_images']} training, "
     f"{m0['extra']['n_test_images']} held-out faces evaluated). "
-    f"Total training time {frame['wall_time_s'].sum() / 3600:.1f} h on {m0['provenance'].get('device', '?')}.")
+    f"Total training time {frame['wall_time_s'].sum() / 3600:.1f} h on "
+    + " and ".join(sorted({str(r["provenance"].get("device", "?")) for r in records.values()})) + ".")
 pre_gan = report.pre_gan_note(records)  # "" when no run has a pre-GAN history long enough to judge
 note += f" {pre_gan}" if pre_gan else ""
 if preset not in ("gpu", "paper"):

@@ -63,6 +63,7 @@ __all__ = [
     "build_model",
     "build_objective",
     "train_config",
+    "converged",
     "evaluate",
     "run",
     "run_all",
@@ -171,8 +172,13 @@ class Sizes:
         gan_weight: w_D (0.75, CelebA-HQ script).
         lpips_net: LPIPS trunk of the training loss (FA-VAE: ``"vgg"``).
         precision: ``"bf16"`` or ``"fp32"`` (TrainConfig).
-        converge_tol: stop when the smoothed reconstruction term (L1 + LPIPS, ``rec``) changed by less than
-            this (either way) over the last ``converge_window`` of the steps; ``None`` = run ``steps``.
+        converge_tol: the convergence rule's tolerance: a run is flagged converged when the smoothed
+            reconstruction term (L1 + LPIPS, ``rec``) changed by less than this (either way) over the last
+            ``converge_window`` of its steps; ``None`` = no flag. Runs are **never stopped early**: Table 2 is an
+            ablation, and the issue asks for every row at the same budget. (Stopping each row where the rule first
+            fires confounded rows with training length: at the ``cpu`` preset the rule fired 400 steps after the
+            discriminator started, where the GAN holds ``rec`` level, while before it ``rec`` had still been falling
+            by 8 % per 200 steps; runs that stopped there had a third less GAN training than runs that did not.)
         converge_window: see above (0.2 = the last 20 %).
         pairwise_sigma_lr_ratio: σ's learning rate / the main one for pair-wise (shared) σ (FA-VAE: 2e-7 /
             1.6e-5 = 0.0125); non-pair-wise σ train at the main rate (as the code).
@@ -379,15 +385,29 @@ def build_objective(cfg: RunConfig, lpips: torch.nn.Module | None = None):
 
 
 def train_config(cfg: RunConfig):
-    """The run's :class:`specvae.train.TrainConfig` (Adam (0.5, 0.9); convergence watched on ``rec``)."""
+    """The run's :class:`specvae.train.TrainConfig` (Adam (0.5, 0.9); the rule's figure measured on ``rec``).
+
+    Every run trains all ``cfg.steps`` (no early stop: the same budget for every row, see :class:`Sizes`);
+    :func:`converged` applies ``cfg.converge_tol`` to the figure afterwards.
+    """
     from specvae.train import TrainConfig
 
     return TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, betas=(0.5, 0.9), seed=cfg.seed,
                        precision=cfg.precision, channels_last=True, log_every=cfg.log_every,
-                       checkpoint_every=cfg.checkpoint_every, converge_tol=cfg.converge_tol,
-                       converge_window=cfg.converge_window,
-                       converge_min_steps=min(cfg.steps, cfg.disc_start + max(1, cfg.steps // 5)),
-                       converge_on="rec", device="auto")
+                       checkpoint_every=cfg.checkpoint_every, converge_tol=None,
+                       converge_window=cfg.converge_window, converge_on="rec", device="auto")
+
+
+def converged(cfg: RunConfig, rel_change: float) -> bool | None:
+    """The convergence flag of a run that trained all its steps: ``|rel_change| < cfg.converge_tol``.
+
+    ``rel_change`` is :attr:`specvae.train.FitResult.rel_change` (the relative change of the smoothed ``rec``
+    over the last ``cfg.converge_window`` of the steps). ``None`` when the config sets no tolerance; ``False``
+    when the figure is NaN (too few logged points to judge).
+    """
+    if cfg.converge_tol is None:
+        return None
+    return bool(math.isfinite(rel_change) and abs(rel_change) < cfg.converge_tol)
 
 
 def _load(name: str, split: str, size: int, limit: int | None):
@@ -534,7 +554,7 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     metrics = dict(ev["metrics"])
     hist = result.history
     metrics.update({
-        "converged": result.converged, "loss_rel_change_last20": float(result.rel_change),
+        "converged": converged(cfg, result.rel_change), "loss_rel_change_last20": float(result.rel_change),
         "steps_done": int(result.steps), "final_rec": float(hist["rec"][-1]) if hist.get("rec") else math.nan,
         "train_wall_s": train_wall,
         "train_images_per_s": result.steps * cfg.batch_size / train_wall if train_wall > 0 else math.nan,

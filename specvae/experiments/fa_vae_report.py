@@ -21,12 +21,13 @@ __all__ = ["convergence_mark", "table2", "table1", "table3", "orderings", "claim
            "pre_gan_change", "pre_gan_note", "CONVERGENCE_NOTE"]
 
 #: the legend of :func:`convergence_mark`
-CONVERGENCE_NOTE = ("✓ converged (the reconstruction term L1 + LPIPS changed by less than the tolerance over the "
-                    "last 20 % of the steps); † stopped at the step cap before converging; — no convergence rule")
+CONVERGENCE_NOTE = ("Every run trains the same number of steps. ✓ converged by the rule (the reconstruction term "
+                    "L1 + LPIPS changed by less than the tolerance over the last 20 % of the steps); † not "
+                    "levelled off by the end; — no convergence rule")
 
 
 def convergence_mark(metrics: Mapping[str, Any]) -> str:
-    """``✓`` converged, ``†`` stopped at the cap unconverged, ``—`` no rule (``metrics.converged`` is None)."""
+    """``✓`` converged, ``†`` not levelled off at the end, ``—`` no rule (``metrics.converged`` is None)."""
     c = converged_flag(metrics.get("converged"))
     return "—" if c is None else ("✓" if c else "†")
 
@@ -220,6 +221,6 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference) -> str
             for r in order.to_dict("records")) + ". With one seed per row and short training, differences of a few "
             "percent between rows are within run-to-run noise; only the large gaps are evidence.")
     unconverged = int((t2["Conv."] == "†").sum()) if len(t2) else 0
-    out.append(f"- **Convergence**: {unconverged} of {len(t2)} Table 2 runs stopped at the step cap before the "
-               "reconstruction term levelled off (marked †); their numbers are early-training numbers.")
+    out.append(f"- **Convergence**: in {unconverged} of {len(t2)} Table 2 runs the reconstruction term had not "
+               "levelled off by the end of the common budget (marked †); their numbers are early-training numbers.")
     return "\n".join(out)

@@ -222,7 +222,11 @@ class Sizes:
 #: paper's widths at 64 px (ch 128, 2 res blocks, z 256, codebook 1024, ndf 64, LPIPS-VGG) for one H100 — the 18
 #: runs do not fit one 9-minute call: ``specvae run 02 --preset gpu`` trains the missing runs and stores each, so
 #: it spans calls (a Table 2 subset, e.g. rows 1, 4, 7, 10, fits one call: unmeasured estimate); ``paper``: the
-#: paper's 800 epochs at batch 8 and lr 2e-6 × 8.
+#: paper's 800 epochs at batch 8 and lr 2e-6 × 8. The chapter declares no ``GPU_DATA`` yet, so ``specvae gpu
+#: stage 02`` refuses: what a ``gpu`` run reads does not fit the 64 MiB a device call carries (the training loss's
+#: LPIPS-VGG trunk alone is 59 MB, rFID's Inception 87 MB, the faces 70 MB in five shards). A ``gpu`` run on the
+#: lent machine would have to train with LPIPS-AlexNet on one or two shards and leave its evaluation to the CPU
+#: here (its tokenizer carried back, at most 16 MiB a file): not built.
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=4, batch_size=4, ch=8, z_channels=8, codebook_size=32, norm_groups=8, ndf=8,
                    disc_start=2, converge_tol=None, n_train=64, n_test=8, n_zero_shot=8, log_every=1,

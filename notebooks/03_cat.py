@@ -149,7 +149,6 @@ for i, (ax, (ds, metric, title)) in enumerate(zip(axes.ravel(), panels)):
     ax.set_ylabel("")
 for ax in axes.ravel()[len(panels):]:
     ax.remove()
-glue("ch3_curves", fig, display=False)
 plt.show()
 fid_curve = curves[curves.metric == "fid"] if len(curves) else curves
 if len(fid_curve) and fid_curve["guidance"].nunique() > 1:
@@ -183,7 +182,6 @@ for ds in [d for d in ch3.DATASETS if (frame["dataset"] == d).any()]:
     held = [is_held_out(parse_caption(c)) for c in caps] if ds == "shapes" else None
     fig = rep.sample_grid(g_cat["images"], g_base["images"], caps, pair["cat"].grid_samples, held)
     fig.suptitle({"shapes": "Captioned Shapes", "mnist": "MNIST", "cifar10": "CIFAR-10 (subset)"}[ds], fontsize=10)
-    glue(f"ch3_grid_{ds}", fig, display=False)
     plt.show()
 
 # %% [markdown]

@@ -219,7 +219,6 @@ for i, ds in enumerate(panels):
         title = f"{ch.METHOD_LABELS[m]}, {report.DATASET_LABELS[ds]}"
         report.plot_usage(axes[i, j], hist, title)
 axes[0, 0].legend(fontsize=8)
-glue("ch4_fig3", fig, display=False)
 plt.show()
 read(report.reading_usage(frame))
 
@@ -240,7 +239,6 @@ for m in ("vqvae", "sqvae", "cvqvae", "fqvae"):
 fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
 report.plot_unit_information(ax, caps)
 ax.set_title("unit information per code, faces (for CelebA)")
-glue("ch4_fig4", fig, display=False)
 plt.show()
 read(report.reading_unit_information(caps))
 
@@ -259,7 +257,6 @@ n_show = min(2, real.shape[0])
 fig, axes = plt.subplots(2 * n_show, 6, figsize=(12, 4.2 * n_show), layout="constrained")
 for k in range(n_show):
     report.plot_reconstructions(axes[2 * k:2 * k + 2], real, recons, index=k)
-glue("ch4_fig5", fig, display=False)
 plt.show()
 read(report.reading_reconstructions(real, recons, n_show))
 
@@ -289,7 +286,6 @@ for j, ds in enumerate(DATASETS):
                         report.DATASET_LABELS[ds])
 axes[0, 0].legend(fontsize=8)
 axes[1, 0].legend(fontsize=8)
-glue("ch4_bands", fig, display=False)
 plt.show()
 read(report.reading_bands(frame, records))
 
@@ -330,7 +326,6 @@ if shown:
     report.plot_spectra(spec, first["freqs"], first["profile_real"],
                         {labels[c]: profiles[c]["profile_samples"] for c in shown})
     spec.legend(fontsize=7)
-    glue("ch4_fig6", fig, display=False)
     plt.show()
 pending = len(prior_cfgs) - len(shown)
 retrained = {f"{ch.METHOD_LABELS[c.method]} prior": records[c]["extra"].get("tokenizer_retrained") for c in shown}

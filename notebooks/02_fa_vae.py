@@ -72,8 +72,13 @@ def samples(variant, f=ch2.MAIN_F, name="samples"):
     return s["real"].astype(np.float32) / 255.0, s["recon"].astype(np.float32) / 255.0
 
 
-def show(df):
-    display(df.style.hide(axis="index").format(precision=3))
+def show(df, right=None):
+    """A table without its index, the ``right`` columns (default: the numeric ones) right-aligned, with room
+    between the columns."""
+    numbers = list(df.select_dtypes("number").columns) if right is None else list(right)
+    display(df.style.hide(axis="index").format(precision=3, na_rep="—")
+            .set_properties(subset=numbers, **{"text-align": "right"})
+            .set_table_styles([{"selector": "th, td", "props": [("padding", "0.15em 0.5em")]}]))
 
 
 # %% [markdown]
@@ -119,7 +124,7 @@ display(Markdown(note))
 
 # %% tags=["remove-input"]
 t2 = report.table2(records, reference.load("lin2023", "table2"))
-show(t2)
+show(report.table2_view(t2), right=["Row", "SSIM ↑", "PSNR ↑", "L1 ↓", "LPIPS ↓", "rFID ↓"])
 display(Markdown(". ".join(t for t in (report.CONVERGENCE_NOTE, pre_gan) if t)))
 order = report.orderings(t2)
 display(Markdown("**Do the orderings agree?** Kendall τ between our values and the paper's over the rows:"))
@@ -170,24 +175,29 @@ display(Markdown(claims))
 # ## Figure 1: reconstructions and their frequency maps at f = 4, 8, 16
 #
 # The paper's Fig. 1 shows one face reconstructed at several compression rates, with the centred log-magnitude
-# spectra below (frequency grows away from the centre). Ours: the first held-out face, FA-VAE at each f
-# (gray-level spectra, one colour scale for all maps).
+# spectra below (frequency grows away from the centre). Ours: the first held-out face reconstructed by FA-VAE
+# (top) and by the VQ-GAN (bottom) at each f, each image above its gray-level spectrum (one colour scale for all
+# maps).
 
 # %% tags=["remove-input"]
 real, _ = samples("favae", 4)
-cols = {"original": real[0]}
-for f in ch2.TABLE1_F:
-    cols[f"FA-VAE, f = {f}"] = samples("favae", f)[1][0]
-    cols[f"VQ-GAN, f = {f}"] = samples("row01", f)[1][0]
-fig, axes = plt.subplots(2, len(cols), figsize=(2.1 * len(cols), 4.6), layout="constrained")
-for j, (title, img) in enumerate(cols.items()):
-    axes[0, j].imshow(np.clip(img.transpose(1, 2, 0), 0, 1))
-    axes[0, j].set_title(title, fontsize=8)
-    axes[0, j].axis("off")
-    plots.frequency_map(axes[1, j], img, colorbar=False, vmin=-2, vmax=7)
-    axes[1, j].set_xlabel("")
-    axes[1, j].set_ylabel("")
-fig.colorbar(axes[1, -1].images[-1], ax=axes[1].tolist(), shrink=0.8, label="ln |F|")
+models = {"FA-VAE": "favae", "VQ-GAN": "row01"}
+# rows: each model's reconstructions, then their spectra; columns: the original, then f = 4, 8, 16
+fig, axes = plt.subplots(2 * len(models), 1 + len(ch2.TABLE1_F), figsize=(8.4, 8.6), layout="constrained")
+for i, (label, variant) in enumerate(models.items()):
+    imgs = [("original", real[0])] + [(f"{label}, f = {f}", samples(variant, f)[1][0]) for f in ch2.TABLE1_F]
+    for j, (title, img) in enumerate(imgs):
+        top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
+        top.imshow(np.clip(img.transpose(1, 2, 0), 0, 1))
+        top.set_title(title, fontsize=9)
+        top.axis("off")
+        plots.frequency_map(bottom, img, colorbar=False, vmin=-2, vmax=7)
+        if j:
+            bottom.set_ylabel("")
+            bottom.tick_params(labelleft=False)
+        if i < len(models) - 1:
+            bottom.set_xlabel("")
+fig.colorbar(axes[1, -1].images[-1], ax=axes[:, -1].tolist(), shrink=0.5, label="ln |F|")
 fig.suptitle(f"Fig. 1. Reconstructions and frequency maps (preset {preset})")
 plt.show()
 
@@ -206,11 +216,11 @@ panels = [("row01", "A_conv_in", "encoder A₁ (VQ-GAN)"), ("row01", "B_out", "d
           ("row07", "C_out", "FCM C₁, DSL (row 7)"), ("row07", "A_conv_in", "encoder A₁ (row 7)")]
 maps = [records[(v, ch2.MAIN_F)]["arrays"][k] for v, k, _ in panels]
 lo, hi = np.percentile(np.concatenate([m.ravel() for m in maps]), [2, 99.5])
-fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.8), layout="constrained")
-for ax, m, (_, _, title) in zip(axes, maps, panels):
+fig, axes = plt.subplots(2, 3, figsize=(8.4, 6.2), layout="constrained")
+for ax, m, (_, _, title) in zip(axes.ravel(), maps, panels):
     plots.frequency_map(ax, m, spectrum=True, colorbar=False, vmin=lo, vmax=hi, title=title)
-    ax.title.set_fontsize(8)
-fig.colorbar(axes[-1].images[-1], ax=axes.tolist(), shrink=0.8, label="mean ln |F|")
+    ax.title.set_fontsize(9)
+fig.colorbar(axes[0, -1].images[-1], ax=axes.ravel().tolist(), shrink=0.6, label="mean ln |F|")
 fig.suptitle("Fig. 2. Feature spectra at full resolution (Fig. 3 of the paper)")
 plt.show()
 
@@ -223,15 +233,19 @@ plt.show()
 
 # %% tags=["remove-input"]
 dsl = [v for v in ("row07", "row08", "row09", "row12", "favae") if (v, ch2.MAIN_F) in records]
-fig, axes = plt.subplots(1, len(dsl), figsize=(3.0 * len(dsl), 2.8), sharey=True, layout="constrained")
-for ax, v in zip(np.atleast_1d(axes), dsl):
+ncols = min(3, len(dsl))
+fig, axes = plt.subplots(-(-len(dsl) // ncols), ncols, figsize=(8.4, 2.9 * -(-len(dsl) // ncols)),
+                         squeeze=False, layout="constrained")
+for ax, v in zip(axes.ravel(), dsl):
     steps, sig = report.sigma_history(records[(v, ch2.MAIN_F)])
     for j in range(sig.shape[1]):
         ax.plot(steps, sig[:, j], lw=1.2, label=f"σ{j}")
-    ax.set_title(ch2.VARIANTS[v].label, fontsize=8)
+    ax.set_title(ch2.VARIANTS[v].label, fontsize=9)
     ax.set_xlabel("step")
-np.atleast_1d(axes)[0].set_ylabel("σ (feature pixels)")
-np.atleast_1d(axes)[-1].legend(fontsize=7, ncols=2)
+    ax.set_ylabel("σ (feature pixels)")
+    ax.legend(fontsize=7, ncols=2)
+for ax in axes.ravel()[len(dsl):]:
+    ax.remove()
 fig.suptitle("Fig. 3. σ of DSL during training (pairs: conv_in/out, down/mid, mid/dec_in, z/z)")
 plt.show()
 
@@ -272,19 +286,20 @@ bands = ["low", "mid", "high"]
 rows_b = []
 for (v, f), rec in records.items():
     for b in bands:
-        rows_b.append({"run": f"{ch2.VARIANTS[v].label} (f = {f})" if f != ch2.MAIN_F or v == "favae"
-                       else f"row {ch2.VARIANTS[v].paper_row}", "band": b, "error": rec["metrics"][f"band_{b}"],
-                       "f": f})
+        name = (f"row {ch2.VARIANTS[v].paper_row}" if v.startswith("row") and f == ch2.MAIN_F
+                else f"{'FA-VAE' if v == 'favae' else 'VQ-GAN'}, f = {f}")
+        rows_b.append({"run": name, "band": b, "error": rec["metrics"][f"band_{b}"], "f": f})
 bf = pd.DataFrame(rows_b)
-fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
+fig, axes = plt.subplots(1, 3, figsize=(8.4, 0.28 * len(records) + 1.4), sharey=True, layout="constrained")
 for ax, b in zip(axes, bands):
     d = bf[bf.band == b]
     ax.barh(d["run"], d["error"], color=plots.palette(3)[bands.index(b)])
-    ax.set_title(f"{b} band")
-    ax.set_xlabel("squared error (share of the pixel MSE)")
-    ax.tick_params(axis="y", labelsize=7)
-    if b != "low":
-        ax.set_yticklabels([])
+    ax.set_title(f"{b} band", fontsize=10)
+    ax.set_xlabel("MSE in the band")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(3))
+    ax.tick_params(axis="y", labelsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+axes[0].invert_yaxis()  # Table 2's rows from the top, then Table 1's runs
 fig.suptitle("Fig. 5. Reconstruction error per frequency band (held-out faces)")
 plt.show()
 
@@ -293,8 +308,9 @@ plt.show()
 #
 # - **Scale.** The paper trains at 256 px on CelebA-HQ (30k faces), FFHQ and ImageNet, width 128 with 2 res blocks,
 #   codebook 1024 × 256, for up to 800 epochs on V100s. We train on 64-px CelebA-style faces (a substitute: no
-#   attribute files, not certified CelebA-HQ) with the preset's width and a step cap; the note above gives the
-#   numbers. The `gpu` preset uses the paper's widths at 64 px.
+#   attribute files, not certified CelebA-HQ) with the preset's width and one number of steps for every run (the
+#   same budget for every row of the ablation: no early stop, the convergence rule only flags); the note above
+#   gives the numbers. The `gpu` preset uses the paper's widths at 64 px.
 # - **f mapping.** At 64 px, f = 4 gives the paper's 16 × 16 token grid of f = 16 at 256 px, each token covering
 #   the same share of the image, so Table 2 runs at f = 4. It also lets every kernel size of rows 10-14 (μ up to
 #   15) reflect-pad the 16 × 16 latent features, which f = 8 (8 × 8) would only just allow.

@@ -171,6 +171,11 @@ def test_report_tables_and_orderings_from_known_values() -> None:
     assert t2["Row"].tolist() == [1, *range(3, 15)]
     assert (t2["rFID ↓"] == t2["Paper rFID"]).all()
     assert t2.set_index("Row").loc[9, "Conv."] == "†" and t2.set_index("Row").loc[1, "Conv."] == "✓"
+    view = report.table2_view(t2).set_index("Row")
+    assert list(view.columns) == ["Setting", "SSIM ↑", "PSNR ↑", "L1 ↓", "LPIPS ↓", "rFID ↓", "Conv.",
+                                  "Paper L1 / LPIPS / rFID"]
+    assert view.loc[1, "Paper L1 / LPIPS / rFID"] == "0.121 / 0.30 / 10.12" and view.loc[1, "rFID ↓"] == "10.1"
+    assert view.loc[3, "PSNR ↑"] == "20.00" and view.loc[9, "Conv."] == "†"
     order = report.orderings(t2).set_index("Metric")
     assert order.loc["rFID", "Kendall τ"] == pytest.approx(1.0)
     assert order.loc["rFID", "Our best row"] == order.loc["rFID", "Paper's best row"] == 7

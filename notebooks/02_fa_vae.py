@@ -133,8 +133,8 @@ show(order)
 # %% [markdown]
 # ## Table 1: compression rate
 #
-# The same VQGAN (row 1's setting) and FA-VAE (CONV FCMs with pair-wise DSL, μ = 3: the setting of the paper's
-# FFHQ/ImageNet scripts) at f = 4, 8 and 16 on 64-px faces: 16², 8² and 4² tokens, the paper's f = 16, 32, 64 at
+# The same VQGAN (row 1's setting) and FA-VAE (CONV FCMs with pair-wise DSL, μ = 3: the paper's "we choose a
+# kernel size of 3" and its ImageNet scripts; its FFHQ script uses μ = 9) at f = 4, 8 and 16 on 64-px faces: 16², 8² and 4² tokens, the paper's f = 16, 32, 64 at
 # 256 px in grid terms. The paper's Table 1 compares with published numbers of other models on FFHQ and ImageNet;
 # we have no such models, so we compare the two at matched codebook and f.
 
@@ -150,7 +150,8 @@ show(ref1[["model", "dataset", "codebook_size", "grid", "rfid"]].rename(
 #
 # The paper reconstructs CelebA-HQ and FFHQ faces with ImageNet-trained models. We have too few natural images to
 # train on, so we go the other way: the face-trained models of Table 1 (f = 4 and 16) reconstruct ImageNet samples
-# (one per class, 64 px) and test images of our CIFAR-10 subset (32 px; not the full set). rFID on a few hundred
+# (a seeded subset of the 1,000, one per class, at 64 px) and test images of our CIFAR-10 subset (32 px; not the
+# full set); the counts are printed below. rFID on a few hundred
 # images is biased upward and noisy: compare rows, not values with the paper's.
 
 # %% tags=["remove-input"]
@@ -205,8 +206,8 @@ plt.show()
 # ## Figure 2: feature spectra with and without FCM
 #
 # The paper's Fig. 3 compares the full-resolution encoder activation $A_1$ (the encoder's first convolution) with
-# the decoder's last feature: $B_1$ for the baseline, the FCM output $C_1$ for FA-VAE with image FFL only
-# (row 5), SL (row 6) and DSL (row 7). Each map is the mean over 16 held-out faces and over channels of the
+# the decoder's last feature: $B_1$ for the baseline, the FCM output $C_1$ for FA-VAE with the feature FFL and no
+# kernel (row 5), SL (row 6) and DSL (row 7). Each map is the mean over 16 held-out faces and over channels of the
 # per-channel centred log-magnitude spectrum (the paper's "average of all channels"; a mean of spectra, so signed
 # activations do not cancel).
 
@@ -228,8 +229,9 @@ plt.show()
 # ## Figure 3: σ of the dynamic spectrum loss over training
 #
 # DSL's σ are parameters. Rows 7-9 learn two σ per feature pair (A's and C's) at the main learning rate; rows 10-14
-# and FA-VAE share one σ per pair and, as the official code, learn it at a far smaller rate (the paper's 2e-7
-# against 1.6e-5, a ratio we keep), so they barely move.
+# and FA-VAE share one σ per pair and, as the official code, learn it at a far smaller rate (the code's 2e-7
+# against its main rate 2e-6 × batch, 1.6e-5 at batch 8: a ratio we keep), so they barely move. How far they
+# move decides whether DSL differs from SL at all here: the claims above say it, computed from these curves.
 
 # %% tags=["remove-input"]
 dsl = [v for v in ("row07", "row08", "row09", "row12", "favae") if (v, ch2.MAIN_F) in records]
@@ -253,8 +255,8 @@ plt.show()
 # ## Figure 4: qualitative comparison with a detail crop
 #
 # The paper's Fig. 7 shows one face per Table 2 row. Ours: the first four held-out faces and a 2× enlarged crop
-# of the eyes of the first one, for the baseline, image FFL alone, FCM alone, DSL with two σ, and the paper's CAT
-# tokenizer setting (row 12).
+# of the eyes of the first one, for the baseline (row 1), image FFL alone (row 3), a CONV FCM with image FFL
+# (row 4), DSL with two σ (row 7), and the paper's CAT tokenizer setting (row 12).
 
 # %% tags=["remove-input"]
 show_rows = ["row01", "row03", "row04", "row07", "row12"]
@@ -322,8 +324,11 @@ plt.show()
 #   "Pair-wise σ" (rows 10-14) is one σ shared by $A_i$ and $C_i$ as the paper says; the official code pairs
 #   $(\sigma_k, \sigma_{3-k})$ instead (available as `sigma_layout="official"`, not used). Row 6 uses μ = 5, as the
 #   authors' script notes ("a small typo in the paper"); the table prints 9.
-# - **σ's learning rate.** Pair-wise σ learn at 2e-7 / 1.6e-5 = 0.0125 times the main rate (the paper's ratio),
-#   non-pair-wise σ at the main rate, both stored as σ itself (as the code), so "learning rate" means the same.
+# - **σ's learning rate.** Pair-wise σ learn at 2e-7 / 1.6e-5 = 0.0125 times the main rate (the official code's
+#   2e-7 against its main rate at batch 8; its scripts show batch 1 per GPU, which would make the ratio 0.1: σ is
+#   near-frozen either way), non-pair-wise σ at the main rate. The scaled σ are stored as σ / 0.0125 in the
+#   model's one optimiser; Adam then moves σ by 0.0125 times its usual step only while σ's gradients are well
+#   above Adam's ε (1e-8). At μ = 3 (FA-VAE) they are below it, so σ moves even less than that.
 # - **Quantiser.** Cosine nearest code, EMA codebook (decay 0.8), commitment MSE with weight 1, no restarts, as the
 #   official code. The discriminator step reuses the generator step's reconstruction (detached) instead of
 #   re-encoding the batch, which in the official code runs the codebook EMA twice per step.
@@ -335,3 +340,5 @@ plt.show()
 #   images and is biased upward: compare it only within a table.
 # - **Training LPIPS at the `cpu` preset.** LPIPS-VGG cost about eight times a whole VQGAN step on our 2-core CPU,
 #   so the `cpu` runs train with LPIPS-AlexNet (the tables still report LPIPS-VGG).
+# - **Precision.** The `cpu` runs train under bf16 autocast with float32 weights (FFTs, spectral losses and
+#   LPIPS in float32); the official code trains in float32.

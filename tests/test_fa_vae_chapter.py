@@ -187,6 +187,10 @@ def test_report_tables_and_orderings_from_known_values() -> None:
     assert ("FCMs help** (row 4 vs row 3, both with image FFL; rFID, paper 7.04 vs 30.6: holds there): ours 7.04 "
             "vs 30.6: **holds**") in text
     assert "DSL beats SL** (row 7 vs row 6; rFID, paper 5.9 vs 7.39: holds there): ours 5.9 vs 7.39: **holds**" in text
+    # the fake σ histories move by 0.1 at most (3.0 -> 3.1 / 2.9): the claim says DSL acted as SL here
+    assert report.sigma_movement(recs) == pytest.approx({v: 0.1 for v in ("row07", "row08", "row09", "row10", "row11",
+                                                                          "row12", "row13", "row14", "favae")})
+    assert "DSL's σ moved by at most 0.1 from their start (3) in any run" in text
     assert "CONV is the best FCM" in text and "paper's best CONV): **holds** (ours: CONV)" in text
     assert "rows 10-14, rFID ours 6.36-7.48, spread 16 % of the mean; paper 6.36-7.48, spread 16 % of the mean" in text
     assert "at 3 of 3 factors" in text and "in 1 of 13 Table 2 runs the reconstruction term had not levelled off" in text

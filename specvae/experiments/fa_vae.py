@@ -6,10 +6,12 @@ The grid (each run: one :class:`~specvae.models.vqgan.VQGAN` trained on the 64-p
 - **Table 2** (the ablation): every row the paper lists except row 2 ("VQ-GAN + Style [53]", defined neither in the
   paper nor in the code), at the main down-sampling factor :data:`MAIN_F` = 4: 13 runs (:data:`TABLE2_ROWS`).
 - **Table 1** (compression rate): f = 4, 8, 16 × {VQGAN (row 1's setting), FA-VAE (:data:`VARIANTS`
-  ``"favae"``: CONV FCM + pair-wise DSL, μ = 3, the setting of the paper's FFHQ/ImageNet scripts)}; the f = 4
+  ``"favae"``: CONV FCM + pair-wise DSL, μ = 3, the paper's "we choose a kernel size of 3" and its ImageNet
+  scripts; the FFHQ script uses μ = 9)}; the f = 4
   VQGAN is Table 2's row 1 (same config, trained once): 5 more runs.
-- **Table 3** (zero-shot): the Table 1 models at f = 4 and 16 (the paper's two f) also reconstruct the 1,000 ImageNet
-  samples (64 px) and the CIFAR-10 subset's 1,017 test images (32 px); stored with their run.
+- **Table 3** (zero-shot): the Table 1 models at f = 4 and 16 (the paper's two f) also reconstruct ImageNet samples
+  (64 px) and the CIFAR-10 subset's test images (32 px), ``n_zero_shot`` of each (a seeded subset; 500 at ``cpu``,
+  of 1,000 and 1,017); stored with their run.
 
 **f mapping**: the paper trains at 256 px with f = 16 (16×16 tokens); at 64 px, f = 4 gives the same 16×16 token
 grid, each token covering the same 1/16 of the image side, so :data:`MAIN_F` = 4 is our "f = 16", and Table 1's
@@ -153,7 +155,8 @@ class Sizes:
     :class:`specvae.models.taming.GroupNorm` works around it. Re-measured after that fix (one thread at normal
     priority beside two niced training processes, full GAN step from step 0, best of two 6-step ``fit`` runs):
     f = 4: row 1 (VQGAN) 0.48 s, FA-VAE (CONV FCM + DSL) 0.64 s, rows 10-14 (RES FCM) 0.94 s, row 8 (RES, two σ)
-    1.14 s, row 9 (ATTN FCM: attention over the 64 × 64 positions of the first level) 1.68 s; f = 8: 0.61 / 0.67 s,
+    1.14 s, row 9 (ATTN FCM: transformer layers over the 16 × 16 latent positions; at full resolution the ATTN
+    kind is a res block) 1.68 s; f = 8: 0.61 / 0.67 s,
     f = 16: 0.52 / 0.70 s (VQGAN / FA-VAE). One step of every run of the grid: ≈ 14 s; 2,000 steps (the
     discriminator from step 1,000, cheaper before) ≈ 440 min of one core, evaluation ≈ 3 min a run (LPIPS,
     Inception on 500 faces) plus ≈ 3 min for the 4 zero-shot runs: ≈ 510 min of one core ≈ 4.3 h as two 1-thread
@@ -164,8 +167,8 @@ class Sizes:
     Args:
         steps: optimizer updates per run (the cap when ``converge_tol`` is set).
         batch_size: images per batch.
-        lr: Adam learning rate (betas (0.5, 0.9) as FA-VAE; the paper's 2e-6 × batch = 1.6e-5 at batch 8 is
-            too slow for short runs).
+        lr: Adam learning rate (betas (0.5, 0.9) as FA-VAE; the official scripts' 2e-6 × batch = 1.6e-5 at batch
+            8 is too slow for short runs).
         ch, num_res_blocks, z_channels, codebook_size, norm_groups: the VQGAN's size (FA-VAE: 128, 2, 256, 1024, 32).
         ndf: discriminator width (FA-VAE 64).
         disc_start: first step of the GAN term and discriminator (FA-VAE: after 1 epoch on CelebA-HQ).
@@ -180,8 +183,9 @@ class Sizes:
             discriminator started, where the GAN holds ``rec`` level, while before it ``rec`` had still been falling
             by 8 % per 200 steps; runs that stopped there had a third less GAN training than runs that did not.)
         converge_window: see above (0.2 = the last 20 %).
-        pairwise_sigma_lr_ratio: σ's learning rate / the main one for pair-wise (shared) σ (FA-VAE: 2e-7 /
-            1.6e-5 = 0.0125); non-pair-wise σ train at the main rate (as the code).
+        pairwise_sigma_lr_ratio: σ's learning rate / the main one for pair-wise (shared) σ (the official code:
+            2e-7 / 1.6e-5 = 0.0125 at batch 8; 0.1 at the batch 1 its scripts show); non-pair-wise σ train at the
+            main rate (as the code).
         n_train: training faces (``None`` = all 22,240).
         n_test: held-out faces evaluated (rFID, SSIM, ...).
         n_zero_shot: images per zero-shot set (``None`` = all: 1,000 ImageNet, 1,017 CIFAR-10; a seeded subset

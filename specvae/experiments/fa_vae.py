@@ -160,7 +160,10 @@ class Sizes:
     f = 16: 0.52 / 0.70 s (VQGAN / FA-VAE). One step of every run of the grid: ≈ 14 s; 2,000 steps (the
     discriminator from step 1,000, cheaper before) ≈ 440 min of one core, evaluation ≈ 3 min a run (LPIPS,
     Inception on 500 faces) plus ≈ 3 min for the 4 zero-shot runs: ≈ 510 min of one core ≈ 4.3 h as two 1-thread
-    workers. 2,000 steps at batch 8 are 16,000 images, 0.7 of an epoch of the 22,240 training faces — far from
+    workers. Measured in the first stored runs (Intel Xeon, two 1-thread workers side by side, 2026-12-01): 2,000
+    steps took 650 s (rows 1 and 3), 930 s (FA-VAE), 1,080 s (row 8) and 1,990 s (row 9), evaluation 1.5 min
+    (4 min with the zero-shot sets, 6 min when the real-image statistics are computed first): the grid is about
+    3.5 h of both cores, less than the estimate above. 2,000 steps at batch 8 are 16,000 images, 0.7 of an epoch of the 22,240 training faces — far from
     the paper's 800 epochs: every table says whether a run met the convergence rule. Runs are stored one by one and
     resume from checkpoints.
 

@@ -9,7 +9,11 @@ of declared equivalent.
 
 The runs train with bf16 autocast; the test trains in float32 because bf16 kernels differ between CPUs (AMX on
 Intel Xeon, AVX-512 BF16 on AMD EPYC: the same seeded CVQ-VAE faces training gave other losses from the first
-logged step on the two, 2026-12-01), while float32 results agree across them to far below the tolerance here.
+logged step on the two, 2026-12-01). In float32 four methods agree across the two to far below the tolerance here;
+CVQ-VAE does not (its online re-anchoring amplifies the CPUs' float32 rounding: on Intel its loss at step 4 differs
+from AMD's by 6e-5 relative, Σ|parameter| by 6e-4, more than a 4 % change of β moves Σ|parameter|), so its golden
+values are kept per kind of CPU, each computed at 779e519 on that CPU (on Intel the current code gave the same
+values as a checkout of 779e519, 2026-12-01), and its case is skipped on a CPU with none.
 """
 
 from __future__ import annotations
@@ -36,6 +40,30 @@ GOLDEN: dict[str, tuple[list[float], float]] = {
 }
 
 
+#: CPU-dependent golden values (see the module docstring): method → {CPU model name → (losses, Σ|parameter|)};
+#: they replace the method's GOLDEN entry on that CPU ("AMD EPYC" is GOLDEN's own)
+GOLDEN_BY_CPU: dict[str, dict[str, tuple[list[float], float]]] = {
+    "cvqvae": {
+        "AMD EPYC": GOLDEN["cvqvae"],
+        "Intel(R) Xeon(R) Processor": ([4.4220309, 4.4595246, 4.2526517, 4.238369, 4.2080412, 4.1444225],
+                                       1076.746625),
+    },
+}
+
+
+def golden(method: str) -> tuple[list[float], float]:
+    """The golden values of ``method`` on this CPU (skips a CPU-dependent method on a CPU without values)."""
+    from specvae.experiments.provenance import cpu_name
+
+    if method not in GOLDEN_BY_CPU:
+        return GOLDEN[method]
+    by_cpu, cpu = GOLDEN_BY_CPU[method], cpu_name()
+    if cpu not in by_cpu:
+        pytest.skip(f"{method}'s float32 training depends on the CPU and has no golden values for {cpu!r}: compute "
+                    f"them at commit 779e519 on this CPU and add them to GOLDEN_BY_CPU")
+    return by_cpu[cpu]
+
+
 @pytest.fixture
 def float32_one_thread(monkeypatch):
     train_config = ch._train_config
@@ -54,6 +82,6 @@ def test_six_training_steps_reproduce_the_golden_values(method, float32_one_thre
     torch.manual_seed(cfg.seed)
     model = ch.build_model(cfg)
     summary = ch.train_model(cfg, model, images)
-    losses, params = GOLDEN[method]
+    losses, params = golden(method)
     assert summary["history"]["loss"] == pytest.approx(losses, rel=1e-5)
     assert float(sum(p.detach().double().abs().sum() for p in model.parameters())) == pytest.approx(params, rel=1e-5)

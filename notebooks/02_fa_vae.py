@@ -134,8 +134,8 @@ show(order)
 # ## Table 1: compression rate
 #
 # The same VQGAN (row 1's setting) and FA-VAE (CONV FCMs with pair-wise DSL, μ = 3: the paper's "we choose a
-# kernel size of 3" and its ImageNet scripts; its FFHQ script uses μ = 9) at f = 4, 8 and 16 on 64-px faces: 16², 8² and 4² tokens, the paper's f = 16, 32, 64 at
-# 256 px in grid terms. The paper's Table 1 compares with published numbers of other models on FFHQ and ImageNet;
+# kernel size of 3" and its ImageNet scripts; its FFHQ script uses μ = 9) at f = 4, 8 and 16 on 64-px faces:
+# 16², 8² and 4² tokens, the paper's f = 16, 32, 64 at 256 px in grid terms. The paper's Table 1 compares with published numbers of other models on FFHQ and ImageNet;
 # we have no such models, so we compare the two at matched codebook and f.
 
 # %% tags=["remove-input"]
@@ -151,8 +151,8 @@ show(ref1[["model", "dataset", "codebook_size", "grid", "rfid"]].rename(
 # The paper reconstructs CelebA-HQ and FFHQ faces with ImageNet-trained models. We have too few natural images to
 # train on, so we go the other way: the face-trained models of Table 1 (f = 4 and 16) reconstruct ImageNet samples
 # (a seeded subset of the 1,000, one per class, at 64 px) and test images of our CIFAR-10 subset (32 px; not the
-# full set); the counts are printed below. rFID on a few hundred
-# images is biased upward and noisy: compare rows, not values with the paper's.
+# full set); the counts are printed below. rFID on a few hundred images is biased upward and noisy: compare rows,
+# not values with the paper's.
 
 # %% tags=["remove-input"]
 zs = records[("favae", 4)]["extra"]["zero_shot"]

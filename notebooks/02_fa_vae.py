@@ -135,8 +135,9 @@ show(order)
 #
 # The same VQGAN (row 1's setting) and FA-VAE (CONV FCMs with pair-wise DSL, μ = 3: the paper's "we choose a
 # kernel size of 3" and its ImageNet scripts; its FFHQ script uses μ = 9) at f = 4, 8 and 16 on 64-px faces:
-# 16², 8² and 4² tokens, the paper's f = 16, 32, 64 at 256 px in grid terms. The paper's Table 1 compares with published numbers of other models on FFHQ and ImageNet;
-# we have no such models, so we compare the two at matched codebook and f.
+# 16², 8² and 4² tokens, the paper's f = 16, 32, 64 at 256 px in grid terms. The paper's Table 1 compares with
+# published numbers of other models on FFHQ and ImageNet; we have no such models, so we compare the two at matched
+# codebook and f.
 
 # %% tags=["remove-input"]
 show(report.table1(records))

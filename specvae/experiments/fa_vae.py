@@ -163,9 +163,9 @@ class Sizes:
     workers. Measured in the first stored runs (Intel Xeon, two 1-thread workers side by side, 2026-12-01): 2,000
     steps took 650 s (rows 1 and 3), 930 s (FA-VAE), 1,080 s (row 8) and 1,990 s (row 9), evaluation 1.5 min
     (4 min with the zero-shot sets, 6 min when the real-image statistics are computed first): the grid is about
-    3.5 h of both cores, less than the estimate above. 2,000 steps at batch 8 are 16,000 images, 0.7 of an epoch of the 22,240 training faces — far from
-    the paper's 800 epochs: every table says whether a run met the convergence rule. Runs are stored one by one and
-    resume from checkpoints.
+    3.5 h of both cores, less than the estimate above. 2,000 steps at batch 8 are 16,000 images, 0.7 of an epoch of
+    the 22,240 training faces — far from the paper's 800 epochs: every table says whether a run met the convergence
+    rule. Runs are stored one by one and resume from checkpoints.
 
     Args:
         steps: optimizer updates per run (the cap when ``converge_tol`` is set).

@@ -230,16 +230,16 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference) -> str
         most = max(moved, key=moved.get)
         where = "FA-VAE" if VARIANTS[most].paper_row is None else f"row {VARIANTS[most].paper_row}"
         out[-1] += (f" DSL's σ moved by at most {moved[most]:.2g} from their start ({VARIANTS[most].sigma0:g}) in "
-                    f"any run ({where}; Fig. 3): with so little movement DSL acts as SL with σ ≈ 3, and row 7 vs row 6 compares a kernel "
-                    "size (9 vs 5) and two σ per pair vs one, not a learned σ.")
+                    f"any run ({where}; Fig. 3): with so little movement DSL acts as SL with σ ≈ 3, and row 7 vs "
+                    "row 6 compares a kernel size (9 vs 5) and two σ per pair vs one, not a learned σ.")
     archs = ("row07", "row08", "row09")
     if all(rf(n) is not None for n in archs):
         best = min(archs, key=rf)
         paper_best = min(archs, key=pr)
         out.append("- **CONV is the best FCM** (rows 7-9, rFID ours / paper: " + ", ".join(
             f"{VARIANTS[n].fcm.upper()} {_fmt(rf(n))} / {_fmt(pr(n))}" for n in archs)
-            + f"; paper's best {VARIANTS[paper_best].fcm.upper()}): **{'holds' if best == 'row07' else 'does not hold'}**"
-            f" (ours: {VARIANTS[best].fcm.upper()}).")
+            + f"; paper's best {VARIANTS[paper_best].fcm.upper()}): "
+            f"**{'holds' if best == 'row07' else 'does not hold'}** (ours: {VARIANTS[best].fcm.upper()}).")
     mu_rows = ("row10", "row11", "row12", "row13", "row14")
     if all(rf(n) is not None for n in mu_rows):
         def spread(values):

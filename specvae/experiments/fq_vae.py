@@ -958,10 +958,9 @@ def only_on(cfgs: Sequence[RunConfig], datasets: Sequence[str] | None) -> list[R
     Raises:
         ValueError: a name that is not one of :data:`ALL_DATASETS`.
     """
-    if datasets is None:
-        return list(cfgs)
-    _check_names(datasets)
-    return [c for c in cfgs if c.dataset in datasets]
+    from specvae.experiments.grid import only_datasets
+
+    return only_datasets(cfgs, datasets, ALL_DATASETS)
 
 
 def dataset_runs(dataset: str, preset: str = "gpu") -> list[Any]:

@@ -41,7 +41,7 @@ from specvae.experiments import fingerprint as _fingerprint
 from specvae.experiments.hashing import config_hash
 from specvae.experiments.store import ResultStore
 
-__all__ = ["run_grid", "GridError", "RunFailure", "RUN_OUTPUT_KEYS", "save_run_output"]
+__all__ = ["run_grid", "GridError", "RunFailure", "RUN_OUTPUT_KEYS", "save_run_output", "only_datasets"]
 
 #: keys a ``run_fn`` may return
 RUN_OUTPUT_KEYS = ("metrics", "arrays", "history", "extra", "npz", "wall_time_s", "device", "preset", "seed")
@@ -154,6 +154,22 @@ def _check_spawnable(run_fn: Callable[..., Any]) -> None:
         raise ValueError("run_fn is defined in an interactive session (notebook), which spawned worker processes "
                          "cannot import; use a function from a module (e.g. specvae.experiments.<chapter>.run) "
                          "or workers=1")
+
+
+def only_datasets(configs: Sequence[Any], datasets: Sequence[str] | None, known: Sequence[str]) -> list[Any]:
+    """The configs of ``configs`` whose ``dataset`` is one of ``datasets`` (all of them when ``None``), in order.
+
+    ``known``: the chapter's data set names (a name outside them is an error, not an empty grid).
+
+    Raises:
+        ValueError: a name of ``datasets`` that is not in ``known``.
+    """
+    if datasets is None:
+        return list(configs)
+    bad = [d for d in datasets if d not in known]
+    if bad:
+        raise ValueError(f"unknown data sets {bad}; choose from {tuple(known)}")
+    return [c for c in configs if c.dataset in datasets]
 
 
 def run_grid(

@@ -506,12 +506,9 @@ def only_on(cfgs: Sequence[RunConfig], datasets: Sequence[str] | None) -> list[R
     Raises:
         ValueError: a name that is not one of :data:`DATASETS`.
     """
-    if datasets is None:
-        return list(cfgs)
-    bad = [d for d in datasets if d not in DATASETS]
-    if bad:
-        raise ValueError(f"unknown data sets {bad}; choose from {DATASETS}")
-    return [c for c in cfgs if c.dataset in datasets]
+    from specvae.experiments.grid import only_datasets
+
+    return only_datasets(cfgs, datasets, DATASETS)
 
 
 def dataset_runs(dataset: str, preset: str = "gpu") -> list[RunConfig]:

@@ -61,13 +61,15 @@ sizes = ch2.sizes(preset)
 frame = ch2.run_all(preset, train=train, workers=workers)
 store = ResultStore(ch2.CHAPTER)
 grid = ch2.configs(preset)
-records = {(c.variant, c.f): store.load(c) for c in grid}
+runs = {(c.variant, c.f, c.seed): store.load(c) for c in grid}  # every run, the repeats included
+records = {(v, f): r for (v, f, seed), r in runs.items() if seed == 0}  # one per row and f: the tables'
+repeats = ch2.repeat_configs(preset)
 pd.set_option("display.precision", 3)
 lpips_train = "AlexNet" if sizes.lpips_net == "alex" else "VGG16"
 
 
 def samples(variant, f=ch2.MAIN_F, name="samples"):
-    cfg = next(c for c in grid if (c.variant, c.f) == (variant, f))
+    cfg = next(c for c in grid if (c.variant, c.f, c.seed) == (variant, f, 0))
     s = store.load_npz(cfg, name)
     return s["real"].astype(np.float32) / 255.0, s["recon"].astype(np.float32) / 255.0
 
@@ -91,7 +93,10 @@ m0 = records[("row01", ch2.MAIN_F)]
 n_conv = int(sum(bool(r["metrics"]["converged"]) for r in records.values()))
 note = (
     f"**Preset `{preset}`**: {len(records)} runs ({len(ch2.TABLE2_ROWS)} Table 2 rows at f = {ch2.MAIN_F}, plus "
-    f"f = 8 and 16 for Table 1). Each run: {sizes.steps} steps of batch {sizes.batch_size} "
+    f"f = 8 and 16 for Table 1)"
+    + (f", and {len(repeats)} repeats at another seed (VQ-GAN and FA-VAE at f = {ch2.MAIN_F}) that measure "
+       "run-to-run spread" if repeats else "")
+    + f". Each run: {sizes.steps} steps of batch {sizes.batch_size} "
     f"(Adam lr {sizes.lr:g}, betas (0.5, 0.9), {sizes.precision}), the same budget for every row, no early stop; "
     + (f"{n_conv} of {len(records)} runs met the convergence rule (the reconstruction term L1 + LPIPS changed by "
        f"less than {sizes.converge_tol:g}, either way, over the last 20 % of the steps). "
@@ -103,8 +108,8 @@ note = (
     f"Training LPIPS: **{lpips_train}** (FA-VAE: VGG16); the tables report LPIPS-VGG. "
     f"Data: the CelebA-style faces at 64 px ({m0['extra']['n_train_images']} training, "
     f"{m0['extra']['n_test_images']} held-out faces evaluated). "
-    f"Total training time {frame['wall_time_s'].sum() / 3600:.1f} h on "
-    + " and ".join(sorted({str(r["provenance"].get("device", "?")) for r in records.values()})) + ".")
+    f"Total training time of all {len(runs)} runs {frame['wall_time_s'].sum() / 3600:.1f} h on "
+    + " and ".join(sorted({str(r["provenance"].get("device", "?")) for r in runs.values()})) + ".")
 pre_gan = report.pre_gan_note(records)  # "" when no run has a pre-GAN history long enough to judge
 note += f" {pre_gan}" if pre_gan else ""
 if preset not in ("gpu", "paper"):
@@ -166,10 +171,27 @@ show(ref3.drop(columns=["table"]).rename(columns={
     "ffhq_psnr": "FFHQ PSNR"}))
 
 # %% [markdown]
+# ## How far one model moves from seed to seed
+#
+# Every row above is one training run. To know which differences between rows are larger than chance, the VQ-GAN
+# and FA-VAE at f = 4 were trained once more at another seed (same data, same budget; the seed changes the
+# initial weights, the batches and the codebook's start). Two seeds of two models are a rough yardstick, not an
+# error bar: the claims below use the larger of the two models' differences.
+
+# %% tags=["remove-input"]
+seeds = report.seed_table(runs)
+spread = report.seed_spread(runs)
+if len(seeds):
+    show(seeds, right=["SSIM ↑", "PSNR ↑", "LPIPS ↓", "rFID ↓"])
+else:
+    display(Markdown(f"No repeats at preset `{preset}`: differences between rows are not graded against a "
+                     "measured spread."))
+
+# %% [markdown]
 # ## Which of the paper's claims hold here
 
 # %% tags=["remove-input"]
-claims = report.claims(records, t2, order, reference.load("lin2023", "table2"))
+claims = report.claims(records, t2, order, reference.load("lin2023", "table2"), spread=spread)
 glue("ch2_claims", Markdown(claims), display=False)
 display(Markdown(claims))
 

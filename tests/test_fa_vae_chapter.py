@@ -22,15 +22,19 @@ PAPER = next((p for p in (ROOT.parent / "shared" / "papers" / "fa-vae_lin-et-al-
 
 def test_grid_covers_every_table_once() -> None:
     cfgs = ch.configs("cpu")
-    assert len(cfgs) == 18 and len({config_hash(c) for c in cfgs}) == 18
+    assert len(cfgs) == 20 and len({config_hash(c) for c in cfgs}) == 20
+    # 18 at seed 0, and VQ-GAN and FA-VAE at f = 4 once more (seed 1), to measure run-to-run spread
+    assert {(c.variant, c.f, c.seed) for c in cfgs if c.seed} == {("row01", 4, 1), ("favae", 4, 1)}
+    assert ch.configs("cpu", tables=("table2", "table1")) == [c for c in cfgs if c.seed == 0]
+    assert ch.configs("gpu", tables=("repeats",)) == []  # repeat_seeds 1 there: no repeats
     t2 = {(c.variant, c.f) for c in ch.table2_configs("cpu")}
     assert t2 == {(r, 4) for r in ch.TABLE2_ROWS} and len(t2) == 13  # rows 1, 3-14
     assert [ch.VARIANTS[r].paper_row for r in ch.TABLE2_ROWS] == [1, *range(3, 15)]
     t1 = {(c.variant, c.f) for c in ch.table1_configs("cpu")}
     assert t1 == {(v, f) for v in ("row01", "favae") for f in (4, 8, 16)}
     # Table 1's f = 4 VQGAN is Table 2's row 1: the same run, stored once
-    assert ("row01", 4) in t2 and sum((c.variant, c.f) == ("row01", 4) for c in cfgs) == 1
-    zero = {(c.variant, c.f) for c in cfgs if c.zero_shot}
+    assert ("row01", 4) in t2 and sum((c.variant, c.f, c.seed) == ("row01", 4, 0) for c in cfgs) == 1
+    zero = {(c.variant, c.f) for c in cfgs if c.zero_shot}  # the seed-1 repeats at f = 4 too
     assert zero == {(v, f) for v in ("row01", "favae") for f in (4, 16)}
     assert {(c.variant, c.f) for c in cfgs if c.save_tokenizer} == {("favae", 4), ("favae", 8)}
 
@@ -148,7 +152,7 @@ def _fake_records(values_from_paper: bool = True):
     """Records shaped like stored ones, with the paper's Table 2 numbers as 'ours' (or their negation)."""
     ref = reference.load("lin2023", "table2").set_index("row")
     out = {}
-    for c in ch.configs("smoke"):
+    for c in ch.configs("smoke", tables=("table2", "table1")):
         v = ch.VARIANTS[c.variant]
         p = ref.loc[v.paper_row] if v.paper_row else ref.loc[12]
         sign = 1.0 if values_from_paper else -1.0
@@ -192,7 +196,8 @@ def test_report_tables_and_orderings_from_known_values() -> None:
                                                                           "row12", "row13", "row14", "favae")})
     assert "DSL's σ moved by at most 0.1 from their start (3) in any run" in text
     assert "CONV is the best FCM" in text and "paper's best CONV): **holds** (ours: CONV)" in text
-    assert "rows 10-14, rFID ours 6.36-7.48, spread 16 % of the mean; paper 6.36-7.48, spread 16 % of the mean" in text
+    assert "rows 10-14, rFID ours 6.36-7.48, range 16 % of the mean; paper 6.36-7.48, range 16 % of the mean)." in text
+    assert "within run-to-run noise" in text and "seed-to-seed" not in text  # no measured spread given
     assert "at 3 of 3 factors" in text and "in 1 of 13 Table 2 runs the reconstruction term had not levelled off" in text
     # the paper's numbers come from the reference table: reversed values of ours flip only our verdicts
     rev = report.claims(_fake_records(False), t2r, report.orderings(t2r), ref2)
@@ -205,6 +210,39 @@ def test_report_tables_and_orderings_from_known_values() -> None:
     steps, sig = report.sigma_history(recs[("row07", 4)])
     assert sig.shape == (2, 2) and sig[1].tolist() == [3.1, 2.9]
     assert report.sigma_history(recs[("row01", 4)])[1].shape == (0, 0)
+
+
+def test_seed_spread_is_the_largest_difference_between_seeds_of_one_model_and_grades_the_claims() -> None:
+    from specvae.experiments import fa_vae_report as report
+
+    def rec(rfid, psnr):
+        return {"metrics": {"ssim": 0.5, "psnr": psnr, "lpips_vgg": 0.2, "rfid": rfid, "converged": False}}
+
+    runs = {("row01", 4, 0): rec(130.0, 21.0), ("row01", 4, 1): rec(127.0, 21.4),
+            ("favae", 4, 0): rec(158.0, 19.8), ("favae", 4, 1): rec(152.5, 19.7), ("favae", 4, 2): rec(156.0, 20.0),
+            ("row07", 4, 0): rec(100.0, 20.0), ("favae", 8, 0): rec(1.0, 1.0), ("favae", 8, 1): rec(99.0, 1.0)}
+    # FA-VAE at f = 4: max − min over its three seeds = 5.5; VQ-GAN: 3; other f and single-seed rows do not count
+    assert report.seed_spread(runs) == pytest.approx(5.5)
+    assert report.seed_spread(runs, "psnr") == pytest.approx(0.4)
+    assert report.seed_spread({k: v for k, v in runs.items() if k[2] == 0}) is None
+    table = report.seed_table(runs)
+    assert table["Seed"].tolist() == ["0", "1", "max − min", "0", "1", "2", "max − min"]
+    spread_rows = table[table["Seed"] == "max − min"].set_index("Model")
+    assert spread_rows.loc["VQ-GAN", "rFID ↓"] == pytest.approx(3.0)
+    assert spread_rows.loc["FA-VAE", "PSNR ↑"] == pytest.approx(0.3)
+    assert table.set_index(["Model", "Seed"]).loc[("VQ-GAN", "0"), "Conv."] == "†"
+    assert report.seed_table({("row01", 4, 0): rec(1.0, 1.0)}).empty
+    # with a measured spread, each comparison says whether its gap exceeds it
+    recs = _fake_records()
+    t2 = report.table2(recs, reference.load("lin2023", "table2"))
+    text = report.claims(recs, t2, report.orderings(t2), reference.load("lin2023", "table2"), spread=5.0)
+    # row 4 vs row 3: 7.04 vs 30.6, a gap of 23.6 > 5; row 7 vs row 6: 5.9 vs 7.39, a gap of 1.49 < 5
+    assert "ours 7.04 vs 30.6: **holds**; the gap 23.6 is larger than the seed-to-seed spread 5." in text
+    assert "ours 5.9 vs 7.39: **holds**; the gap 1.49 is within the seed-to-seed spread 5." in text
+    assert "range 16 % of the mean): our range 1.12 is within the seed-to-seed spread 5." in text
+    rfid = t2["rFID ↓"].tolist()
+    n_big = sum(abs(a - b) > 5.0 for i, a in enumerate(rfid) for b in rfid[i + 1:])
+    assert f"{n_big} of the 78 pairs of Table 2 rows differ by more than that" in text and 0 < n_big < 78
 
 
 def test_pre_gan_change_reads_the_curve_before_the_discriminator_only() -> None:

@@ -62,6 +62,8 @@ __all__ = [
     "configs",
     "table2_configs",
     "table1_configs",
+    "repeat_configs",
+    "GRID_PARTS",
     "build_model",
     "build_objective",
     "train_config",
@@ -194,6 +196,9 @@ class Sizes:
         n_zero_shot: images per zero-shot set (``None`` = all: 1,000 ImageNet, 1,017 CIFAR-10; a seeded subset
             otherwise).
         seeds: seeds per configuration.
+        repeat_seeds: seeds of the two Table 1 models (VQ-GAN and FA-VAE) at :data:`MAIN_F`, counting the grid's
+            own: more than ``seeds`` adds runs at the further seeds (:func:`repeat_configs`), which measure how far
+            one model's numbers move from seed to seed, the yardstick for differences between rows.
         log_every, checkpoint_every: history and checkpoint intervals (steps).
         n_samples: test reconstructions saved for the figures.
         n_feature_images: test images whose feature spectra are averaged.
@@ -219,6 +224,7 @@ class Sizes:
     n_test: int = 500
     n_zero_shot: int | None = None
     seeds: int = 1
+    repeat_seeds: int = 1
     log_every: int = 25
     checkpoint_every: int = 250
     n_samples: int = 8
@@ -236,10 +242,11 @@ class Sizes:
 #: here (its tokenizer carried back, at most 16 MiB a file): not built.
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=4, batch_size=4, ch=8, z_channels=8, codebook_size=32, norm_groups=8, ndf=8,
-                   disc_start=2, converge_tol=None, n_train=64, n_test=8, n_zero_shot=8, log_every=1,
+                   disc_start=2, converge_tol=None, n_train=64, n_test=8, n_zero_shot=8, repeat_seeds=2, log_every=1,
                    checkpoint_every=0, n_samples=4, n_feature_images=4),
     "cpu": Sizes(steps=2000, batch_size=8, lr=1e-4, ch=32, z_channels=32, codebook_size=512, ndf=32,
-                 disc_start=1000, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, log_every=25,
+                 disc_start=1000, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, repeat_seeds=2,
+                 log_every=25,
                  checkpoint_every=250),
     "gpu": Sizes(steps=20_000, batch_size=32, lr=2e-4, ch=128, num_res_blocks=2, z_channels=256, codebook_size=1024,
                  ndf=64, disc_start=5_000, lpips_net="vgg", converge_tol=0.01, n_train=None, n_test=2471,
@@ -322,7 +329,7 @@ def _config(s: Sizes, preset: str, variant: str, f: int, seed: int) -> RunConfig
         converge_window=float(s.converge_window), pairwise_sigma_lr_ratio=float(s.pairwise_sigma_lr_ratio),
         n_train=s.n_train, n_test=s.n_test, n_zero_shot=s.n_zero_shot,
         zero_shot=variant in TABLE1_VARIANTS and f in ZERO_SHOT_F,
-        save_tokenizer=variant == "favae" and f in (4, 8),
+        save_tokenizer=variant == "favae" and f in (4, 8) and seed == 0,  # the one load_tokenizer reads
         n_samples=s.n_samples, n_feature_images=s.n_feature_images, log_every=s.log_every,
         checkpoint_every=s.checkpoint_every)
 
@@ -342,16 +349,31 @@ def table1_configs(preset: str = "cpu", *, factors: Sequence[int] = TABLE1_F, **
     return [_config(s, preset, v, f, seed) for seed in range(s.seeds) for f in factors for v in TABLE1_VARIANTS]
 
 
-def configs(preset: str = "cpu", *, tables: Sequence[str] = ("table2", "table1"), **overrides: Any) -> list[RunConfig]:
-    """All runs of the chapter at ``preset`` (Table 2 then Table 1, duplicates removed: 18 at one seed)."""
-    unknown = [t for t in tables if t not in ("table1", "table2")]
+def repeat_configs(preset: str = "cpu", **overrides: Any) -> list[RunConfig]:
+    """The repeats that measure run-to-run spread: VQ-GAN and FA-VAE at :data:`MAIN_F` at the seeds from ``seeds``
+    to ``repeat_seeds`` − 1 (none when ``repeat_seeds`` ≤ ``seeds``)."""
+    s = sizes(preset, **overrides)
+    return [_config(s, preset, v, MAIN_F, seed) for seed in range(s.seeds, s.repeat_seeds) for v in TABLE1_VARIANTS]
+
+
+#: the parts of the grid :func:`configs` can select
+GRID_PARTS = ("table2", "table1", "repeats")
+
+
+def configs(preset: str = "cpu", *, tables: Sequence[str] = GRID_PARTS, **overrides: Any) -> list[RunConfig]:
+    """All runs of the chapter at ``preset``: Table 2, then Table 1, then the repeats (duplicates removed: 18 at one
+    seed, plus 2 repeats at ``cpu``)."""
+    unknown = [t for t in tables if t not in GRID_PARTS]
     if unknown:
-        raise ValueError(f"unknown tables {unknown}; choose from 'table1', 'table2' (Table 3 reads Table 1's runs)")
+        raise ValueError(f"unknown tables {unknown}; choose from {', '.join(map(repr, GRID_PARTS))} (Table 3 reads "
+                         "Table 1's runs)")
     out: list[RunConfig] = []
     if "table2" in tables:
         out += table2_configs(preset, **overrides)
     if "table1" in tables:
         out += [c for c in table1_configs(preset, **overrides) if c not in out]
+    if "repeats" in tables:
+        out += [c for c in repeat_configs(preset, **overrides) if c not in out]
     return out
 
 

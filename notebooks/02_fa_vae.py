@@ -327,6 +327,7 @@ for ax, b in zip(axes, bands):
 axes[0].invert_yaxis()  # Table 2's rows from the top, then Table 1's runs
 fig.suptitle("Fig. 5. Reconstruction error per frequency band (held-out faces)")
 plt.show()
+display(Markdown(report.band_reading(records, runs)))
 
 # %% [markdown]
 # ## Reproduction notes

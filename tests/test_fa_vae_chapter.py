@@ -245,6 +245,28 @@ def test_seed_spread_is_the_largest_difference_between_seeds_of_one_model_and_gr
     assert f"{n_big} of the 78 pairs of Table 2 rows differ by more than that" in text and 0 < n_big < 78
 
 
+def test_band_reading_compares_runs_with_and_without_an_fcm() -> None:
+    from specvae.experiments import fa_vae_report as report
+
+    recs = _fake_records()
+    for (name, f), rec in recs.items():  # FCM runs: mid band 1.0-1.2, high band 2.0-2.9; without: 1.5 / 2.5
+        fcm = ch.VARIANTS[name].fcm is not None
+        rec["metrics"]["band_mid"] = (1.0 + 0.2 * (name == "row09")) if fcm else 1.5
+        rec["metrics"]["band_high"] = (2.0 + 0.9 * (name == "row09")) if fcm else 2.5 * f / 4
+    text = report.band_reading(recs)
+    mid, high = text.splitlines()
+    assert mid.startswith("- **Mid band** (f = 4): with an FCM (12 runs) 1-1.2, without (2) 1.5-1.5; every run with "
+                          "an FCM has the lower error: **FCMs recover this band here**. FA-VAE vs VQ-GAN: f = 4: 1 vs 1.5")
+    assert "with an FCM (12 runs) 2-2.9, without (2) 2.5-2.5; the ranges overlap: **no verdict**" in high
+    assert high.endswith("f = 4: 2 vs 2.5, f = 8: 2 vs 5, f = 16: 2 vs 10.")
+    for rec in recs.values():
+        rec["metrics"]["band_mid"] *= -1
+    assert "every run with an FCM has the higher error: **FCMs do not recover this band here**" in report.band_reading(
+        recs, bands=("mid",))
+    runs = {(n, f, 0): r for (n, f), r in recs.items()} | {("row01", 4, 1): {"metrics": {"band_mid": -1.7}}}
+    assert "(seed-to-seed spread 0.2)" in report.band_reading(recs, runs, bands=("mid",))
+
+
 def test_pre_gan_change_reads_the_curve_before_the_discriminator_only() -> None:
     from specvae.experiments import fa_vae_report as report
 

@@ -18,7 +18,7 @@ from specvae.experiments.fa_vae import MAIN_F, TABLE1_F, TABLE2_ROWS, VARIANTS, 
 from specvae.experiments.store import converged_flag
 
 __all__ = ["convergence_mark", "table2", "table2_view", "table1", "table3", "orderings", "claims", "sigma_history",
-           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "seed_spread", "CONVERGENCE_NOTE"]
+           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "seed_spread", "band_reading", "CONVERGENCE_NOTE"]
 
 #: the legend of :func:`convergence_mark`
 CONVERGENCE_NOTE = ("Every run trains the same number of steps. ✓ converged by the rule (the reconstruction term "
@@ -159,6 +159,41 @@ def _resolved(a: float | None, b: float | None, spread: float | None) -> str:
     d = abs(a - b)
     return (f"; the gap {_fmt(d)} is " + ("larger than" if d > spread else "within")
             + f" the seed-to-seed spread {_fmt(spread)}")
+
+
+def band_reading(records: Mapping[tuple[str, int], dict], runs: Mapping[tuple[str, int, int], dict] | None = None,
+                 bands: tuple[str, ...] = ("mid", "high")) -> str:
+    """Fig. 5 read out: does an FCM lower the middle- and high-frequency error? Markdown bullets, one per band.
+
+    Compares the Table 2 runs at :data:`MAIN_F` with an FCM (rows 4-14 and FA-VAE) against those without (rows 1
+    and 3): lower when every FCM run is below every run without, higher when every one is above, no verdict when
+    the ranges overlap; beside them the seed-to-seed spread of that band (:func:`seed_spread`, when ``runs`` holds
+    repeats), and FA-VAE against VQ-GAN at each f of Table 1.
+    """
+    out = []
+    for band in bands:
+        key = f"band_{band}"
+        with_fcm, without = [], []
+        for (name, f), rec in records.items():
+            if f == MAIN_F:
+                (without if VARIANTS[name].fcm is None else with_fcm).append(rec["metrics"][key])
+        if not with_fcm or not without:
+            continue
+        if max(with_fcm) < min(without):
+            verdict = "every run with an FCM has the lower error: **FCMs recover this band here**"
+        elif min(with_fcm) > max(without):
+            verdict = "every run with an FCM has the higher error: **FCMs do not recover this band here**"
+        else:
+            verdict = "the ranges overlap: **no verdict**"
+        spread = seed_spread(runs, key) if runs else None
+        pairs = [(ff, _get(records, "row01", ff, key), _get(records, "favae", ff, key)) for ff in TABLE1_F]
+        out.append(
+            f"- **{band.capitalize()} band** (f = {MAIN_F}): with an FCM ({len(with_fcm)} runs) "
+            f"{min(with_fcm):.3g}-{max(with_fcm):.3g}, without ({len(without)}) {min(without):.3g}-{max(without):.3g}; "
+            f"{verdict}" + ("" if spread is None else f" (seed-to-seed spread {spread:.2g})") + ". FA-VAE vs VQ-GAN: "
+            + ", ".join(f"f = {ff}: {b:.3g} vs {a:.3g}" for ff, a, b in pairs if a is not None and b is not None)
+            + ".")
+    return "\n".join(out)
 
 
 def table3(records: Mapping[tuple[str, int], dict]) -> "Any":

@@ -39,6 +39,16 @@ def test_grid_covers_every_table_once() -> None:
     assert {(c.variant, c.f) for c in cfgs if c.save_tokenizer} == {("favae", 4), ("favae", 8)}
 
 
+def test_run_all_asks_for_the_whole_grid_the_repeats_included(tmp_path, monkeypatch) -> None:
+    from specvae.experiments.store import MissingResultError
+
+    monkeypatch.setenv("SPECVAE_RESULTS", str(tmp_path))
+    with pytest.raises(MissingResultError, match=r"20 of 20 runs of chapter 02_fa_vae at preset 'smoke'"):
+        ch.run_all("smoke", train=False)
+    with pytest.raises(MissingResultError, match=r"18 of 18 runs"):
+        ch.run_all("smoke", train=False, tables=("table2", "table1"))
+
+
 def test_rows_are_the_papers_settings() -> None:
     ref = reference.load("lin2023", "table2").set_index("row")
     fcm = {"none": None, "CONV": "conv", "RES": "res", "ATTN": "attn"}

@@ -632,7 +632,7 @@ def _store():
     return ResultStore(CHAPTER)
 
 
-def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables: Sequence[str] = ("table2", "table1"),
+def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables: Sequence[str] = GRID_PARTS,
             progress: bool = True, **overrides: Any):
     """The chapter's results at ``preset`` as a DataFrame (one row per run); trains the missing runs.
 

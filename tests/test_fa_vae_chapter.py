@@ -266,7 +266,8 @@ def test_band_reading_compares_runs_with_and_without_an_fcm() -> None:
     text = report.band_reading(recs)
     mid, high = text.splitlines()
     assert mid.startswith("- **Mid band** (f = 4): with an FCM (12 runs) 1-1.2, without (2) 1.5-1.5; every run with "
-                          "an FCM has the lower error: **FCMs recover this band here**. FA-VAE vs VQ-GAN: f = 4: 1 vs 1.5")
+                          "an FCM has the lower error: **FCMs recover this band here**. FA-VAE vs VQ-GAN: "
+                          "f = 4: 1 vs 1.5")
     assert "with an FCM (12 runs) 2-2.9, without (2) 2.5-2.5; the ranges overlap: **no verdict**" in high
     assert high.endswith("f = 4: 2 vs 2.5, f = 8: 2 vs 5, f = 16: 2 vs 10.")
     for rec in recs.values():

@@ -119,6 +119,17 @@ def table1(records: Mapping[tuple[str, int], dict]) -> "Any":
 _MODEL = {"row01": "VQ-GAN", "favae": "FA-VAE"}
 
 
+def _repeated(runs: Mapping[tuple[str, int, int], dict], f: int) -> dict[str, dict[int, Mapping[str, Any]]]:
+    """The metrics of each model of :data:`_MODEL` stored at two or more seeds at ``f``: ``{variant: {seed:
+    metrics}}``, seeds in order (what :func:`seed_table` and :func:`seed_spread` both read)."""
+    out = {}
+    for name in _MODEL:
+        by_seed = {s: runs[(v, ff, s)]["metrics"] for (v, ff, s) in sorted(runs) if (v, ff) == (name, f)}
+        if len(by_seed) >= 2:
+            out[name] = by_seed
+    return out
+
+
 def seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F) -> "Any":
     """The models trained at more than one seed at ``f`` (VQ-GAN and FA-VAE, the chapter's repeats): one row per
     model and seed, then one ``max − min`` row per model.
@@ -129,11 +140,8 @@ def seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F) -> "A
 
     cols = {"SSIM ↑": "ssim", "PSNR ↑": "psnr", "LPIPS ↓": "lpips_vgg", "rFID ↓": "rfid"}
     rows = []
-    for name in _MODEL:
-        seeds = sorted(s for (v, ff, s) in runs if (v, ff) == (name, f))
-        if len(seeds) < 2:
-            continue
-        ms = [runs[(name, f, s)]["metrics"] for s in seeds]
+    for name, by_seed in _repeated(runs, f).items():
+        seeds, ms = list(by_seed), list(by_seed.values())
         rows += [{"Model": _MODEL[name], "Seed": str(s), **{c: m[k] for c, k in cols.items()},
                   "Conv.": convergence_mark(m)} for s, m in zip(seeds, ms)]
         rows.append({"Model": _MODEL[name], "Seed": "max − min",
@@ -145,11 +153,8 @@ def seed_spread(runs: Mapping[tuple[str, int, int], dict], key: str = "rfid", f:
     """The largest difference between two seeds of one model in metric ``key`` (``max − min`` over the seeds of
     each repeated model at ``f``, the largest over models): the measured yardstick for differences between rows.
     ``None`` when no model has two seeds."""
-    spreads = []
-    for name in _MODEL:
-        values = [r["metrics"][key] for (v, ff, _), r in runs.items() if (v, ff) == (name, f)]
-        if len(values) >= 2:
-            spreads.append(max(values) - min(values))
+    spreads = [max(m[key] for m in ms.values()) - min(m[key] for m in ms.values())
+               for ms in _repeated(runs, f).values()]
     return max(spreads) if spreads else None
 
 

@@ -63,10 +63,11 @@ if train:
     ch2.run_all(preset, train=True, workers=workers, tables=("repeats",))
 store = ResultStore(ch2.CHAPTER)
 repeats = ch2.repeat_configs(preset)
-missing_repeats = [c for c in repeats if not store.exists(c)]  # the seed table says when they are pending
-grid = [c for c in ch2.configs(preset) if c not in missing_repeats]
+stored = {c: store.load(c) for c in ch2.configs(preset)}  # None: not stored (only a repeat can be, see above)
+missing_repeats = [c for c in repeats if stored[c] is None]  # the seed table says when they are pending
+grid = [c for c, rec in stored.items() if rec is not None]
 frame = store.frame(grid)
-runs = {(c.variant, c.f, c.seed): store.load(c) for c in grid}  # every stored run, the repeats included
+runs = {(c.variant, c.f, c.seed): stored[c] for c in grid}  # every stored run, the repeats included
 records = {(v, f): r for (v, f, seed), r in runs.items() if seed == 0}  # one per row and f: the tables'
 pd.set_option("display.precision", 3)
 lpips_train = "AlexNet" if sizes.lpips_net == "alex" else "VGG16"

@@ -151,6 +151,7 @@ show(order)
 
 # %% tags=["remove-input"]
 show(report.table1(records))
+display(Markdown(report.table1_reading(records, {k: report.seed_spread(runs, k) for k in ("psnr", "rfid")})))
 ref1 = reference.load("lin2023", "table1")
 display(Markdown("The paper's Table 1 (rFID; for reference only, other data, 256 px):"))
 show(ref1[["model", "dataset", "codebook_size", "grid", "rfid"]].rename(

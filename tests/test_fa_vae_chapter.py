@@ -255,6 +255,34 @@ def test_seed_spread_is_the_largest_difference_between_seeds_of_one_model_and_gr
     assert f"{n_big} of the 78 pairs of Table 2 rows differ by more than that" in text and 0 < n_big < 78
 
 
+def test_table1_reading_follows_each_model_across_f_and_grades_the_gaps() -> None:
+    from specvae.experiments import fa_vae_report as report
+
+    def rec(psnr, rfid):
+        return {"metrics": {"psnr": psnr, "rfid": rfid, "rfid_n_real": 500}}
+
+    # PSNR falls with f for both; VQ-GAN's rFID rises, FA-VAE's dips at f = 8 (not monotonic)
+    recs = {("row01", 4): rec(21.0, 100.0), ("row01", 8): rec(18.0, 120.0), ("row01", 16): rec(16.0, 150.0),
+            ("favae", 4): rec(20.0, 110.0), ("favae", 8): rec(18.5, 105.0), ("favae", 16): rec(15.9, 140.0)}
+    psnr, rfid = report.table1_reading(recs).splitlines()
+    assert psnr.startswith("- **PSNR (dB) against f** (f = 4, f = 8, f = 16): VQ-GAN 21 → 18 → 16 (falls); "
+                           "FA-VAE 20 → 18.5 → 15.9 (falls). It gets worse with compression for both models")
+    assert psnr.endswith("FA-VAE vs VQ-GAN: f = 4: 20 vs 21 (not better), f = 8: 18.5 vs 18 (better), "
+                         "f = 16: 15.9 vs 16 (not better).")
+    assert "VQ-GAN 100 → 120 → 150 (rises); FA-VAE 110 → 105 → 140 (is not monotonic)" in rfid
+    assert "does not get worse with compression for every model" in rfid and "With 500 64-px test faces" in rfid
+    assert rfid.endswith("f = 4: 110 vs 100 (not better), f = 8: 105 vs 120 (better), f = 16: 140 vs 150 (better).")
+    # a measured spread grades each gap: 15 > 12 at f = 8, 10 within 12 at f = 4 and 16
+    graded = report.table1_reading(recs, {"psnr": None, "rfid": 12.0}).splitlines()[1]
+    assert ("f = 8: 105 vs 120 (better, the gap 15 is larger than the seed-to-seed spread 12)" in graded
+            and "f = 4: 110 vs 100 (not better, the gap 10 is within the seed-to-seed spread 12)" in graded)
+    # a monotonic rise for both: no caveat about rFID's sample size
+    recs[("favae", 8)] = rec(18.5, 125.0)
+    rfid = report.table1_reading(recs).splitlines()[1]
+    assert "It gets worse with compression for both models, as in the paper." in rfid and "test faces" not in rfid
+    assert report.table1_reading({("row01", 4): rec(1.0, 1.0)}) == ""
+
+
 def test_band_reading_compares_runs_with_and_without_an_fcm() -> None:
     from specvae.experiments import fa_vae_report as report
 

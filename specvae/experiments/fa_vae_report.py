@@ -415,10 +415,9 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread
                       f": our range {_fmt(max(ours) - min(ours))} is "
                       + ("larger than" if max(ours) - min(ours) > spread else "within")
                       + f" the seed-to-seed spread {_fmt(spread)}") + ".")
-    t1 = [(ff, rf("row01", ff), rf("favae", ff)) for ff in TABLE1_F]
-    wins = sum(1 for _, a, b in t1 if a is not None and b is not None and b < a)
-    have = sum(1 for _, a, b in t1 if a is not None and b is not None)
-    both = [(ff, a, b) for ff, a, b in t1 if a is not None and b is not None]
+    both = [(ff, a, b) for ff in TABLE1_F
+            if (a := rf("row01", ff)) is not None and (b := rf("favae", ff)) is not None]
+    wins, have = sum(b < a for _, a, b in both), len(both)
     text = (f"- **FA-VAE beats VQ-GAN at every f** (Table 1 analogue): FA-VAE has the lower rFID at {wins} of "
             f"{have} factors (" + ", ".join(f"f = {ff}: {_fmt(b)} vs {_fmt(a)}" for ff, a, b in both) + "): "
             + ("**holds**" if have and wins == have else "**does not hold**"))

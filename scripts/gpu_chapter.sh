@@ -18,6 +18,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 out="${OUT:-$root/.stage/out}"
 mkdir -p "$out" .stage/results
+# wheels staged for dependencies the device's Python lacks (the chapter's GPU_WHEELS, e.g. lpips)
+if compgen -G ".stage/wheels/*.whl" > /dev/null; then
+  site="${TMPDIR:-/tmp}/specvae-site"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+    .stage/wheels/*.whl || { echo "could not install the staged wheels"; exit 1; }
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 # the stored results of the checkout, so that runs stored by earlier calls are skipped, not trained again
 cp -R book/results/. .stage/results/
 (cd .stage/results && find . -type f | sort) > .stage/results-before.txt

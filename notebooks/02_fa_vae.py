@@ -117,6 +117,8 @@ note = (
     + " and ".join(sorted({str(r["provenance"].get("device", "?")) for r in runs.values()})) + ".")
 pre_gan = report.pre_gan_note(records)  # "" when no run has a pre-GAN history long enough to judge
 note += f" {pre_gan}" if pre_gan else ""
+not_computed = report.missing_metrics_note(records)  # "" unless gpu runs left rFID / LPIPS-VGG out
+note += f" {not_computed}" if not_computed else ""
 if preset not in ("gpu", "paper"):
     note += (" **These are short CPU runs at a reduced width: read the tables as a test of the pipeline and of "
              "early-training behaviour, not as a test of the paper's claims at its scale.**")
@@ -346,7 +348,9 @@ display(Markdown(report.band_reading(records, runs)))
 #   codebook 1024 × 256, for up to 800 epochs on V100s. We train on 64-px CelebA-style faces (a substitute: no
 #   attribute files, not certified CelebA-HQ) with the preset's width and one number of steps for every run (the
 #   same budget for every row of the ablation: no early stop, the convergence rule only flags); the note above
-#   gives the numbers. The `gpu` preset uses the paper's widths at 64 px.
+#   gives the numbers. The `gpu` preset uses the paper's widths at 64 px, trained on one faces shard (about 4,500
+#   faces: what a GPU-machine call can carry) with LPIPS-AlexNet; its runs leave rFID and LPIPS-VGG empty and
+#   evaluate zero-shot on the ImageNet samples only (see the reproducibility page, "Running the gpu preset").
 # - **f mapping.** At 64 px, f = 4 gives the paper's 16 × 16 token grid of f = 16 at 256 px, each token covering
 #   the same share of the image, so Table 2 runs at f = 4. It also lets every kernel size of rows 10-14 (μ up to
 #   15) reflect-pad the 16 × 16 latent features, which f = 8 (8 × 8) would only just allow.

@@ -24,7 +24,9 @@ feature A and decoder features B (before) and C (FCM output) at every position, 
 test images. σ of DSL over training is in the run's history (``sigma_<j>``).
 
 Contract: :data:`CHAPTER`, :class:`Sizes`, :data:`PRESETS`, :func:`configs`, :func:`run`, :func:`run_all`, plus
-:func:`bench_families`, :func:`load_tokenizer`. Tables and text live in :mod:`specvae.experiments.fa_vae_report`
+:func:`bench_families`, :func:`load_tokenizer`; for a lent GPU machine (:mod:`specvae.gpu`) :data:`GPU_DATA`,
+:data:`GPU_WEIGHTS`, :data:`GPU_WHEELS`, :data:`GPU_WORKERS`, :func:`dataset_runs` and :func:`only_on` (every run
+trains on the faces, :data:`DATASETS`). Tables and text live in :mod:`specvae.experiments.fa_vae_report`
 (kept out of the run path, so editing a table does not make runs stale).
 
 Ref: Lin et al., "Catch Missing Details: Image Reconstruction with Frequency Augmented Variational
@@ -75,6 +77,14 @@ __all__ = [
     "tokenizer_path",
     "load_tokenizer",
     "bench_families",
+    "DATASETS",
+    "only_on",
+    "dataset_runs",
+    "GPU_DATA",
+    "GPU_WEIGHTS",
+    "GPU_WORKERS",
+    "GPU_WHEELS",
+    "METRIC_WEIGHTS",
 ]
 
 CHAPTER = "02_fa_vae"
@@ -142,6 +152,23 @@ IMAGE_SIZE = 64
 #: zero-shot data sets: name -> (loader name, split, image size)
 ZERO_SHOT_DATA: dict[str, tuple[str, str, int]] = {"imagenet": ("imagenet-samples", "test", 64),
                                                    "cifar10": ("cifar10", "test", 32)}
+#: the data sets the chapter trains on (every run trains on the faces; the zero-shot sets are only evaluated)
+DATASETS: tuple[str, ...] = ("faces",)
+#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 02``): one of the five faces shards (about
+#: 4,500 training and 500 held-out faces) and the 64-px ImageNet samples for Table 3. The CIFAR-10 subset (16.4 MiB)
+#: does not fit beside them and the checkout, so the ``gpu`` preset evaluates zero-shot on ImageNet only
+#: (``Sizes.zero_shot_sets``).
+GPU_DATA: dict[str, tuple[str, ...]] = {"faces": ("faces64/faces64-00.zip", "imagenet-samples/imagenet-samples-64.zip")}
+#: the training loss's LPIPS trunk at ``gpu`` (AlexNet, 9.4 MiB; VGG's 56 MiB does not fit a call)
+GPU_WEIGHTS: tuple[str, ...] = ("lpips/alexnet_features.pth",)
+#: dependencies the device's Python lacks (its package list: /work/.library/device/KINDS.md), staged as wheels:
+#: ``lpips`` carries LPIPS's linear layers (:class:`specvae.metrics.LPIPS`)
+GPU_WHEELS: tuple[str, ...] = ("lpips==0.1.4",)
+#: runs side by side on the one GPU
+GPU_WORKERS = 6
+#: the metric networks :func:`evaluate` needs beyond the training loss's: without them (on a lent GPU machine, where
+#: the 87 MB Inception and the 59 MB VGG do not travel) a ``gpu`` run leaves rFID and LPIPS-VGG NaN and says so
+METRIC_WEIGHTS: tuple[str, ...] = ("lpips-vgg", "fid-inception")
 
 
 @dataclass(frozen=True)
@@ -195,6 +222,8 @@ class Sizes:
         n_test: held-out faces evaluated (rFID, SSIM, ...).
         n_zero_shot: images per zero-shot set (``None`` = all: 1,000 ImageNet, 1,017 CIFAR-10; a seeded subset
             otherwise).
+        zero_shot_sets: the zero-shot sets of Table 3 (keys of ``ZERO_SHOT_DATA``), evaluated by the Table 1 runs
+            at f = 4 and 16.
         seeds: seeds per configuration.
         repeat_seeds: seeds of the two Table 1 models (VQ-GAN and FA-VAE) at :data:`MAIN_F`, counting the grid's
             own: more than ``seeds`` adds runs at the further seeds (:func:`repeat_configs`), which measure how far
@@ -223,6 +252,7 @@ class Sizes:
     n_train: int | None = None
     n_test: int = 500
     n_zero_shot: int | None = None
+    zero_shot_sets: tuple[str, ...] = ("imagenet", "cifar10")
     seeds: int = 1
     repeat_seeds: int = 1
     log_every: int = 25
@@ -232,14 +262,16 @@ class Sizes:
 
 
 #: ``smoke``: seconds (CI); ``cpu``: the book's runs on the shared 2-core CPU (see :class:`Sizes`); ``gpu``: the
-#: paper's widths at 64 px (ch 128, 2 res blocks, z 256, codebook 1024, ndf 64, LPIPS-VGG) for one H100 — the 18
-#: runs do not fit one 9-minute call: ``specvae run 02 --preset gpu`` trains the missing runs and stores each, so
-#: it spans calls (a Table 2 subset, e.g. rows 1, 4, 7, 10, fits one call: unmeasured estimate); ``paper``: the
-#: paper's 800 epochs at batch 8 and lr 2e-6 × 8. The chapter declares no ``GPU_DATA`` yet, so ``specvae gpu
-#: stage 02`` refuses: what a ``gpu`` run reads does not fit the 64 MiB a device call carries (the training loss's
-#: LPIPS-VGG trunk alone is 59 MB, rFID's Inception 87 MB, the faces 70 MB in five shards). A ``gpu`` run on the
-#: lent machine would have to train with LPIPS-AlexNet on one or two shards and leave its evaluation to the CPU
-#: here (its tokenizer carried back, at most 16 MiB a file): not built.
+#: paper's widths at 64 px (ch 128, 2 res blocks, z 256, codebook 1024, ndf 64) on one H100/H200, run over several
+#: 9-minute device calls (``specvae gpu stage 02``, see :mod:`specvae.gpu`): each call carries one faces shard (the
+#: training set is then about 4,500 faces; the run records which shards it read), trains :data:`GPU_WORKERS` runs side
+#: by side and keeps the runs that finished. What travels is capped at 64 MiB, so the ``gpu`` preset trains with
+#: LPIPS-AlexNet (as ``cpu``), evaluates zero-shot on the ImageNet samples only, and leaves rFID and LPIPS-VGG NaN
+#: (their networks do not travel; the record lists them in ``extra.missing_metric_weights``). 2,500 steps at batch
+#: 32 (80,000 images, 18 epochs of the shard) is an estimate, not a measurement (no GPU was lent while the chapter
+#: was written): about 4 TFLOP a step at that width, six runs side by side at a third of the H200's bf16 peak; a
+#: call whose runs do not finish keeps none of them, so the first lent call tells whether ``steps`` must shrink.
+#: ``paper``: the paper's 800 epochs at batch 8 and lr 2e-6 × 8.
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=4, batch_size=4, ch=8, z_channels=8, codebook_size=32, norm_groups=8, ndf=8,
                    disc_start=2, converge_tol=None, n_train=64, n_test=8, n_zero_shot=8, repeat_seeds=2,
@@ -247,9 +279,9 @@ PRESETS: dict[str, Sizes] = {
     "cpu": Sizes(steps=2000, batch_size=8, lr=1e-4, ch=32, z_channels=32, codebook_size=512, ndf=32,
                  disc_start=1000, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, repeat_seeds=2,
                  log_every=25, checkpoint_every=250),
-    "gpu": Sizes(steps=20_000, batch_size=32, lr=2e-4, ch=128, num_res_blocks=2, z_channels=256, codebook_size=1024,
-                 ndf=64, disc_start=5_000, lpips_net="vgg", converge_tol=0.01, n_train=None, n_test=2471,
-                 log_every=100, checkpoint_every=2000),
+    "gpu": Sizes(steps=2500, batch_size=32, lr=2e-4, ch=128, num_res_blocks=2, z_channels=256, codebook_size=1024,
+                 ndf=64, disc_start=1250, lpips_net="alex", converge_tol=0.01, n_train=None, n_test=500,
+                 n_zero_shot=None, zero_shot_sets=("imagenet",), log_every=50, checkpoint_every=500),
     "paper": Sizes(steps=800 * 2780, batch_size=8, lr=1.6e-5, ch=128, num_res_blocks=2, z_channels=256,
                    codebook_size=1024, ndf=64, disc_start=2780, lpips_net="vgg", converge_tol=None, n_train=None,
                    n_test=2471, log_every=500, checkpoint_every=10_000),
@@ -285,6 +317,8 @@ class RunConfig:
     n_zero_shot: int | None
     zero_shot: bool = False
     save_tokenizer: bool = False
+    #: added after the ``cpu`` runs were stored: enters the hash only when it is not both sets (their behaviour)
+    zero_shot_sets: tuple[str, ...] = field(default=("imagenet", "cifar10"), metadata={"hash": "nondefault"})
     n_samples: int = 8
     n_feature_images: int = 16
     log_every: int = field(default=25, metadata={"hash": False})
@@ -298,6 +332,9 @@ class RunConfig:
                              f"f must divide the image size (4, 8 or 16)")
         if IMAGE_SIZE % self.f:
             raise ValueError(f"f = {self.f} does not divide the image size {IMAGE_SIZE}")
+        unknown = [z for z in self.zero_shot_sets if z not in ZERO_SHOT_DATA]
+        if unknown:
+            raise ValueError(f"unknown zero-shot sets {unknown}; choose from {tuple(ZERO_SHOT_DATA)}")
         if self.lpips_net not in ("alex", "vgg"):
             raise ValueError(f"lpips_net must be 'alex' or 'vgg', got {self.lpips_net!r}")
         from specvae.losses.adversarial import check_disc_start
@@ -311,6 +348,11 @@ class RunConfig:
     @property
     def variant_spec(self) -> Variant:
         return VARIANTS[self.variant]
+
+    @property
+    def dataset(self) -> str:
+        """The training data set (every run of the chapter trains on the faces)."""
+        return "faces"
 
 
 def sizes(preset: str, **overrides: Any) -> Sizes:
@@ -329,6 +371,7 @@ def _config(s: Sizes, preset: str, variant: str, f: int, seed: int) -> RunConfig
         n_train=s.n_train, n_test=s.n_test, n_zero_shot=s.n_zero_shot,
         zero_shot=variant in TABLE1_VARIANTS and f in ZERO_SHOT_F,
         save_tokenizer=variant == "favae" and f in (4, 8) and seed == 0,  # the one load_tokenizer reads
+        zero_shot_sets=tuple(s.zero_shot_sets),
         n_samples=s.n_samples, n_feature_images=s.n_feature_images, log_every=s.log_every,
         checkpoint_every=s.checkpoint_every)
 
@@ -477,12 +520,14 @@ def feature_spectra(vqgan, images: torch.Tensor) -> dict[str, np.ndarray]:
 
 @torch.no_grad()
 def evaluate(vqgan, images: torch.Tensor, *, dataset: str, split: str, batch_size: int = 64,
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, skip: Sequence[str] = ()) -> dict[str, Any]:
     """Reconstruct ``images`` (uint8 ``(N, 3, H, W)``) in eval mode and compute every metric of the chapter.
 
     Returns ``{"metrics": {...}, "recon": uint8 tensor}``: ``ssim``, ``psnr`` (means over images, [0, 1]),
     ``l1_pm`` (mean |x − x̂| on [-1, 1], Table 2's L1), ``lpips_vgg``, ``lpips_alex`` (means), ``rfid`` (+ numbers
     of images), ``band_<name>`` (mean per-band squared error), codebook ``perplexity`` and ``usage``.
+    ``skip`` names metric networks of :data:`METRIC_WEIGHTS` that are not available (``"lpips-vgg"``,
+    ``"fid-inception"``): their metrics are NaN (``rfid_n_*`` 0) instead of an error.
     """
     from specvae import spectral
     from specvae.metrics import codebook_usage, lpips_distance, psnr, rfid, ssim
@@ -507,11 +552,14 @@ def evaluate(vqgan, images: torch.Tensor, *, dataset: str, split: str, batch_siz
     m: dict[str, Any] = {
         "ssim": float(ssim(x, y).mean()), "psnr": float(psnr(x, y).clamp(max=100).mean()),
         "l1_pm": float((2 * (x - y)).abs().mean()),
-        "lpips_vgg": float(lpips_distance(y, x, "vgg").mean()),
+        "lpips_vgg": math.nan if "lpips-vgg" in skip else float(lpips_distance(y, x, "vgg").mean()),
         "lpips_alex": float(lpips_distance(y, x, "alex").mean()) if min(x.shape[-2:]) >= 32 else math.nan,
     }
-    fid = rfid(images, r8, dataset=dataset, split=f"{split}-n{images.shape[0]}", progress=progress)
-    m.update(fid.as_dict())
+    if "fid-inception" in skip:
+        m.update({"rfid": math.nan, "rfid_n_real": 0, "rfid_n_recon": 0})
+    else:
+        fid = rfid(images, r8, dataset=dataset, split=f"{split}-n{images.shape[0]}", progress=progress)
+        m.update(fid.as_dict())
     for band, err in spectral.band_errors(x, y).items():
         m[f"band_{band}"] = float(err.mean())
     usage = codebook_usage(torch.cat(idx), vqgan.codebook_size)
@@ -582,7 +630,10 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     vq = result.model.vqgan
     train_wall = float(result.total_wall_time_s or result.wall_time_s)
     t_eval = time.perf_counter()
-    ev = evaluate(vq, test.images, dataset="faces", split="test", progress=progress)
+    from specvae.metrics.weights import unavailable
+
+    missing = unavailable(METRIC_WEIGHTS) if cfg.preset == "gpu" else []
+    ev = evaluate(vq, test.images, dataset="faces", split="test", progress=progress, skip=missing)
     metrics = dict(ev["metrics"])
     hist = result.history
     metrics.update({
@@ -599,9 +650,10 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     arrays.update(feature_spectra(vq, test.images[:cfg.n_feature_images]))
     zero_shot = {}
     if cfg.zero_shot:
-        for name, (loader, split, size) in ZERO_SHOT_DATA.items():
+        for name in cfg.zero_shot_sets:
+            loader, split, size = ZERO_SHOT_DATA[name]
             data = _load(loader, split, size, cfg.n_zero_shot)
-            zs = evaluate(vq, data.images, dataset=loader, split=split, progress=progress)
+            zs = evaluate(vq, data.images, dataset=loader, split=split, progress=progress, skip=missing)
             metrics.update({f"{name}_{key}": value for key, value in zs["metrics"].items()})
             npz[f"zeroshot_{name}"] = {"real": data.images[:k].numpy(), "recon": zs["recon"][:k].numpy()}
             zero_shot[name] = {"n_images": int(data.images.shape[0]), "notes": data.notes}
@@ -619,7 +671,7 @@ def run(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
         "n_test_images": int(test.images.shape[0]), "resumed_from": result.resumed_from,
         "device": str(result.device), "total_wall_s": time.perf_counter() - t0, "zero_shot": zero_shot,
         "tokenizer": None if tokenizer_file is None else Path(tokenizer_file).name,
-        "pair_names": [list(p) for p in vq.pair_names()],
+        "pair_names": [list(p) for p in vq.pair_names()], "missing_metric_weights": missing,
     }
     return {"metrics": metrics, "arrays": arrays, "history": hist, "extra": extra, "npz": npz,
             "device": result.device}
@@ -631,16 +683,35 @@ def _store():
     return ResultStore(CHAPTER)
 
 
+def only_on(cfgs: Sequence[RunConfig], datasets: Sequence[str] | None) -> list[RunConfig]:
+    """The runs of ``cfgs`` that train on ``datasets`` (all of them when ``None``; every run trains on the faces).
+
+    Raises:
+        ValueError: a name that is not one of :data:`DATASETS`.
+    """
+    from specvae.experiments.grid import only_datasets
+
+    return only_datasets(cfgs, datasets, DATASETS)
+
+
+def dataset_runs(dataset: str, preset: str = "gpu") -> list[RunConfig]:
+    """Every run ``run_all(preset, only_datasets=(dataset,))`` trains; ``specvae gpu stage 02`` stages a data set
+    while some of these are not stored."""
+    return only_on(configs(preset), (dataset,))
+
+
 def run_all(preset: str = "cpu", *, workers: int = 1, train: bool = True, tables: Sequence[str] = GRID_PARTS,
-            progress: bool = True, **overrides: Any):
+            progress: bool = True, only_datasets: Sequence[str] | None = None, **overrides: Any):
     """The chapter's results at ``preset`` as a DataFrame (one row per run); trains the missing runs.
 
     With ``train=False`` a missing result raises :class:`~specvae.experiments.store.MissingResultError`.
+    ``only_datasets`` keeps the runs on those training data sets (:data:`DATASETS`; ``specvae run 02 --datasets
+    faces``, as the device script passes it, see :mod:`specvae.gpu`).
     """
     from specvae.experiments.grid import run_grid
     from specvae.experiments.store import MissingResultError
 
-    cfgs = configs(preset, tables=tables, **overrides)
+    cfgs = only_on(configs(preset, tables=tables, **overrides), only_datasets)
     store = _store()
     missing = [c for c in cfgs if not store.exists(c)]
     if missing and not train:

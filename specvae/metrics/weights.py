@@ -58,6 +58,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -72,6 +73,7 @@ __all__ = [
     "WeightsNotFoundError",
     "WeightsChecksumError",
     "resolve",
+    "unavailable",
     "fetch_all",
     "check_weights",
     "format_weights_check",
@@ -575,6 +577,22 @@ def resolve(
         WeightsNotFoundError: listing every place looked at and why each failed.
     """
     return _resolve(name, path, offline, fetch=fetch)[0]
+
+
+def unavailable(names: Sequence[str]) -> list[str]:
+    """The networks of ``names`` (keys of :data:`WEIGHTS`) that have no verified local copy (:func:`resolve` with
+    ``fetch=False``: nothing is downloaded), in their order.
+
+    A run on a lent GPU machine uses it to leave the metrics of networks that did not travel NaN, and say so.
+    """
+    out = []
+    for name in names:
+        _spec(name)  # an unknown name is an error, not "unavailable"
+        try:
+            resolve(name, fetch=False)
+        except WeightsError:
+            out.append(name)
+    return out
 
 
 def fetch_all(

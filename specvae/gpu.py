@@ -129,10 +129,10 @@ def fetch_wheel(requirement: str, cache: Path | None = None) -> Path:
         raise ValueError(f"a device wheel must pin one version as name==version, got {requirement!r}")
     folder = Path(cache) if cache is not None else paths.cache_dir() / "wheels"
     stem = f"{m.group(1).replace('-', '_')}-{m.group(2)}-"
-    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(stem.lower())) if folder.is_dir() else []
+    folder.mkdir(parents=True, exist_ok=True)
+    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(stem.lower()))
     if found:
         return found[0]
-    folder.mkdir(parents=True, exist_ok=True)
     out = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
                           "-d", str(folder), requirement], capture_output=True, text=True, check=False)
     found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(stem.lower()))

@@ -121,7 +121,8 @@ GOLDEN_SMOKE_RUN: dict[str, dict[str, float]] = {
         "lpips_vgg": 0.7659521102905273, "lpips_alex": 0.5844317078590393, "rfid": 459.19804437016586,
         "band_high": 0.007196034770458937, "perplexity": 3.7183966173905736, "final_rec": 1.124664306640625,
         "imagenet_rfid": 460.34315490134753, "imagenet_lpips_vgg": 0.7390620112419128,
-        "cifar10_rfid": 387.81291611693337, "cifar10_psnr": 11.358155250549316, "cifar10_lpips_alex": 0.22697150707244873,
+        "cifar10_rfid": 387.81291611693337, "cifar10_psnr": 11.358155250549316,
+        "cifar10_lpips_alex": 0.22697150707244873,
     },
 }
 

@@ -166,10 +166,7 @@ def table1_reading(records: Mapping[tuple[str, int], dict], spread: Mapping[str,
                          "and the band errors are the columns to read here.")
         gaps = []
         s = (spread or {}).get(key)
-        for f in TABLE1_F:
-            a, b = _get(records, "row01", f, key), _get(records, "favae", f, key)
-            if a is None or b is None:
-                continue
+        for f, a, b in _table1_pairs(records, key):
             better = (b < a) if lower_is_better else (b > a)
             gaps.append(f"f = {f}: {b:.4g} vs {a:.4g} ({'better' if better else 'not better'}"
                         + _resolved(a, b, s).replace("; the gap", ", the gap") + ")")
@@ -253,12 +250,12 @@ def band_reading(records: Mapping[tuple[str, int], dict], runs: Mapping[tuple[st
         else:
             verdict = "the ranges overlap: **no verdict**"
         spread = seed_spread(runs, key) if runs else None
-        pairs = [(ff, _get(records, "row01", ff, key), _get(records, "favae", ff, key)) for ff in TABLE1_F]
+        pairs = _table1_pairs(records, key)
         out.append(
             f"- **{band.capitalize()} band** (f = {MAIN_F}): with an FCM ({len(with_fcm)} runs) "
             f"{min(with_fcm):.3g}-{max(with_fcm):.3g}, without ({len(without)}) {min(without):.3g}-{max(without):.3g}; "
             f"{verdict}" + ("" if spread is None else f" (seed-to-seed spread {spread:.2g})") + ". FA-VAE vs VQ-GAN: "
-            + ", ".join(f"f = {ff}: {b:.3g} vs {a:.3g}" for ff, a, b in pairs if a is not None and b is not None)
+            + ", ".join(f"f = {ff}: {b:.3g} vs {a:.3g}" for ff, a, b in pairs)
             + ".")
     return "\n".join(out)
 
@@ -360,6 +357,13 @@ def _get(records, name, f, key):
     return None if rec is None else rec["metrics"].get(key)
 
 
+def _table1_pairs(records: Mapping[tuple[str, int], dict], key: str) -> list[tuple[int, float, float]]:
+    """``(f, VQ-GAN, FA-VAE)`` values of metric ``key`` at each f of Table 1 where both runs are stored (what
+    :func:`table1_reading`, :func:`band_reading` and :func:`claims` compare)."""
+    return [(f, a, b) for f in TABLE1_F
+            if (a := _get(records, "row01", f, key)) is not None and (b := _get(records, "favae", f, key)) is not None]
+
+
 def _cmp(a, b, lower_is_better=True) -> str:
     if a is None or b is None:
         return "not run"
@@ -432,8 +436,7 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread
                       f": our range {_fmt(max(ours) - min(ours))} is "
                       + ("larger than" if max(ours) - min(ours) > spread else "within")
                       + f" the seed-to-seed spread {_fmt(spread)}") + ".")
-    both = [(ff, a, b) for ff in TABLE1_F
-            if (a := rf("row01", ff)) is not None and (b := rf("favae", ff)) is not None]
+    both = _table1_pairs(records, "rfid")
     wins, have = sum(b < a for _, a, b in both), len(both)
     text = (f"- **FA-VAE beats VQ-GAN at every f** (Table 1 analogue): FA-VAE has the lower rFID at {wins} of "
             f"{have} factors (" + ", ".join(f"f = {ff}: {_fmt(b)} vs {_fmt(a)}" for ff, a, b in both) + "): "

@@ -183,9 +183,9 @@ show(ref3.drop(columns=["table"]).rename(columns={
 # ## How far one model moves from seed to seed
 #
 # Every row above is one training run. To know which differences between rows are larger than chance, the VQ-GAN
-# and FA-VAE at f = 4 were trained once more at another seed (same data, same budget; the seed changes the
-# initial weights, the batches and the codebook's start). Two seeds of two models are a rough yardstick, not an
-# error bar: the claims below use the larger of the two models' differences.
+# and FA-VAE at f = 4 were trained at two more seeds (same data, same budget; the seed changes the initial
+# weights, the batches and the codebook's start). Three seeds of two models are a rough yardstick, not an error
+# bar: the claims below use the larger of the two models' ranges (max − min over their seeds).
 
 # %% tags=["remove-input"]
 seeds = report.seed_table(runs)

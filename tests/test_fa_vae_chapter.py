@@ -22,9 +22,9 @@ PAPER = next((p for p in (ROOT.parent / "shared" / "papers" / "fa-vae_lin-et-al-
 
 def test_grid_covers_every_table_once() -> None:
     cfgs = ch.configs("cpu")
-    assert len(cfgs) == 20 and len({config_hash(c) for c in cfgs}) == 20
-    # 18 at seed 0, and VQ-GAN and FA-VAE at f = 4 once more (seed 1), to measure run-to-run spread
-    assert {(c.variant, c.f, c.seed) for c in cfgs if c.seed} == {("row01", 4, 1), ("favae", 4, 1)}
+    assert len(cfgs) == 22 and len({config_hash(c) for c in cfgs}) == 22
+    # 18 at seed 0, and VQ-GAN and FA-VAE at f = 4 twice more (seeds 1 and 2), to measure run-to-run spread
+    assert {(c.variant, c.f, c.seed) for c in cfgs if c.seed} == {(v, 4, s) for v in ("row01", "favae") for s in (1, 2)}
     assert ch.configs("cpu", tables=("table2", "table1")) == [c for c in cfgs if c.seed == 0]
     assert ch.configs("gpu", tables=("repeats",)) == []  # repeat_seeds 1 there: no repeats
     t2 = {(c.variant, c.f) for c in ch.table2_configs("cpu")}
@@ -34,7 +34,7 @@ def test_grid_covers_every_table_once() -> None:
     assert t1 == {(v, f) for v in ("row01", "favae") for f in (4, 8, 16)}
     # Table 1's f = 4 VQGAN is Table 2's row 1: the same run, stored once
     assert ("row01", 4) in t2 and sum((c.variant, c.f, c.seed) == ("row01", 4, 0) for c in cfgs) == 1
-    zero = {(c.variant, c.f) for c in cfgs if c.zero_shot}  # the seed-1 repeats at f = 4 too
+    zero = {(c.variant, c.f) for c in cfgs if c.zero_shot}  # the repeats at f = 4 too
     assert zero == {(v, f) for v in ("row01", "favae") for f in (4, 16)}
     assert {(c.variant, c.f) for c in cfgs if c.save_tokenizer} == {("favae", 4), ("favae", 8)}
 

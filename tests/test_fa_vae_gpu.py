@@ -61,7 +61,7 @@ def test_every_stored_cpu_run_keeps_its_key() -> None:
     cpu = {h: r for h, r in stored.items() if r["config"]["preset"] == "cpu"}
     assert len(cpu) >= 20
     now = {config_hash(c) for c in ch.configs("cpu")}
-    assert set(cpu) == now
+    assert set(cpu) <= now
 
 
 class _Recorder:

@@ -452,7 +452,7 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread
                  "run-to-run noise; only the large gaps are evidence.")
     else:
         gaps = [abs(x - y) for i, x in enumerate(t2["rFID ↓"]) for y in list(t2["rFID ↓"])[i + 1:]] if len(t2) else []
-        noise = (f"Two seeds of one model differ by up to {_fmt(spread)} in rFID (the seed table); "
+        noise = (f"The seeds of one model differ by up to {_fmt(spread)} in rFID (the seed table); "
                  f"{sum(g > spread for g in gaps)} of the {len(gaps)} pairs of Table 2 rows differ by more than "
                  "that, and only those differences are evidence.")
     if len(order):

@@ -163,3 +163,28 @@ def test_report_says_which_metrics_gpu_runs_left_out_and_table3_reads_them() -> 
     t3 = report.table3({("row01", 4): cpu, ("favae", 4): gpu})
     assert t3["CIFAR-10 rFID ↓"].tolist()[0] == 70.0 and math.isnan(t3["CIFAR-10 rFID ↓"].tolist()[1])
     assert t3["ImageNet PSNR ↑"].tolist() == [19.0, 19.0]
+
+
+def test_readings_give_no_verdict_on_metrics_a_gpu_run_did_not_compute() -> None:
+    """rFID NaN (its network did not travel) is no value, not a claim that fails or a trend."""
+    import pandas as pd
+
+    from specvae import reference
+    from specvae.experiments import fa_vae_report as report
+
+    def rec(psnr: float) -> dict:
+        return {"metrics": {"rfid": math.nan, "lpips_vgg": math.nan, "psnr": psnr, "ssim": 0.7, "l1_pm": 0.1,
+                            "steps_done": 10, "converged": True, "rfid_n_real": 0, "band_mid": 0.1, "band_high": 0.1},
+                "extra": {"missing_metric_weights": ["fid-inception"]}, "history": {}, "config": {}}
+
+    records = {(v, f): rec(20.0 - f / 4) for v in ("row01", "favae") for f in ch.TABLE1_F}
+    records.update({(r, 4): rec(19.0) for r in ch.TABLE2_ROWS if r != "row01"})
+    reading = report.table1_reading(records, {"psnr": None, "rfid": None})
+    assert "PSNR (dB) against f" in reading and "rFID against f" not in reading and "nan" not in reading
+    t2 = report.table2(records, reference.load("lin2023", "table2"))
+    text = report.claims(records, t2, report.orderings(t2), reference.load("lin2023", "table2"))
+    assert "does not hold" not in text and "nan" not in text
+    assert text.count("ours — vs —: **no value**") == 3 and "no rFID values to compare: **no value**" in text
+    runs = {(v, 4, s): {"metrics": {"rfid": math.nan}} for v in ("row01", "favae") for s in (0, 1)}
+    assert report.seed_spread(runs) is None
+    assert isinstance(t2, pd.DataFrame)

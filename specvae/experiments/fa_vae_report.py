@@ -141,10 +141,10 @@ def table1_reading(records: Mapping[tuple[str, int], dict], spread: Mapping[str,
     for key, label, unit, lower_is_better in metrics:
         per_model, trends = [], {}
         for name in _MODEL:
-            fs = [f for f in TABLE1_F if (name, f) in records]
+            fs = [f for f in TABLE1_F if _get(records, name, f, key) is not None]
             if len(fs) < 2:
                 continue
-            vals = [float(records[(name, f)]["metrics"][key]) for f in fs]
+            vals = [float(_get(records, name, f, key)) for f in fs]
             trends[name] = _trend(vals)
             per_model.append(f"{_MODEL[name]} " + " → ".join(f"{v:.4g}" for v in vals) + f" ({trends[name]})")
         if not per_model:
@@ -212,7 +212,8 @@ def seed_spread(runs: Mapping[tuple[str, int, int], dict], key: str = "rfid", f:
     each repeated model at ``f``, the largest over models): the measured yardstick for differences between rows.
     ``None`` when no model has two seeds."""
     spreads = [max(m[key] for m in ms.values()) - min(m[key] for m in ms.values())
-               for ms in _repeated(runs, f).values()]
+               for ms in _repeated(runs, f).values()
+               if all(math.isfinite(float(m[key])) for m in ms.values())]  # NaN: not computed (gpu)
     return max(spreads) if spreads else None
 
 
@@ -353,8 +354,11 @@ def sigma_movement(records: Mapping[tuple[str, int], dict]) -> dict[str, float]:
 
 
 def _get(records, name, f, key):
+    """Metric ``key`` of the run ``(name, f)``; ``None`` when the run is not stored or the metric has no value (NaN:
+    a ``gpu`` run leaves rFID and LPIPS-VGG NaN when their networks did not travel)."""
     rec = records.get((name, f))
-    return None if rec is None else rec["metrics"].get(key)
+    v = None if rec is None else rec["metrics"].get(key)
+    return None if v is None or not math.isfinite(float(v)) else v
 
 
 def _table1_pairs(records: Mapping[tuple[str, int], dict], key: str) -> list[tuple[int, float, float]]:
@@ -366,7 +370,7 @@ def _table1_pairs(records: Mapping[tuple[str, int], dict], key: str) -> list[tup
 
 def _cmp(a, b, lower_is_better=True) -> str:
     if a is None or b is None:
-        return "not run"
+        return "no value"
     better = a < b if lower_is_better else a > b
     return "holds" if better else "does not hold"
 
@@ -440,7 +444,8 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread
     wins, have = sum(b < a for _, a, b in both), len(both)
     text = (f"- **FA-VAE beats VQ-GAN at every f** (Table 1 analogue): FA-VAE has the lower rFID at {wins} of "
             f"{have} factors (" + ", ".join(f"f = {ff}: {_fmt(b)} vs {_fmt(a)}" for ff, a, b in both) + "): "
-            + ("**holds**" if have and wins == have else "**does not hold**"))
+            + ("**holds**" if wins == have else "**does not hold**")) if have else (
+        "- **FA-VAE beats VQ-GAN at every f** (Table 1 analogue): no rFID values to compare: **no value**")
     if spread is not None and both:
         lower = sum(b < a - spread for _, a, b in both)
         higher = sum(b > a + spread for _, a, b in both)

@@ -164,8 +164,8 @@ GPU_WEIGHTS: tuple[str, ...] = ("lpips/alexnet_features.pth",)
 #: dependencies the device's Python lacks (its package list: /work/.library/device/KINDS.md), staged as wheels:
 #: ``lpips`` carries LPIPS's linear layers (:class:`specvae.metrics.LPIPS`)
 GPU_WHEELS: tuple[str, ...] = ("lpips==0.1.4",)
-#: runs side by side on the one GPU
-GPU_WORKERS = 6
+#: runs side by side on the one GPU (see ``PRESETS`` for the arithmetic)
+GPU_WORKERS = 4
 #: the metric networks :func:`evaluate` needs beyond the training loss's: without them (on a lent GPU machine, where
 #: the 87 MB Inception and the 59 MB VGG do not travel) a ``gpu`` run leaves rFID and LPIPS-VGG NaN and says so
 METRIC_WEIGHTS: tuple[str, ...] = ("lpips-vgg", "fid-inception")
@@ -269,8 +269,11 @@ class Sizes:
 #: LPIPS-AlexNet (as ``cpu``), evaluates zero-shot on the ImageNet samples only, and leaves rFID and LPIPS-VGG NaN
 #: (their networks do not travel; the record lists them in ``extra.missing_metric_weights``). 2,500 steps at batch
 #: 32 (80,000 images, 18 epochs of the shard) is an estimate, not a measurement (no GPU was lent while the chapter
-#: was written): about 4 TFLOP a step at that width, six runs side by side at a third of the H200's bf16 peak; a
-#: call whose runs do not finish keeps none of them, so the first lent call tells whether ``steps`` must shrink.
+#: was written). Counted with ``torch.utils.flop_counter`` on the CPU: a generator step (forward and backward) is
+#: 5.8 TFLOP (VQ-GAN, 58 M parameters) to 6.6 TFLOP (FA-VAE, 69 M) at f = 4; LPIPS-AlexNet and the discriminator add
+#: under 2 %. Four runs side by side are 10,000 steps, ≈ 65 PFLOP: 270 s at a third of the H200's ~790 TFLOP/s bf16,
+#: 410 s at a fifth, inside the 540 s a call runs. Runs that side by side all finish together, so :data:`GPU_WORKERS`
+#: is 4, not more: a call whose runs do not finish keeps none of them (18 runs: five calls).
 #: ``paper``: the paper's 800 epochs at batch 8 and lr 2e-6 × 8.
 PRESETS: dict[str, Sizes] = {
     "smoke": Sizes(steps=4, batch_size=4, ch=8, z_channels=8, codebook_size=32, norm_groups=8, ndf=8,

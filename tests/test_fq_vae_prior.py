@@ -204,3 +204,19 @@ def test_a_retraining_keeps_the_stored_thread_count_only_on_the_same_kind_of_cpu
     assert ch._retrain_threads({"provenance": {}}, "CPU: AMD EPYC (2 logical cores, 1 torch threads)") == 16
     assert ch._retrain_threads({"provenance": {"device": "CPU: AMD EPYC (2 logical cores)"}},
                                "CPU: AMD EPYC (16 logical cores, 4 torch threads)") == 16
+
+
+def test_reading_counts_the_bits_a_face_carries_and_says_when_one_prior_has_little_to_learn():
+    import pandas as pd
+
+    row = {"fid_real": 5.0, "uniform_bits_per_code": 9.0, "codes_used_by_samples": 300, "codes_used_by_data": 310,
+           "converged": True, "steps_done": 900}
+    frame = pd.DataFrame([
+        {"method": "cvqvae", "fid": 80.0, "fid_recon": 40.0, "test_bits_per_code": 4.0, "cat.grid": (16, 16), **row},
+        {"method": "fqvae", "fid": 50.5, "fid_recon": 50.0, "test_bits_per_code": 0.25, "cat.grid": (2, 128), **row}])
+    text = report.reading_prior(frame)
+    assert "about 1,024 bits for CVQ-VAE (256 codes) and 64 bits for FQ-VAE (256 codes)" in text
+    assert "FQ-VAE's codes carry 16× less than CVQ-VAE's" in text and "(its prior adds +0.5 to" in text
+    frame.loc[1, "test_bits_per_code"] = 2.0  # 512 vs 1,024 bits: not a quarter, no such sentence
+    assert "× less than" not in report.reading_prior(frame)
+    assert "bits for" not in report.reading_prior(frame.drop(columns=["cat.grid"]))

@@ -1037,10 +1037,38 @@ def reading_prior(frame) -> str:
                      f"of the codes the training faces use ({int(r.codes_used_by_data)}).")
     if not fids:
         parts.append("FID is not measured at this preset.")
+    parts += _information_per_face(f)
     unconv = [r.label for r in f.itertuples() if not (r.converged is True or r.converged == 1)]
     if unconv:
         parts.append("Not converged by the rule (marked †): " + ", ".join(unconv) + ".")
     return " ".join(parts)
+
+
+def _information_per_face(f) -> list[str]:
+    """How much each prior says a face's code sequence carries: bits per code (its held-out cross-entropy) × the
+    codes per face (``cat.grid``), and, when one tokenizer's faces carry a quarter or less of the other's, what that
+    means for its samples. ``f``: the prior frame with a ``label`` column."""
+    if "cat.grid" not in f.columns:
+        return []
+    bits = {}
+    for r in f.to_dict("records"):
+        n = int(np.prod(r["cat.grid"])) if r["cat.grid"] is not None else 0
+        if n and _finite(r["test_bits_per_code"]):
+            bits[r["label"]] = (n, float(r["test_bits_per_code"]) * n, r)
+    if not bits:
+        return []
+    out = ["By its prior's measure (bits per code × codes per face), a face's code sequence carries about "
+           + " and ".join(f"{b:,.0f} bits for {label} ({n} codes)" for label, (n, b, _) in bits.items()) + "."]
+    if len(bits) == 2:
+        (lo, (_, blo, rlo)), (hi, (_, bhi, _)) = sorted(bits.items(), key=lambda kv: kv[1][1])
+        if blo > 0 and bhi / blo >= 4:
+            fid, recon = rlo.get("fid"), rlo.get("fid_recon")
+            gap = (f" (its prior adds {fid - recon:+.1f} to its reconstructions' FID)"
+                   if _finite(fid) and _finite(recon) else "")
+            out.append(f"{lo}'s codes carry {bhi / blo:.0f}× less than {hi}'s: its code sequences are nearly "
+                       f"predictable, so its prior has little to learn and its samples sit at its tokenizer's "
+                       f"ceiling{gap}. A low sample FID from such a prior measures the tokenizer, not the prior.")
+    return out
 
 
 def reading_retrained(notes: dict[str, dict[str, Any] | None]) -> str:

@@ -329,7 +329,9 @@ if shown:
     plt.show()
 pending = len(prior_cfgs) - len(shown)
 retrained = {f"{ch.METHOD_LABELS[c.method]} prior": records[c]["extra"].get("tokenizer_retrained") for c in shown}
-read(" ".join(filter(None, [report.reading_prior(prior_frame), report.reading_retrained(retrained), (
+spectra = {ch.METHOD_LABELS[c.method]: records[c]["arrays"] for c in shown}
+read(" ".join(filter(None, [report.reading_prior(prior_frame), report.reading_prior_spectra(spectra),
+                            report.reading_retrained(retrained), (
     f"**Pending: {pending} of {len(prior_cfgs)} priors are not stored at this preset** (they are trained after "
     "the faces runs, on their checkpoints, which it recreates where they are missing: `specvae run 04`)."
     if pending else "")])))

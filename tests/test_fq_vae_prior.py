@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -220,3 +221,19 @@ def test_reading_counts_the_bits_a_face_carries_and_says_when_one_prior_has_litt
     frame.loc[1, "test_bits_per_code"] = 2.0  # 512 vs 1,024 bits: not a quarter, no such sentence
     assert "× less than" not in report.reading_prior(frame)
     assert "bits for" not in report.reading_prior(frame.drop(columns=["cat.grid"]))
+
+
+def test_spectra_reading_measures_the_missing_high_frequency_power():
+    freqs = np.linspace(0.0, 0.5, 11)
+    real = np.full(11, 10.0)
+    arrays = {"CVQ-VAE": {"freqs": freqs, "profile_real": real, "profile_samples": real - np.where(freqs > 0.25, 2, 0),
+                          "profile_recon": real - np.where(freqs > 0.25, 1, 0)},
+              "FQ-VAE": {"freqs": freqs, "profile_real": real, "profile_samples": real - np.where(freqs > 0.25, 6, 0),
+                         "profile_recon": real - np.where(freqs > 0.25, 6, 0)}}
+    text = report.reading_prior_spectra(arrays)
+    assert "2.0 dB less power than the held-out faces for CVQ-VAE (-1.0 dB against its own reconstructions)" in text
+    assert "6.0 dB less power than the held-out faces for FQ-VAE (+0.0 dB against" in text
+    assert "FQ-VAE's samples are the smoother: quantising frequency components did not keep" in text
+    arrays["FQ-VAE"]["profile_samples"] = real + 1
+    assert "CVQ-VAE's samples are the smoother." in report.reading_prior_spectra(arrays)
+    assert report.reading_prior_spectra({}) == ""

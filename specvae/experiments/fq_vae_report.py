@@ -1071,6 +1071,33 @@ def _information_per_face(f) -> list[str]:
     return out
 
 
+def reading_prior_spectra(arrays: dict[str, dict[str, np.ndarray]], cut: float = 0.25) -> str:
+    """Fig. 6's spectra in words: how much power each prior's samples lack above ``cut`` cycles/pixel, against the
+    held-out faces and against the prior's own tokenizer's reconstructions (mean difference of the radial profiles
+    in dB over those frequencies). ``arrays``: method label → the prior record's arrays (``freqs``,
+    ``profile_real``, ``profile_samples``, ``profile_recon``)."""
+    gaps = {}
+    for label, a in arrays.items():
+        freqs = np.asarray(a["freqs"], float)
+        high = freqs > cut
+        if not high.any():
+            continue
+        samples = np.asarray(a["profile_samples"], float)[high]
+        gaps[label] = (float(np.mean(samples - np.asarray(a["profile_real"], float)[high])),
+                       float(np.mean(samples - np.asarray(a["profile_recon"], float)[high])))
+    if not gaps:
+        return ""
+    text = (f"Above {cut:g} cycles/pixel the samples have " + ", ".join(
+        f"{-d:.1f} dB {'less' if d < 0 else 'more'} power than the held-out faces for {label} ({dr:+.1f} dB against "
+        "its own reconstructions)" for label, (d, dr) in gaps.items()) + ".")
+    if len(gaps) == 2:
+        smoother = min(gaps, key=lambda k: gaps[k][0])
+        text += f" {smoother}'s samples are the smoother"
+        text += (": quantising frequency components did not keep the high ones here." if smoother == "FQ-VAE"
+                 else ".")
+    return text
+
+
 def reading_retrained(notes: dict[str, dict[str, Any] | None]) -> str:
     """Which of Fig. 6's tokenizers were recreated by training their stored run again, and how closely that
     training followed the stored one (``notes``: prior label → its record's ``extra.tokenizer_retrained``, None

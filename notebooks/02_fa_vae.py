@@ -99,8 +99,9 @@ n_conv = int(sum(bool(r["metrics"]["converged"]) for r in records.values()))
 note = (
     f"**Preset `{preset}`**: {len(records)} runs ({len(ch2.TABLE2_ROWS)} Table 2 rows at f = {ch2.MAIN_F}, plus "
     f"f = 8 and 16 for Table 1)"
-    + (f", and {len(repeats) - len(missing_repeats)} repeats at another seed (VQ-GAN and FA-VAE at "
-       f"f = {ch2.MAIN_F}) that measure run-to-run spread" if len(repeats) > len(missing_repeats) else "")
+    + (f", and {len(repeats) - len(missing_repeats)} repeats at further seeds (VQ-GAN and FA-VAE at "
+       f"f = {ch2.MAIN_F}, seeds {', '.join(str(s) for s in sorted({c.seed for c in repeats}))}) that measure "
+       "run-to-run spread" if len(repeats) > len(missing_repeats) else "")
     + f". Each run: {sizes.steps} steps of batch {sizes.batch_size} "
     f"(Adam lr {sizes.lr:g}, betas (0.5, 0.9), {sizes.precision}), the same budget for every row, no early stop; "
     + (f"{n_conv} of {len(records)} runs met the convergence rule (the reconstruction term L1 + LPIPS changed by "

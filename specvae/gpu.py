@@ -92,13 +92,9 @@ def pending_datasets(module: Any, *, results_root: str | Path | None = None, pre
     return [d for d in declared_data(module) if not all(store.exists(c) for c in module.dataset_runs(d, preset))]
 
 
-def _file_sizes(module: Any, kind: str, base: Path, names: Sequence[str]) -> dict[str, int]:
-    """``{name: bytes}`` of files under ``base`` (``kind`` is ``data`` or ``weights``, for the message)."""
-    return {name: path.stat().st_size for name, path in _sources(module, kind, [base], names).items()}
-
-
 def _sources(module: Any, kind: str, bases: Sequence[Path], names: Sequence[str]) -> dict[str, Path]:
-    """``{name: path}``: each file of ``names`` in the first folder of ``bases`` that holds it."""
+    """``{name: path}``: each file of ``names`` in the first folder of ``bases`` that holds it (``kind`` is
+    ``data`` or ``weights``, for the message)."""
     out: dict[str, Path] = {}
     for name in names:
         found = [b / name for b in bases if (b / name).is_file()]
@@ -216,7 +212,8 @@ def plan(module: Any, *, datasets: Sequence[str] | None = None, data_root: str |
         candidates = list(dict.fromkeys(datasets))
     else:
         candidates = pending_datasets(module, results_root=results_root)
-    sizes = _file_sizes(module, "data", data, sorted({n for d in candidates for n in files[d]}))
+    data_sources = _sources(module, "data", [data], sorted({n for d in candidates for n in files[d]}))
+    sizes = {n: p.stat().st_size for n, p in data_sources.items()}
     weight_sources = _sources(module, "weights", weights_dirs, getattr(module, "GPU_WEIGHTS", ()))
     weight_sizes = {n: p.stat().st_size for n, p in weight_sources.items()}
     wheels = tuple(getattr(module, "GPU_WHEELS", ()))
@@ -232,7 +229,7 @@ def plan(module: Any, *, datasets: Sequence[str] | None = None, data_root: str |
                          f"{remaining} in another (or leave out --datasets to let stage choose)")
     staged = [(f"data/{n}", sizes[n]) for n in sorted({n for d in chosen for n in files[d]})]
     staged += [(f"weights/{n}", weight_sizes[n]) for n in weight_sizes] if chosen else []
-    sources = {f"data/{n}": data / n for n in sizes} | {f"weights/{n}": p for n, p in weight_sources.items()}
+    sources = {f"data/{n}": p for n, p in data_sources.items()} | {f"weights/{n}": p for n, p in weight_sources.items()}
     chapter = module.CHAPTER
     workers = int(getattr(module, "GPU_WORKERS", 4))
     auto = datasets is None

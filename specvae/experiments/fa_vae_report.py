@@ -285,11 +285,11 @@ def missing_metrics_note(records: Mapping[tuple[str, int], dict]) -> str:
     """A sentence naming the metrics the runs could not compute (their networks did not travel to the GPU machine
     that trained them, ``extra.missing_metric_weights``), or ``""`` when every run computed every metric."""
     names = {"lpips-vgg": "LPIPS-VGG", "fid-inception": "rFID"}
-    missing = sorted({w for rec in records.values() for w in (rec.get("extra") or {}).get("missing_metric_weights")
-                      or ()})
+    per_run = [(rec.get("extra") or {}).get("missing_metric_weights") or () for rec in records.values()]
+    missing = sorted({w for ws in per_run for w in ws})
     if not missing:
         return ""
-    n = sum(1 for rec in records.values() if (rec.get("extra") or {}).get("missing_metric_weights"))
+    n = sum(1 for ws in per_run if ws)
     what = " and ".join(names.get(w, w) for w in missing)
     return (f"{n} of these {len(records)} runs were trained on a lent GPU machine, where the networks of {what} "
             "do not travel (a device call carries 64 MiB): their " + what + " cells are empty (—), and so are their "

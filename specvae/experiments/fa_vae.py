@@ -53,6 +53,7 @@ __all__ = [
     "VARIANTS",
     "TABLE2_ROWS",
     "TABLE1_VARIANTS",
+    "CLAIM_ROWS",
     "TABLE1_F",
     "ZERO_SHOT_F",
     "MAIN_F",
@@ -144,6 +145,10 @@ TABLE1_VARIANTS: tuple[str, ...] = ("row01", "favae")
 TABLE1_F: tuple[int, ...] = (4, 8, 16)
 #: Table 3 (zero-shot): the paper's two f
 ZERO_SHOT_F: tuple[int, ...] = (4, 16)
+#: the Table 2 rows the paper's claims compare besides VQ-GAN (row 1, one of :data:`TABLE1_VARIANTS`): image FFL
+#: (row 3), an FCM (row 4), SL vs DSL (rows 6, 7) and the three FCM kinds (rows 7-9); :attr:`Sizes.claim_seeds`
+#: repeats them
+CLAIM_ROWS: tuple[str, ...] = ("row03", "row04", "row06", "row07", "row08", "row09")
 #: the main down-sampling factor (16×16 tokens at 64 px, as the paper's f = 16 at 256 px)
 MAIN_F = 4
 #: ch_mult per f (taming/FA-VAE); attention at the lowest level for f ≥ 8, none for f = 4 (fact sheet §1)
@@ -228,6 +233,9 @@ class Sizes:
         repeat_seeds: seeds of the two Table 1 models (VQ-GAN and FA-VAE) at :data:`MAIN_F`, counting the grid's
             own: more than ``seeds`` adds runs at the further seeds (:func:`repeat_configs`), which measure how far
             one model's numbers move from seed to seed, the yardstick for differences between rows.
+        claim_seeds: seeds of the Table 2 rows the paper's claims compare (:data:`CLAIM_ROWS`), counting the grid's
+            own: more than ``seeds`` adds those rows at the further seeds (:func:`repeat_configs`), so that each claim
+            compares means over seeds, not single runs.
         log_every, checkpoint_every: history and checkpoint intervals (steps).
         n_samples: test reconstructions saved for the figures.
         n_feature_images: test images whose feature spectra are averaged.
@@ -255,6 +263,7 @@ class Sizes:
     zero_shot_sets: tuple[str, ...] = ("imagenet", "cifar10")
     seeds: int = 1
     repeat_seeds: int = 1
+    claim_seeds: int = 1
     log_every: int = 25
     checkpoint_every: int = 250
     n_samples: int = 8
@@ -281,7 +290,7 @@ PRESETS: dict[str, Sizes] = {
                    log_every=1, checkpoint_every=0, n_samples=4, n_feature_images=4),
     "cpu": Sizes(steps=2000, batch_size=8, lr=1e-4, ch=32, z_channels=32, codebook_size=512, ndf=32,
                  disc_start=1000, converge_tol=0.01, n_train=None, n_test=500, n_zero_shot=500, repeat_seeds=3,
-                 log_every=25, checkpoint_every=250),
+                 claim_seeds=2, log_every=25, checkpoint_every=250),
     "gpu": Sizes(steps=2500, batch_size=32, lr=2e-4, ch=128, num_res_blocks=2, z_channels=256, codebook_size=1024,
                  ndf=64, disc_start=1250, lpips_net="alex", converge_tol=0.01, n_train=None, n_test=500,
                  n_zero_shot=None, zero_shot_sets=("imagenet",), log_every=50, checkpoint_every=500),
@@ -395,10 +404,12 @@ def table1_configs(preset: str = "cpu", *, factors: Sequence[int] = TABLE1_F, **
 
 
 def repeat_configs(preset: str = "cpu", **overrides: Any) -> list[RunConfig]:
-    """The repeats that measure run-to-run spread: VQ-GAN and FA-VAE at :data:`MAIN_F` at the seeds from ``seeds``
-    to ``repeat_seeds`` − 1 (none when ``repeat_seeds`` ≤ ``seeds``)."""
+    """The runs at further seeds, all at :data:`MAIN_F`: VQ-GAN and FA-VAE at the seeds from ``seeds`` to
+    ``repeat_seeds`` − 1 (they measure run-to-run spread), then the :data:`CLAIM_ROWS` at the seeds from ``seeds`` to
+    ``claim_seeds`` − 1 (the claims then compare seed means); none where those counts are ≤ ``seeds``."""
     s = sizes(preset, **overrides)
-    return [_config(s, preset, v, MAIN_F, seed) for seed in range(s.seeds, s.repeat_seeds) for v in TABLE1_VARIANTS]
+    return ([_config(s, preset, v, MAIN_F, seed) for seed in range(s.seeds, s.repeat_seeds) for v in TABLE1_VARIANTS]
+            + [_config(s, preset, r, MAIN_F, seed) for seed in range(s.seeds, s.claim_seeds) for r in CLAIM_ROWS])
 
 
 #: the parts of the grid :func:`configs` can select

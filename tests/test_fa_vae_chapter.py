@@ -22,9 +22,12 @@ PAPER = next((p for p in (ROOT.parent / "shared" / "papers" / "fa-vae_lin-et-al-
 
 def test_grid_covers_every_table_once() -> None:
     cfgs = ch.configs("cpu")
-    assert len(cfgs) == 22 and len({config_hash(c) for c in cfgs}) == 22
-    # 18 at seed 0, and VQ-GAN and FA-VAE at f = 4 twice more (seeds 1 and 2), to measure run-to-run spread
-    assert {(c.variant, c.f, c.seed) for c in cfgs if c.seed} == {(v, 4, s) for v in ("row01", "favae") for s in (1, 2)}
+    assert len(cfgs) == 28 and len({config_hash(c) for c in cfgs}) == 28
+    # 18 at seed 0; VQ-GAN and FA-VAE at f = 4 twice more (seeds 1 and 2), to measure run-to-run spread; and the
+    # other rows the claims compare (3, 4, 6-9) at seed 1, so that each claim compares seed means
+    assert {(c.variant, c.f, c.seed) for c in cfgs if c.seed} == (
+        {(v, 4, s) for v in ("row01", "favae") for s in (1, 2)} | {(r, 4, 1) for r in ch.CLAIM_ROWS})
+    assert [ch.VARIANTS[r].paper_row for r in ch.CLAIM_ROWS] == [3, 4, 6, 7, 8, 9]
     assert ch.configs("cpu", tables=("table2", "table1")) == [c for c in cfgs if c.seed == 0]
     assert ch.configs("gpu", tables=("repeats",)) == []  # repeat_seeds 1 there: no repeats
     t2 = {(c.variant, c.f) for c in ch.table2_configs("cpu")}
@@ -261,6 +264,39 @@ def test_seed_spread_is_the_largest_difference_between_seeds_of_one_model_and_gr
     rfid = t2["rFID ↓"].tolist()
     n_big = sum(abs(a - b) > 5.0 for i, a in enumerate(rfid) for b in rfid[i + 1:])
     assert f"{n_big} of the 78 pairs of Table 2 rows differ by more than that" in text and 0 < n_big < 78
+
+
+def test_claims_compare_seed_means_and_every_repeated_row_widens_the_yardstick() -> None:
+    from specvae.experiments import fa_vae_report as report
+
+    recs = _fake_records()  # seed 0: the paper's numbers (row 3: 30.65, row 4: 7.04, row 6: 7.39, row 7: 5.9)
+    runs = {(v, f, 0): r for (v, f), r in recs.items()}
+
+    def rec(rfid, psnr=20.0):
+        return {"metrics": {"ssim": 0.5, "psnr": psnr, "lpips_vgg": 0.2, "rfid": rfid, "converged": True}}
+
+    # seed 1: row 4 at 13.04 (mean 10.04), row 3 at 14.65 (mean 22.65), row 7 at 9.9 (mean 7.9); row 6 one seed
+    runs.update({("row04", 4, 1): rec(13.04, 21.0), ("row03", 4, 1): rec(14.65), ("row07", 4, 1): rec(9.9),
+                 ("row01", 4, 1): rec(10.12 + 1.0), ("row04", 8, 1): rec(1e6)})  # another f: never read here
+    # the yardstick: the largest max − min of any row with two seeds at f = 4 (row 3: 30.65 − 14.65 = 16)
+    assert report.seed_spread(runs) == pytest.approx(16.0)
+    ref2 = reference.load("lin2023", "table2")
+    t2 = report.table2(recs, ref2)
+    text = report.claims(recs, t2, report.orderings(t2), ref2, spread=5.0, runs=runs)
+    # row 4 vs row 3 by their means, 10.04 vs 22.65: a gap of 12.61 > 5, each seed listed
+    assert ("ours 10 (mean of 7.04 / 13) vs 22.6 (mean of 30.6 / 14.7): **holds**; the gap 12.6 is larger than the "
+            "seed-to-seed spread 5." in text)
+    # row 7 (mean 7.9) vs row 6 (one seed, 7.39): 0.51 apart, within the spread, and now against the claim
+    assert ("ours 7.9 (mean of 5.9 / 9.9) vs 7.39: **not resolved**: the gap 0.510 is within the seed-to-seed spread "
+            "5 (its sign goes against the claim)." in text)
+    # without runs, the same call reads seed 0 alone (7.04 vs 30.6)
+    assert "ours 7.04 vs 30.6: **holds**" in report.claims(recs, t2, report.orderings(t2), ref2, spread=5.0)
+    table = report.claim_seed_table(runs).set_index("Row")
+    assert table.index.tolist() == [3, 4, 7]  # VQ-GAN (row 1) is in seed_table; row 6 has one seed
+    assert table.loc[4, "rFID by seed"] == "7.04 / 13" and table.loc[4, "rFID mean"] == pytest.approx(10.04)
+    assert table.loc[3, "rFID max − min"] == pytest.approx(16.0) and table.loc[4, "PSNR mean"] == pytest.approx(20.5)
+    assert report.seed_table(runs)["Model"].unique().tolist() == ["VQ-GAN"]
+    assert report.claim_seed_table({k: v for k, v in runs.items() if k[2] == 0}).empty
 
 
 def test_table1_reading_follows_each_model_across_f_and_grades_the_gaps() -> None:

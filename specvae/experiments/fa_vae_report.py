@@ -10,7 +10,7 @@ Ref: Lin et al., CVPR 2023, Tables 1-3 and §4.2 (the claims checked in :func:`c
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from specvae.experiments.fa_vae import MAIN_F, TABLE1_F, TABLE2_ROWS, VARIANTS, 
 from specvae.experiments.store import converged_flag
 
 __all__ = ["convergence_mark", "table2", "table2_view", "table1", "table3", "orderings", "claims", "sigma_history",
-           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "seed_spread", "band_reading",
+           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "claim_seed_table", "seed_spread", "band_reading",
            "table1_reading",
            "CONVERGENCE_NOTE"]
 
@@ -177,11 +177,13 @@ def table1_reading(records: Mapping[tuple[str, int], dict], spread: Mapping[str,
     return "\n".join(out)
 
 
-def _repeated(runs: Mapping[tuple[str, int, int], dict], f: int) -> dict[str, dict[int, Mapping[str, Any]]]:
-    """The metrics of each model of :data:`_MODEL` stored at two or more seeds at ``f``: ``{variant: {seed:
-    metrics}}``, seeds in order (what :func:`seed_table` and :func:`seed_spread` both read)."""
+def _repeated(runs: Mapping[tuple[str, int, int], dict], f: int,
+              models: Iterable[str] | None = None) -> dict[str, dict[int, Mapping[str, Any]]]:
+    """The metrics of each model stored at two or more seeds at ``f``: ``{variant: {seed: metrics}}``, models in
+    the order of ``models`` (default: every variant, in :data:`~specvae.experiments.fa_vae.VARIANTS` order), seeds in
+    order (what :func:`seed_table`, :func:`claim_seed_table` and :func:`seed_spread` read)."""
     out = {}
-    for name in _MODEL:
+    for name in (VARIANTS if models is None else models):
         by_seed = {s: runs[(v, ff, s)]["metrics"] for (v, ff, s) in sorted(runs) if (v, ff) == (name, f)}
         if len(by_seed) >= 2:
             out[name] = by_seed
@@ -189,8 +191,9 @@ def _repeated(runs: Mapping[tuple[str, int, int], dict], f: int) -> dict[str, di
 
 
 def seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F) -> "Any":
-    """The models trained at more than one seed at ``f`` (VQ-GAN and FA-VAE, the chapter's repeats): one row per
-    model and seed, then one ``max − min`` row per model.
+    """The yardstick models trained at more than one seed at ``f`` (VQ-GAN and FA-VAE, the chapter's repeats): one
+    row per model and seed, then one ``max − min`` row per model. (The other rows trained at several seeds, the
+    ones the claims compare, are in :func:`claim_seed_table`.)
 
     ``runs``: stored records by ``(variant, f, seed)``. Empty when no model has two seeds.
     """
@@ -198,7 +201,7 @@ def seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F) -> "A
 
     cols = {"SSIM ↑": "ssim", "PSNR ↑": "psnr", "LPIPS ↓": "lpips_vgg", "rFID ↓": "rfid"}
     rows = []
-    for name, by_seed in _repeated(runs, f).items():
+    for name, by_seed in _repeated(runs, f, _MODEL).items():
         seeds, ms = list(by_seed), list(by_seed.values())
         rows += [{"Model": _MODEL[name], "Seed": str(s), **{c: m[k] for c, k in cols.items()},
                   "Conv.": convergence_mark(m)} for s, m in zip(seeds, ms)]
@@ -207,14 +210,39 @@ def seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F) -> "A
     return pd.DataFrame(rows)
 
 
+def claim_seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F) -> "Any":
+    """The Table 2 rows other than VQ-GAN trained at more than one seed at ``f`` (the rows the claims compare, see
+    :attr:`~specvae.experiments.fa_vae.Sizes.claim_seeds`): one line per row with its rFID at each seed, their mean
+    and ``max − min``, and its mean PSNR. Empty when no such row has two seeds."""
+    import pandas as pd
+
+    rows = []
+    for name, by_seed in _repeated(runs, f).items():
+        if name in _MODEL:
+            continue
+        rfid = [float(m["rfid"]) for m in by_seed.values()]
+        rows.append({"Row": VARIANTS[name].paper_row, "Setting": VARIANTS[name].label,
+                     "Seeds": ", ".join(map(str, by_seed)), "rFID by seed": " / ".join(_fmt(v) for v in rfid),
+                     "rFID mean": float(np.mean(rfid)), "rFID max − min": max(rfid) - min(rfid),
+                     "PSNR mean": float(np.mean([float(m["psnr"]) for m in by_seed.values()])),
+                     "Conv.": " ".join(convergence_mark(m) for m in by_seed.values())})
+    return pd.DataFrame(rows)
+
+
 def seed_spread(runs: Mapping[tuple[str, int, int], dict], key: str = "rfid", f: int = MAIN_F) -> float | None:
     """The largest difference between two seeds of one model in metric ``key`` (``max − min`` over the seeds of
-    each repeated model at ``f``, the largest over models): the measured yardstick for differences between rows.
-    ``None`` when no model has two seeds."""
+    each model stored at two or more seeds at ``f``, the largest over those models): the measured yardstick for
+    differences between rows. ``None`` when no model has two seeds."""
     spreads = [max(m[key] for m in ms.values()) - min(m[key] for m in ms.values())
                for ms in _repeated(runs, f).values()
                if all(math.isfinite(float(m[key])) for m in ms.values())]  # NaN: not computed (gpu)
     return max(spreads) if spreads else None
+
+
+def _seed_values(runs: Mapping[tuple[str, int, int], dict], name: str, f: int, key: str) -> list[float]:
+    """Metric ``key`` of row ``name`` at ``f`` at each stored seed, in seed order (NaN values left out)."""
+    vals = [float(runs[k]["metrics"].get(key, math.nan)) for k in sorted(runs) if k[:2] == (name, f)]
+    return [v for v in vals if math.isfinite(v)]
 
 
 def _resolved(a: float | None, b: float | None, spread: float | None) -> str:
@@ -393,21 +421,38 @@ def _paper_rfid(reference, row: int) -> float | None:
     return float(hit.iloc[0]) if len(hit) else None
 
 
-def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread: float | None = None) -> str:
+def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread: float | None = None,
+           runs: Mapping[tuple[str, int, int], dict] | None = None) -> str:
     """The paper's claims, each checked against our runs, as Markdown bullets (written from the numbers).
 
     ``reference``: the paper's Table 2 (``specvae.reference.load("lin2023", "table2")``); every paper number in
     the text is read from it. ``spread``: the measured seed-to-seed rFID spread (:func:`seed_spread`); each
     comparison then says whether its gap is larger than it. Without it the text says that one seed does not
-    resolve small differences.
+    resolve small differences. ``runs``: every stored record by ``(variant, f, seed)``; with it, a row stored at
+    several seeds at :data:`MAIN_F` enters the comparisons between rows with its seed mean (the seeds' values are
+    shown beside it), which moves less from seed to seed than one run, so grading a mean's gap against the spread
+    of single runs is the cautious side. Without it (or for a row with one seed) its one run is used.
     """
     f = MAIN_F
-    rf = lambda n, ff=f: _get(records, n, ff, "rfid")  # noqa: E731
     pr = lambda n: _paper_rfid(reference, VARIANTS[n].paper_row)  # noqa: E731
+
+    def values(n: str) -> list[float]:
+        if runs is not None:
+            return _seed_values(runs, n, f, "rfid")
+        v = _get(records, n, f, "rfid")
+        return [] if v is None else [float(v)]
+
+    def rf(n: str) -> float | None:
+        vals = values(n)
+        return float(np.mean(vals)) if vals else None
+
+    def ours(n: str) -> str:
+        vals = values(n)
+        return _fmt(rf(n)) + (f" (mean of {' / '.join(_fmt(v) for v in vals)})" if len(vals) > 1 else "")
 
     def pair(claim: str, a: str, b: str, rows: str) -> str:
         return (f"- **{claim}** ({rows}; rFID, paper {_fmt(pr(a))} vs {_fmt(pr(b))}: "
-                f"{_cmp(pr(a), pr(b))} there): ours {_fmt(rf(a))} vs {_fmt(rf(b))}: {_verdict(rf(a), rf(b), spread)}.")
+                f"{_cmp(pr(a), pr(b))} there): ours {ours(a)} vs {ours(b)}: {_verdict(rf(a), rf(b), spread)}.")
 
     out = [pair("FCMs help", "row04", "row03", "row 4 vs row 3, both with image FFL"),
            pair("Image FFL alone does not help a VQ-GAN", "row01", "row03", "row 1 vs row 3"),
@@ -424,7 +469,7 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread
         best = min(archs, key=rf)
         paper_best = min(archs, key=pr)
         out.append("- **CONV is the best FCM** (rows 7-9, rFID ours / paper: " + ", ".join(
-            f"{VARIANTS[n].fcm.upper()} {_fmt(rf(n))} / {_fmt(pr(n))}" for n in archs)
+            f"{VARIANTS[n].fcm.upper()} {ours(n)} / {_fmt(pr(n))}" for n in archs)
             + f"; best: paper {VARIANTS[paper_best].fcm.upper()}, ours {VARIANTS[best].fcm.upper()}): "
             + ("**holds**" if best == "row07" else _verdict(rf("row07"), rf(best), spread)) + ".")
     mu_rows = ("row10", "row11", "row12", "row13", "row14")
@@ -433,12 +478,12 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread
             v = np.asarray(values, float)
             return f"{_fmt(v.min())}-{_fmt(v.max())}, range {100 * (v.max() - v.min()) / v.mean():.0f} % of the mean"
 
-        ours = [rf(n) for n in mu_rows]
-        out.append(f"- **Kernel size matters little** (rows 10-14, rFID ours {range_of(ours)}; "
+        mu_ours = [rf(n) for n in mu_rows]
+        out.append(f"- **Kernel size matters little** (rows 10-14, rFID ours {range_of(mu_ours)}; "
                    f"paper {range_of([pr(n) for n in mu_rows])})"
                    + ("" if spread is None else
-                      f": our range {_fmt(max(ours) - min(ours))} is "
-                      + ("larger than" if max(ours) - min(ours) > spread else "within")
+                      f": our range {_fmt(max(mu_ours) - min(mu_ours))} is "
+                      + ("larger than" if max(mu_ours) - min(mu_ours) > spread else "within")
                       + f" the seed-to-seed spread {_fmt(spread)}") + ".")
     both = _table1_pairs(records, "rfid")
     wins, have = sum(b < a for _, a, b in both), len(both)

@@ -362,7 +362,7 @@ display(Markdown(report.band_reading(records, runs)))
 #   codebook 1024 × 256, for up to 800 epochs on V100s. We train on 64-px CelebA-style faces (a substitute: no
 #   attribute files, not certified CelebA-HQ) with the preset's width and one number of steps for every run (the
 #   same budget for every row of the ablation: no early stop, the convergence rule only flags); the note above
-#   gives the numbers. The `gpu` preset uses the paper's widths at 64 px, trained on one faces shard (about 4,500
+#   gives the numbers. The `gpu` preset uses the paper's widths at 64 px, trained on one faces shard (about 4,240
 #   faces: what a GPU-machine call can carry) with LPIPS-AlexNet; its runs leave rFID and LPIPS-VGG empty and
 #   evaluate zero-shot on the ImageNet samples only (see the reproducibility page, "Running the gpu preset").
 # - **f mapping.** At 64 px, f = 4 gives the paper's 16 × 16 token grid of f = 16 at 256 px, each token covering

@@ -159,11 +159,12 @@ ZERO_SHOT_DATA: dict[str, tuple[str, str, int]] = {"imagenet": ("imagenet-sample
                                                    "cifar10": ("cifar10", "test", 32)}
 #: the data sets the chapter trains on (every run trains on the faces; the zero-shot sets are only evaluated)
 DATASETS: tuple[str, ...] = ("faces",)
-#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 02``): one of the five faces shards (about
-#: 4,500 training and 500 held-out faces) and the 64-px ImageNet samples for Table 3. The CIFAR-10 subset (16.4 MiB)
-#: does not fit beside them and the checkout, so the ``gpu`` preset evaluates zero-shot on ImageNet only
+#: what the ``gpu`` runs read on a lent GPU machine (``specvae gpu stage 02``): one of the five faces shards, 04, the
+#: smallest (about 4,240 training and 470 held-out faces; the call has little room to spare), and the 64-px ImageNet
+#: samples for Table 3. The CIFAR-10 subset (16.4 MiB) does not fit beside them and the checkout, so the ``gpu``
+#: preset evaluates zero-shot on ImageNet only
 #: (``Sizes.zero_shot_sets``).
-GPU_DATA: dict[str, tuple[str, ...]] = {"faces": ("faces64/faces64-00.zip", "imagenet-samples/imagenet-samples-64.zip")}
+GPU_DATA: dict[str, tuple[str, ...]] = {"faces": ("faces64/faces64-04.zip", "imagenet-samples/imagenet-samples-64.zip")}
 #: the training loss's LPIPS trunk at ``gpu`` (AlexNet, 9.4 MiB; VGG's 56 MiB does not fit a call)
 GPU_WEIGHTS: tuple[str, ...] = ("lpips/alexnet_features.pth",)
 #: dependencies the device's Python lacks (its package list: /work/.library/device/KINDS.md), staged as wheels:
@@ -273,7 +274,7 @@ class Sizes:
 #: ``smoke``: seconds (CI); ``cpu``: the book's runs on the shared 2-core CPU (see :class:`Sizes`); ``gpu``: the
 #: paper's widths at 64 px (ch 128, 2 res blocks, z 256, codebook 1024, ndf 64) on one H100/H200, run over several
 #: 9-minute device calls (``specvae gpu stage 02``, see :mod:`specvae.gpu`): each call carries one faces shard (the
-#: training set is then about 4,500 faces; the run records which shards it read), trains :data:`GPU_WORKERS` runs side
+#: training set is then about 4,240 faces; the run records which shards it read), trains :data:`GPU_WORKERS` runs side
 #: by side and keeps the runs that finished. What travels is capped at 64 MiB, so the ``gpu`` preset trains with
 #: LPIPS-AlexNet (as ``cpu``), evaluates zero-shot on the ImageNet samples only, and leaves rFID and LPIPS-VGG NaN
 #: (their networks do not travel; the record lists them in ``extra.missing_metric_weights``). 2,500 steps at batch

@@ -97,9 +97,12 @@ def _fa_vae_checks(nb, outputs, results: Path) -> None:
     assert sum("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs) >= 4
     from specvae.experiments import fa_vae
 
-    assert len(list(results.glob("*.json"))) == len(fa_vae.configs("smoke")) == 20  # 18 + 2 seed repeats
+    # 18 + 2 seed repeats of VQ-GAN and FA-VAE + the 6 claim rows at seed 1
+    assert len(list(results.glob("*.json"))) == len(fa_vae.configs("smoke")) == 26
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
-    assert "max − min" in html  # the seed table, which grades the claims
+    assert "max − min" in html and "rFID by seed" in html  # the seed tables, which grade the claims
+    md = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert "The yardstick the claims use" in md and "(mean of " in md  # claims compare seed means
     toks = sorted(results.glob("*.tokenizer.safetensors"))
     assert len(toks) == 2 and all(t.stat().st_size < 20e6 for t in toks)
     tok = VQGAN.load_tokenizer(toks[0])

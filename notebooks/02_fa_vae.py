@@ -137,7 +137,8 @@ display(Markdown(note))
 # trained on our faces at f = 4 (a 16 × 16 token grid, as the paper's f = 16 at 256 px). SSIM and PSNR on [0, 1];
 # L1 on [−1, 1] images (as the paper's L1 appears to be); LPIPS-VGG; rFID on the held-out faces (TF-Inception, few
 # images: compare within the column, never with the paper's absolute values). "Conv." marks convergence (legend
-# below). The paper's columns are its CelebA-HQ numbers at 256 px.
+# below). The paper's columns are its CelebA-HQ numbers at 256 px. Each row is its seed-0 run; the rows the claims
+# compare were trained at further seeds too (see "How far one model moves from seed to seed").
 
 # %% tags=["remove-input"]
 t2 = report.table2(records, reference.load("lin2023", "table2"))

@@ -102,7 +102,8 @@ note = (
     + (f", and {len(repeats) - len(missing_repeats)} repeats at further seeds at f = {ch2.MAIN_F} (VQ-GAN and "
        f"FA-VAE at seeds {', '.join(str(s) for s in range(sizes.seeds, sizes.repeat_seeds))}, which measure "
        "run-to-run spread"
-       + (f"; rows {', '.join(str(ch2.VARIANTS[r].paper_row) for r in ch2.CLAIM_ROWS)} at seeds "
+       + (f"; rows {', '.join(str(ch2.VARIANTS[r].paper_row) for r in ch2.CLAIM_ROWS)} at seed"
+          f"{'s' if sizes.claim_seeds - sizes.seeds > 1 else ''} "
           f"{', '.join(str(s) for s in range(sizes.seeds, sizes.claim_seeds))}, which the claims compare"
           if sizes.claim_seeds > sizes.seeds else "") + ")"
        if len(repeats) > len(missing_repeats) else "")
@@ -203,7 +204,9 @@ claim_seeds = report.claim_seed_table(runs)
 if len(seeds):
     show(seeds, right=["SSIM ↑", "PSNR ↑", "LPIPS ↓", "rFID ↓"])
 if len(claim_seeds):
-    show(claim_seeds, right=["rFID by seed", "rFID mean", "rFID max − min", "PSNR mean"])
+    digits = {"rFID mean": 1, "rFID max − min": 1, "PSNR mean": 2}
+    show(claim_seeds.assign(**{c: claim_seeds[c].map(f"{{:.{d}f}}".format) for c, d in digits.items()}),
+         right=["rFID by seed", *digits])
 if spread is not None:
     display(Markdown(f"The yardstick the claims use: **{spread:.1f}** rFID (the largest max − min above)."))
 elif missing_repeats:

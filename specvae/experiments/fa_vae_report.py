@@ -471,7 +471,7 @@ def claims(records: Mapping[tuple[str, int], dict], t2, order, reference, spread
         out.append("- **CONV is the best FCM** (rows 7-9, rFID ours / paper: " + ", ".join(
             f"{VARIANTS[n].fcm.upper()} {ours(n)} / {_fmt(pr(n))}" for n in archs)
             + f"; best: paper {VARIANTS[paper_best].fcm.upper()}, ours {VARIANTS[best].fcm.upper()}): "
-            + ("**holds**" if best == "row07" else _verdict(rf("row07"), rf(best), spread)) + ".")
+            + _verdict(rf("row07"), rf(min(archs[1:], key=rf)), spread) + ".")  # CONV vs the better of the others
     mu_rows = ("row10", "row11", "row12", "row13", "row14")
     if all(rf(n) is not None for n in mu_rows):
         def range_of(values):

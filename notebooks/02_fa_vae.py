@@ -192,10 +192,10 @@ show(ref3.drop(columns=["table"]).rename(columns={
 # Every row above is one training run. To know which differences between rows are larger than chance, the VQ-GAN
 # and FA-VAE at f = 4 were trained at two more seeds (same data, same budget; the seed changes the initial
 # weights, the batches and the codebook's start), and the other rows that the paper's pair-wise claims compare
-# (rows 3, 4, 6 and 7) at one more seed. A few seeds per model are a rough yardstick, not an error bar: the claims below use
-# the largest range (max − min over its seeds) of any model trained at more than one seed, and compare each row's
-# mean over its seeds. A mean of two or three runs moves less than one run does, so grading it against the range of
-# single runs errs on the side of "not resolved".
+# (rows 3, 4, 6 and 7) at one more seed. A few seeds per model are a rough yardstick, not an error bar: the claims
+# below use the largest range (max − min over its seeds) of any model trained at more than one seed, and compare
+# each row's mean over its seeds. A mean of two or three runs moves less than one run does, so grading it against
+# the range of single runs errs on the side of "not resolved".
 
 # %% tags=["remove-input"]
 seeds = report.seed_table(runs)

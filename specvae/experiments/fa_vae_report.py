@@ -18,9 +18,8 @@ from specvae.experiments.fa_vae import MAIN_F, TABLE1_F, TABLE2_ROWS, VARIANTS, 
 from specvae.experiments.store import converged_flag
 
 __all__ = ["convergence_mark", "table2", "table2_view", "table1", "table3", "orderings", "claims", "sigma_history",
-           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "claim_seed_table", "seed_spread", "band_reading",
-           "table1_reading",
-           "CONVERGENCE_NOTE"]
+           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "claim_seed_table", "seed_spread",
+           "band_reading", "table1_reading", "CONVERGENCE_NOTE"]
 
 #: the legend of :func:`convergence_mark`
 CONVERGENCE_NOTE = ("Every run trains the same number of steps. ✓ converged by the rule (the reconstruction term "

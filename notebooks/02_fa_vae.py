@@ -204,9 +204,7 @@ claim_seeds = report.claim_seed_table(runs)
 if len(seeds):
     show(seeds, right=["SSIM ↑", "PSNR ↑", "LPIPS ↓", "rFID ↓"])
 if len(claim_seeds):
-    digits = {"rFID mean": 1, "rFID max − min": 1, "PSNR mean": 2}
-    show(claim_seeds.assign(**{c: claim_seeds[c].map(f"{{:.{d}f}}".format) for c, d in digits.items()}),
-         right=["rFID by seed", *digits])
+    show(report.claim_seed_view(claim_seeds), right=["rFID by seed", "rFID mean", "rFID max − min", "PSNR mean"])
 if spread is not None:
     display(Markdown(f"The yardstick the claims use: **{spread:.1f}** rFID (the largest max − min above)."))
 elif missing_repeats:

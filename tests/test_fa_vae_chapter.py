@@ -298,6 +298,9 @@ def test_claims_compare_seed_means_and_every_repeated_row_widens_the_yardstick()
     assert table.index.tolist() == [3, 4, 7]  # VQ-GAN (row 1) is in seed_table; row 6 has one seed
     assert table.loc[4, "rFID by seed"] == "7.04 / 13" and table.loc[4, "rFID mean"] == pytest.approx(10.04)
     assert table.loc[3, "rFID max − min"] == pytest.approx(16.0) and table.loc[4, "PSNR mean"] == pytest.approx(20.5)
+    view = report.claim_seed_view(report.claim_seed_table(runs)).set_index("Row")
+    assert (view.loc[4, "rFID mean"], view.loc[3, "rFID max − min"], view.loc[4, "PSNR mean"]) == ("10.0", "16.0",
+                                                                                                   "20.50")
     assert report.seed_table(runs)["Model"].unique().tolist() == ["VQ-GAN"]
     assert report.claim_seed_table({k: v for k, v in runs.items() if k[2] == 0}).empty
 

@@ -18,8 +18,8 @@ from specvae.experiments.fa_vae import MAIN_F, TABLE1_F, TABLE2_ROWS, VARIANTS, 
 from specvae.experiments.store import converged_flag
 
 __all__ = ["convergence_mark", "table2", "table2_view", "table1", "table3", "orderings", "claims", "sigma_history",
-           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "claim_seed_table", "seed_spread",
-           "band_reading", "table1_reading", "CONVERGENCE_NOTE"]
+           "sigma_movement", "pre_gan_change", "pre_gan_note", "seed_table", "claim_seed_table", "claim_seed_view",
+           "seed_spread", "band_reading", "table1_reading", "CONVERGENCE_NOTE"]
 
 #: the legend of :func:`convergence_mark`
 CONVERGENCE_NOTE = ("Every run trains the same number of steps. ✓ converged by the rule (the reconstruction term "
@@ -183,10 +183,15 @@ def _repeated(runs: Mapping[tuple[str, int, int], dict], f: int,
     order (what :func:`seed_table`, :func:`claim_seed_table` and :func:`seed_spread` read)."""
     out = {}
     for name in (VARIANTS if models is None else models):
-        by_seed = {s: runs[(v, ff, s)]["metrics"] for (v, ff, s) in sorted(runs) if (v, ff) == (name, f)}
+        by_seed = _by_seed(runs, name, f)
         if len(by_seed) >= 2:
             out[name] = by_seed
     return out
+
+
+def _by_seed(runs: Mapping[tuple[str, int, int], dict], name: str, f: int) -> dict[int, Mapping[str, Any]]:
+    """``{seed: metrics}`` of row ``name`` at ``f``, seeds in order."""
+    return {s: runs[(v, ff, s)]["metrics"] for (v, ff, s) in sorted(runs) if (v, ff) == (name, f)}
 
 
 def seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F) -> "Any":
@@ -228,6 +233,13 @@ def claim_seed_table(runs: Mapping[tuple[str, int, int], dict], f: int = MAIN_F)
     return pd.DataFrame(rows)
 
 
+def claim_seed_view(table) -> "Any":
+    """:func:`claim_seed_table` as the book prints it: the rFID mean and range to 1 decimal, the PSNR mean to 2 (as
+    :func:`table2_view` rounds them)."""
+    digits = {"rFID mean": 1, "rFID max − min": 1, "PSNR mean": 2}
+    return table.assign(**{c: [_fixed(v, d) for v in table[c]] for c, d in digits.items()})
+
+
 def seed_spread(runs: Mapping[tuple[str, int, int], dict], key: str = "rfid", f: int = MAIN_F) -> float | None:
     """The largest difference between two seeds of one model in metric ``key`` (``max − min`` over the seeds of
     each model stored at two or more seeds at ``f``, the largest over those models): the measured yardstick for
@@ -240,7 +252,7 @@ def seed_spread(runs: Mapping[tuple[str, int, int], dict], key: str = "rfid", f:
 
 def _seed_values(runs: Mapping[tuple[str, int, int], dict], name: str, f: int, key: str) -> list[float]:
     """Metric ``key`` of row ``name`` at ``f`` at each stored seed, in seed order (NaN values left out)."""
-    vals = [float(runs[k]["metrics"].get(key, math.nan)) for k in sorted(runs) if k[:2] == (name, f)]
+    vals = [float(m.get(key, math.nan)) for m in _by_seed(runs, name, f).values()]
     return [v for v in vals if math.isfinite(v)]
 
 

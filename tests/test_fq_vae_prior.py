@@ -235,5 +235,7 @@ def test_spectra_reading_measures_the_missing_high_frequency_power():
     assert "6.0 dB less power than the held-out faces for FQ-VAE (+0.0 dB against" in text
     assert "FQ-VAE's samples are the smoother: quantising frequency components did not keep" in text
     arrays["FQ-VAE"]["profile_samples"] = real + 1
-    assert "CVQ-VAE's samples are the smoother." in report.reading_prior_spectra(arrays)
+    more = report.reading_prior_spectra(arrays)
+    assert "CVQ-VAE's samples are the smoother." in more
+    assert ", 1.0 dB more power than the held-out faces for FQ-VAE (+7.0 dB against" in more  # a magnitude, no sign
     assert report.reading_prior_spectra({}) == ""

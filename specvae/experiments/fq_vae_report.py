@@ -1088,7 +1088,7 @@ def reading_prior_spectra(arrays: dict[str, dict[str, np.ndarray]], cut: float =
     if not gaps:
         return ""
     text = (f"Above {cut:g} cycles/pixel the samples have " + ", ".join(
-        f"{-d:.1f} dB {'less' if d < 0 else 'more'} power than the held-out faces for {label} ({dr:+.1f} dB against "
+        f"{abs(d):.1f} dB {'less' if d < 0 else 'more'} power than the held-out faces for {label} ({dr:+.1f} dB against "
         "its own reconstructions)" for label, (d, dr) in gaps.items()) + ".")
     if len(gaps) == 2:
         smoother = min(gaps, key=lambda k: gaps[k][0])
